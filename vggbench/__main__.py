@@ -1,0 +1,3 @@
+from vggbench.cli import main
+
+main()

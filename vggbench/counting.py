@@ -1,0 +1,209 @@
+"""Parameters, MACs and receptive fields.
+
+MACs are multiply-accumulates, counted by fvcore (which names them "flops"); FLOPs = 2 x MACs.
+fvcore has no handler for max-pool or for the ops LRN decomposes into, so it would skip them with a
+warning. We give each an explicit handler: max-pool does comparisons and no MACs (0); LRN costs one
+MAC per element of its window, the sum of squares over `size` channels (out elements x size); its
+remaining element-wise ops (scale, add, power, divide, pad) do no multiply-accumulates (0).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import warnings
+
+import torch
+from torch import nn
+
+with warnings.catch_warnings():  # fvcore's import touches the deprecated torch.jit.script
+    warnings.simplefilter("ignore", FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+
+from vggbench import paper
+from vggbench.models import VGG, ModelSpec, uninitialised_model
+
+logging.getLogger("fvcore").setLevel(logging.ERROR)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def paper_millions(params: int) -> int:
+    """Parameters in millions, rounded to the nearest million as Table 2 prints them."""
+    return int(params / 1e6 + 0.5)
+
+
+def _output_numel(outputs: list[Any]) -> int:
+    shape = outputs[0].type().sizes()
+    return math.prod(shape) if shape else 0
+
+
+def _no_macs(inputs: list[Any], outputs: list[Any]) -> int:
+    return 0
+
+
+def _window_sum_macs(inputs: list[Any], outputs: list[Any]) -> int:
+    """LRN's stride-1 avg_pool3d over (size, 1, 1): one MAC per output element per window place.
+
+    The window is read off the shapes (input = output + window - 1 along each pooled dim)."""
+    in_shape, out_shape = inputs[0].type().sizes(), outputs[0].type().sizes()
+    window = math.prod(i - o + 1 for i, o in zip(in_shape[-3:], out_shape[-3:]))
+    return _output_numel(outputs) * window
+
+
+_EXTRA_HANDLES = {
+    "aten::max_pool2d": _no_macs,
+    "aten::avg_pool3d": _window_sum_macs,
+    "aten::mul": _no_macs,  # LRN: the squares (folded into the window MACs) and the alpha scale
+    "aten::add": _no_macs,  # LRN: + k
+    "aten::pow": _no_macs,  # LRN: ^ beta
+    "aten::div": _no_macs,  # LRN: x / denominator
+    "aten::pad": _no_macs,  # LRN: channel padding
+    "aten::constant_pad_nd": _no_macs,
+}
+
+
+def mac_analysis(model: nn.Module, size: int | tuple[int, int]) -> FlopCountAnalysis:
+    """fvcore's analysis of one image of `size` (square, or (h, w)), with every op handled."""
+    h, w = (size, size) if isinstance(size, int) else size
+    parameter = next(model.parameters())
+    image = torch.zeros(1, 3, h, w, dtype=parameter.dtype, device=parameter.device)
+    analysis = FlopCountAnalysis(model.eval(), image).set_op_handle(**_EXTRA_HANDLES)
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    analysis.tracer_warnings("none")
+    return analysis
+
+
+def count_macs(model: VGG, size: int | tuple[int, int]) -> tuple[int, int]:
+    """(conv-only MACs, total MACs) for one image: conv-only excludes the classifier."""
+    by_module = mac_analysis(model, size).by_module()
+    return by_module["features"], by_module[""]
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One row of the per-layer breakdown."""
+
+    layer: str
+    kind: str
+    output_shape: tuple[int, ...]
+    params: int
+    macs: int
+    receptive_field: int | None  # in input pixels; None after FC6, which sees the whole crop
+    jump: int | None  # distance in input pixels between neighbouring outputs
+
+
+def _describe(module: nn.Module) -> str:
+    if isinstance(module, nn.Conv2d):
+        k = module.kernel_size[0]
+        return f"conv{k}x{k}-{module.out_channels}"
+    if isinstance(module, nn.Linear):
+        return f"FC-{module.out_features}"
+    if isinstance(module, nn.MaxPool2d):
+        return "maxpool 2x2/2"
+    if isinstance(module, nn.LocalResponseNorm):
+        return f"LRN (size {module.size})"
+    return type(module).__name__
+
+
+def receptive_fields(model: VGG) -> dict[str, tuple[int, int]]:
+    """Receptive field and jump (input pixels) after each layer of `features`.
+
+    A k x k layer of stride s grows the field by (k - 1) x jump and multiplies the jump by s."""
+    fields, rf, jump = {}, 1, 1
+    for index, module in enumerate(model.features):
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
+            kernel, stride = nn.modules.utils._pair(module.kernel_size)[0], nn.modules.utils._pair(module.stride)[0]
+            rf, jump = rf + (kernel - 1) * jump, jump * stride
+        fields[f"features.{index}"] = (rf, jump)
+    return fields
+
+
+def receptive_field(spec: ModelSpec) -> int:
+    """Receptive field (input pixels) of one unit after the last max-pool."""
+    return list(receptive_fields(uninitialised_model(spec)).values())[-1][0]
+
+
+def layer_breakdown(spec: ModelSpec, size: int | None = None) -> list[LayerRow]:
+    """Per-layer output shape, parameters, MACs, receptive field and jump for one image.
+
+    With no `size`, the FC form at the spec's crop; with a larger size, the fully-convolutional form.
+    """
+    size = size or spec.crop
+    model = uninitialised_model(spec, fully_convolutional=size != spec.crop).eval()
+    by_module = mac_analysis(model, size).by_module()
+    fields = receptive_fields(model)
+    shapes: dict[str, tuple[int, ...]] = {}
+    named = [(f"features.{i}", m) for i, m in enumerate(model.features)]
+    named += [(f"classifier.{i}", m) for i, m in enumerate(model.classifier)]
+    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
+             for n, m in named]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    return [
+        LayerRow(name, _describe(module), shapes[name], count_parameters(module), by_module.get(name, 0),
+                 *fields.get(name, (None, None)))
+        for name, module in named
+        if not isinstance(module, (nn.ReLU, nn.Dropout))
+    ]
+
+
+@dataclass(frozen=True)
+class NetSummary:
+    """One row of `vggbench params`: Table 2 beside our exact counts and MACs."""
+
+    config: str
+    weight_layers: int
+    params: int
+    params_millions: int
+    paper_params_millions: int | None
+    agrees: bool | None
+    conv_macs: int
+    macs: int
+    flops: int
+    receptive_field: int
+
+
+def summarize(spec: ModelSpec) -> NetSummary:
+    model = uninitialised_model(spec).eval()
+    params = count_parameters(model)
+    conv_macs, macs = count_macs(model, spec.crop)
+    paper_value = paper.TABLE2_PARAMS_MILLIONS.get(spec.config)
+    comparable = spec.num_classes == paper.NUM_CLASSES and spec.crop == paper.PAPER_CROP and spec.width == 1
+    agrees = paper_millions(params) == paper_value if paper_value is not None and comparable else None
+    return NetSummary(spec.config, spec.architecture.weight_layers, params, paper_millions(params),
+                      paper_value, agrees, conv_macs, macs, 2 * macs, receptive_field(spec))
+
+
+@dataclass(frozen=True)
+class FilterStack:
+    """Section 2.3: a stack of n 3x3 convs against one (2n+1)x(2n+1) conv, C channels in and out."""
+
+    layers: int
+    receptive_field: int
+    stack_params: int
+    single_params: int
+    stack_nonlinearities: int
+    single_nonlinearities: int
+
+    @property
+    def saving(self) -> float:
+        """Fraction of the single large conv's weights that the stack saves."""
+        return 1 - self.stack_params / self.single_params
+
+
+def small_filter_table(channels: int = 512, max_layers: int = 3) -> list[FilterStack]:
+    """Weights (biases excluded, as the paper counts them: 27C^2 vs 49C^2 for n = 3)."""
+    rows = []
+    for n in range(1, max_layers + 1):
+        field = 2 * n + 1
+        rows.append(FilterStack(n, field, n * 9 * channels**2, field**2 * channels**2, n, 1))
+    return rows
