@@ -1,0 +1,439 @@
+"""The paper's test protocols (Section 3.2) and top-1/top-5 error, on tensors.
+
+Protocols, each giving one softmax posterior per image and test scale Q (pixels of the shorter side):
+- center: one crop x crop center crop of the image rescaled to Q, through the FC net.
+- dense: the fully-convolutional net on the whole rescaled image (any aspect ratio); the class
+  score map is spatially averaged (the paper's "sum-pooled"; a mean, which gives the same argmax
+  and, unlike a sum, the same softmax as the FC net at Q = crop), then softmax; the softmax of the
+  image and of its horizontal flip are averaged.
+- multi-crop: a 5x5 regular grid of crop x crop crops (corners included) x 2 flips = 50 crops per
+  scale (150 over three scales), through the FC net; softmax averaged over the crops.
+- multi-crop+dense: the average of the two methods' posteriors (each already averaged over scales).
+Over several test scales the posteriors are averaged over scales; fusion averages posteriors over
+models (Table 6). Each model's posterior is computed once per base method and scale and reused for
+fusion and for multi-crop+dense.
+
+Costs: forward passes per image (net evaluations, summed over scales, flips, crops and fused
+models) and MACs per image (multiply-accumulates, the conv form at each actual input size for
+dense, the FC form at the crop for center and multi-crop), counted exactly as
+`counting.count_macs` counts them but from shapes alone (a meta-device pass), so that ImageNet's
+many image sizes cost nothing to count.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from vggbench import paper
+from vggbench.errors import VggbenchError
+from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional
+
+CENTER, DENSE, MULTI_CROP, BOTH = "center", "dense", "multi-crop", "multi-crop+dense"
+METHODS = (CENTER, DENSE, MULTI_CROP, BOTH)
+BASE_METHODS = (CENTER, DENSE, MULTI_CROP)
+METHOD_HELP = "center, dense, multi-crop or multi-crop+dense (repeat the option or give a comma list)"
+_METHOD_ALIASES = {"multi-crop&dense": BOTH, "dense+multi-crop": BOTH, "multicrop": MULTI_CROP, "both": BOTH}
+
+#: An uint8 batch (b, 3, H, W) or a list of uint8 images (3, H_i, W_i) of different sizes.
+Images = torch.Tensor | Sequence[torch.Tensor]
+#: uint8 images (g, 3, H, W) of one shape and a test scale Q in pixels -> float net input on the device.
+Prepare = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def parse_methods(specs: Iterable[str]) -> list[str]:
+    """'dense', 'multi-crop,dense', ... -> canonical method names in METHODS order, no repeats."""
+    chosen = set()
+    for spec in specs:
+        for part in str(spec).split(","):
+            name = part.strip().lower().replace("_", "-").replace(" ", "")
+            if not name:
+                continue
+            name = _METHOD_ALIASES.get(name, name)
+            if name not in METHODS:
+                raise VggbenchError(f"unknown method {part.strip()!r}; choose {METHOD_HELP}")
+            chosen.add(name)
+    if not chosen:
+        raise VggbenchError(f"no evaluation method given; choose {METHOD_HELP}")
+    return [m for m in METHODS if m in chosen]
+
+
+def base_methods(methods: Iterable[str]) -> list[str]:
+    """The protocols that must run for `methods` (multi-crop+dense needs both of its parts)."""
+    needed = set()
+    for method in methods:
+        needed.update((DENSE, MULTI_CROP) if method == BOTH else (method,))
+    return [m for m in BASE_METHODS if m in needed]
+
+
+def check_scales(scales_px: Sequence[int], crop: int) -> tuple[int, ...]:
+    """Test scales in pixels: at least one, none below the crop."""
+    scales = tuple(int(q) for q in scales_px)
+    if not scales:
+        raise VggbenchError("no test scale given; use --scales single, multi, jitter or e.g. 224,256,288")
+    small = [q for q in scales if q < crop]
+    if small:
+        raise VggbenchError(
+            f"test scale {small[0]} px is below the crop ({crop} px): a crop cannot be cut from a smaller image; "
+            f"use scales of at least {crop} px (224 in paper units)"
+        )
+    return scales
+
+
+# --- The protocols, on a float batch already rescaled to Q and normalised ----------------------
+
+
+def scores_to_probabilities(scores: torch.Tensor) -> torch.Tensor:
+    """Softmax over classes of (N, K) logits or of a (N, K, h, w) map spatially averaged first."""
+    if scores.dim() == 4:
+        scores = scores.mean(dim=(2, 3))
+    return torch.softmax(scores.float(), dim=1)
+
+
+def dense_probabilities(conv_model: VGG, x: torch.Tensor, flip: bool = True) -> torch.Tensor:
+    """Dense evaluation of a batch of equal-size images: (N, K) posteriors.
+
+    The image and its horizontal flip go through the net as one batch of 2N."""
+    n = x.shape[0]
+    inputs = torch.cat([x, x.flip(-1)]) if flip else x
+    probs = scores_to_probabilities(conv_model(inputs))
+    return 0.5 * (probs[:n] + probs[n:]) if flip else probs
+
+
+def grid_offsets(length: int, crop: int, grid: int = paper.CROP_GRID) -> torch.Tensor:
+    """`grid` regularly spaced crop offsets along a side, first 0 and last length - crop."""
+    if length < crop:
+        raise VggbenchError(f"an image side of {length} px is below the crop ({crop} px)")
+    return torch.linspace(0, length - crop, grid).round().long()
+
+
+def grid_crops(x: torch.Tensor, crop: int, grid: int = paper.CROP_GRID, flips: bool = True) -> torch.Tensor:
+    """The multi-crop views of a batch: (N, grid*grid*(2 if flips), C, crop, crop).
+
+    Crops are cut by advanced indexing in one gather (no loop over crops): row-major over the grid,
+    then, with `flips`, the same crops mirrored horizontally in the same order."""
+    n, c, h, w = x.shape
+    span = torch.arange(crop, device=x.device)
+    rows = grid_offsets(h, crop, grid).to(x.device)[:, None] + span  # (grid, crop)
+    cols = grid_offsets(w, crop, grid).to(x.device)[:, None] + span
+    crops = x[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # (N, C, grid, grid, crop, crop)
+    crops = crops.permute(0, 2, 3, 1, 4, 5).reshape(n, grid * grid, c, crop, crop)
+    return torch.cat([crops, crops.flip(-1)], dim=1) if flips else crops
+
+
+def center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if min(h, w) < crop:
+        raise VggbenchError(f"an image of {h}x{w} px is smaller than the crop ({crop} px)")
+    top, left = (h - crop) // 2, (w - crop) // 2
+    return x[..., top:top + crop, left:left + crop]
+
+
+def center_probabilities(fc_model: VGG, x: torch.Tensor, crop: int) -> torch.Tensor:
+    return scores_to_probabilities(fc_model(center_crop(x, crop)))
+
+
+def multi_crop_probabilities(fc_model: VGG, x: torch.Tensor, crop: int, max_batch: int = 250,
+                             grid: int = paper.CROP_GRID, flips: bool = True) -> torch.Tensor:
+    """Multi-crop evaluation of a batch of equal-size images: (N, K), the mean softmax over crops.
+
+    All crops of an image go through the net in the same forward pass; a pass holds as many whole
+    images' crops as fit in `max_batch` net inputs (at least one image)."""
+    crops = grid_crops(x, crop, grid, flips)
+    n, per_image = crops.shape[:2]
+    step = max(1, max_batch // per_image)
+    out = []
+    for start in range(0, n, step):
+        chunk = crops[start:start + step]
+        probs = scores_to_probabilities(fc_model(chunk.reshape(-1, *chunk.shape[2:])))
+        out.append(probs.view(chunk.shape[0], per_image, -1).mean(dim=1))
+    return torch.cat(out)
+
+
+def fuse(posteriors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Table 6's fusion: the mean of several models' softmax posteriors."""
+    if not posteriors:
+        raise VggbenchError("nothing to fuse")
+    shapes = {tuple(p.shape) for p in posteriors}
+    if len(shapes) > 1:
+        raise VggbenchError(f"cannot fuse posteriors of different shapes {sorted(shapes)}: the models' class sets differ")
+    return torch.stack(list(posteriors)).mean(dim=0)
+
+
+def check_same_classes(class_sets: Sequence[Sequence[str] | int], names: Sequence[str] | None = None) -> None:
+    """Fusion needs one class set: the same class names in the same order (or the same count)."""
+    def key(classes: Sequence[str] | int) -> object:
+        return classes if isinstance(classes, int) else list(classes)
+
+    for index, other in enumerate(class_sets[1:], start=1):
+        if key(other) != key(class_sets[0]):
+            who = f"{names[0]} and {names[index]}" if names else f"model 1 and model {index + 1}"
+            raise VggbenchError(f"cannot fuse {who}: their class sets differ; fuse only models trained on one dataset")
+
+
+# --- Errors ------------------------------------------------------------------------------------
+
+
+def effective_k(k: int, num_classes: int) -> int:
+    """Top-k with fewer than k classes is top-K (every label is then in the top K: error 0)."""
+    return min(k, num_classes)
+
+
+def topk_correct(probabilities: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, int]:
+    """How many labels are among the top-min(k, K) classes, for each k."""
+    labels = labels.to(probabilities.device).long()
+    top = probabilities.topk(effective_k(max(ks), probabilities.shape[1]), dim=1).indices
+    hits = top == labels[:, None]
+    return {k: int(hits[:, :effective_k(k, probabilities.shape[1])].any(dim=1).sum()) for k in ks}
+
+
+def topk_errors(probabilities: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """{'top1_err': %, 'top5_err': %}: the percentage of images whose label is not among the
+    k highest-scoring classes; with K < k classes, top-k means top-K (error 0 by definition)."""
+    n = len(labels)
+    if n == 0:
+        raise VggbenchError("no images to evaluate")
+    correct = topk_correct(probabilities, labels, ks)
+    return {f"top{k}_err": 100.0 * (n - correct[k]) / n for k in ks}
+
+
+# --- Costs -------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def _meta_model(spec: ModelSpec, fully_convolutional: bool) -> VGG:
+    with torch.device("meta"):
+        return VGG(spec, fully_convolutional).eval()
+
+
+@functools.lru_cache(maxsize=4096)
+def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width: int) -> int:
+    """MACs of one net evaluation on one (height x width) input, as `counting.count_macs` counts
+    them (conv and linear weights x outputs; LRN one MAC per output per window channel; pools 0),
+    read from a shape-only pass on the meta device, so it is instant for any size."""
+    model = _meta_model(spec, fully_convolutional)
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+        elif isinstance(module, nn.LocalResponseNorm):
+            total += output.numel() * module.size
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear, nn.LocalResponseNorm))]
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, 3, height, width, device="meta"))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+def rescaled_size(height: int, width: int, side: int) -> tuple[int, int]:
+    """(h, w) after an isotropic rescale of the shorter side to `side` (longer side rounded)."""
+    if height <= width:
+        return side, max(side, int(width * side / height + 0.5))
+    return max(side, int(height * side / width + 0.5)), side
+
+
+# --- Evaluation over a dataset ----------------------------------------------------------------
+
+
+@dataclass
+class EvalResult:
+    """One method's result over a set of images (for one model or a fusion of several)."""
+
+    method: str
+    top1_err: float
+    top5_err: float
+    images: int
+    forward_passes_per_image: float
+    macs_per_image: float
+    seconds: float
+    images_per_s: float
+    scales_px: tuple[int, ...] = ()
+    crop: int = 0
+    top5_k: int = 5  # min(5, classes): what "top-5" means here
+    members: list[dict[str, float]] = field(default_factory=list)  # each fused model's errors alone
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Net:
+    fc: VGG
+    conv: VGG
+    spec: ModelSpec
+
+
+def _nets(models: Sequence[VGG], device: torch.device | str) -> list[_Net]:
+    if not models:
+        raise VggbenchError("no model to evaluate")
+    nets = []
+    for model in models:
+        fc = model if not model.fully_convolutional else to_fully_connected(model)
+        conv = model if model.fully_convolutional else to_fully_convolutional(model)
+        nets.append(_Net(fc.to(device).eval(), conv.to(device).eval(), model.spec))
+    classes = [n.spec.num_classes for n in nets]
+    if len(set(classes)) > 1:
+        raise VggbenchError(f"cannot fuse models with different numbers of classes {classes}; fuse models of one dataset")
+    crops = {n.spec.crop for n in nets}
+    if len(crops) > 1:
+        raise VggbenchError(f"cannot fuse models trained at different crops {sorted(crops)}; fuse models of one crop size")
+    return nets
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
+    """Equal-shape groups of a batch: [(indices in the batch, uint8 (g, 3, H, W))]."""
+    if isinstance(images, torch.Tensor):
+        return [(list(range(images.shape[0])), images)]
+    by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for index, image in enumerate(images):
+        by_shape[tuple(image.shape)].append(index)
+    return [(idx, torch.stack([images[i] for i in idx])) for idx in by_shape.values()]
+
+
+def evaluate_batches(
+    models: Sequence[VGG],
+    batches: Iterable[tuple[Images, torch.Tensor]],
+    prepare: Prepare,
+    *,
+    methods: Sequence[str],
+    scales_px: Sequence[int],
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    max_images: int | None = None,
+    flip: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, EvalResult]:
+    """Evaluate one model, or the fusion of several, with each of `methods` over `scales_px`.
+
+    `batches` yields (uint8 images, labels); `prepare(images, q)` rescales a same-shape uint8 group
+    to test scale q and normalises it (the net's input, on `device`). Each model's posterior is
+    computed once per base method and scale and reused for fusion and for multi-crop+dense.
+    `batch_size` caps net inputs per forward pass (dense counts an image and its flip as two; the
+    50 crops of an image are never split). Timing covers preprocessing and the forward passes of
+    each base method (multi-crop+dense: both), excluding data loading."""
+    device = torch.device(device)
+    methods = parse_methods(methods)
+    bases = base_methods(methods)
+    nets = _nets(models, device)
+    crop, num_classes = nets[0].spec.crop, nets[0].spec.num_classes
+    scales = check_scales(scales_px, crop)
+    ks = (1, 5)
+    n_models = len(nets)
+    correct = {m: dict.fromkeys(ks, 0) for m in methods}
+    member_correct = {m: [dict.fromkeys(ks, 0) for _ in nets] for m in methods}
+    seconds = dict.fromkeys(bases, 0.0)
+    prep_seconds = 0.0
+    macs = dict.fromkeys(bases, 0)
+    passes = dict.fromkeys(bases, 0)
+    seen = 0
+    views = paper.CROP_GRID**2 * (2 if flip else 1)
+    with torch.inference_mode():
+        for images, labels in batches:
+            labels = torch.as_tensor(labels).long()
+            if max_images is not None and seen + len(labels) > max_images:
+                keep = max_images - seen
+                images, labels = images[:keep], labels[:keep]
+            b = len(labels)
+            if b == 0:
+                break
+            if int(labels.max()) >= num_classes or int(labels.min()) < 0:
+                raise VggbenchError(
+                    f"a label ({int(labels.max())}) is outside the model's {num_classes} classes; "
+                    "evaluate on the dataset the model was trained on"
+                )
+            posterior = {(i, m): torch.zeros(b, num_classes, device=device) for i in range(n_models) for m in bases}
+            groups = _groups(images)
+            for q in scales:
+                # rescale each original shape once, then merge groups that land on the same shape
+                merged: dict[tuple[int, int], list[tuple[list[int], torch.Tensor]]] = defaultdict(list)
+                _sync(device)
+                start = time.perf_counter()
+                for indices, group in groups:
+                    x = prepare(group.to(device), q)
+                    merged[tuple(x.shape[-2:])].append((indices, x))
+                _sync(device)
+                prep_seconds += time.perf_counter() - start
+                for (h, w), parts in merged.items():
+                    indices = [i for idx, _ in parts for i in idx]
+                    x = torch.cat([p for _, p in parts]) if len(parts) > 1 else parts[0][1]
+                    where = torch.tensor(indices, device=device)
+                    g = len(indices)
+                    for i, net in enumerate(nets):
+                        for method in bases:
+                            start = time.perf_counter()
+                            if method == DENSE:
+                                step = max(1, batch_size // (2 if flip else 1))
+                                p = torch.cat([dense_probabilities(net.conv, x[s:s + step], flip)
+                                               for s in range(0, g, step)])
+                                macs[DENSE] += g * (2 if flip else 1) * macs_per_pass(net.spec, True, h, w)
+                                passes[DENSE] += g * (2 if flip else 1)
+                            elif method == MULTI_CROP:
+                                p = multi_crop_probabilities(net.fc, x, crop, max(batch_size, views), flips=flip)
+                                macs[MULTI_CROP] += g * views * macs_per_pass(net.spec, False, crop, crop)
+                                passes[MULTI_CROP] += g * views
+                            else:
+                                p = torch.cat([center_probabilities(net.fc, x[s:s + batch_size], crop)
+                                               for s in range(0, g, batch_size)])
+                                macs[CENTER] += g * macs_per_pass(net.spec, False, crop, crop)
+                                passes[CENTER] += g
+                            posterior[i, method].index_add_(0, where, p, alpha=1.0 / len(scales))
+                            _sync(device)
+                            seconds[method] += time.perf_counter() - start
+            for method in methods:
+                members = [0.5 * (posterior[i, DENSE] + posterior[i, MULTI_CROP]) if method == BOTH
+                           else posterior[i, method] for i in range(n_models)]
+                for key, value in topk_correct(fuse(members), labels, ks).items():
+                    correct[method][key] += value
+                if n_models > 1:
+                    for i, member in enumerate(members):
+                        for key, value in topk_correct(member, labels, ks).items():
+                            member_correct[method][i][key] += value
+            seen += b
+            if progress is not None:
+                progress(b)
+            if max_images is not None and seen >= max_images:
+                break
+    if seen == 0:
+        raise VggbenchError("no images to evaluate: the validation set is empty; check --data and --limit-val")
+    results = {}
+    for method in methods:
+        parts = (DENSE, MULTI_CROP) if method == BOTH else (method,)
+        secs = prep_seconds + sum(seconds[p] for p in parts)
+        err = {k: 100.0 * (seen - correct[method][k]) / seen for k in ks}
+        results[method] = EvalResult(
+            method=method,
+            top1_err=err[1],
+            top5_err=err[5],
+            images=seen,
+            forward_passes_per_image=sum(passes[p] for p in parts) / seen,
+            macs_per_image=sum(macs[p] for p in parts) / seen,
+            seconds=secs,
+            images_per_s=seen / secs if secs > 0 else float("inf"),
+            scales_px=scales,
+            crop=crop,
+            top5_k=effective_k(5, num_classes),
+            members=[{"top1_err": 100.0 * (seen - c[1]) / seen, "top5_err": 100.0 * (seen - c[5]) / seen}
+                     for c in member_correct[method]] if n_models > 1 else [],
+        )
+    return results
