@@ -45,7 +45,7 @@ def params(
     size: int = typer.Option(paper.PAPER_CROP, help="input size in pixels, a multiple of 32"),
     filters: bool = typer.Option(False, "--filters", help="show Section 2.3's stacked 3x3 vs large-filter table"),
     channels: int = typer.Option(512, help="channels for --filters"),
-    write: Path = typer.Option(None, "--write", help="also render Table 2 as Markdown and LaTeX into this folder"),
+    write: Path = typer.Option(None, "--write", help="also render Table 2 (224 px, 1000 classes, as the paper) as Markdown and LaTeX into this folder"),
 ) -> None:
     """Table 2 (parameters), MACs, FLOPs, per-layer breakdown and receptive fields."""
     from vggbench import report

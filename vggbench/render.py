@@ -39,8 +39,8 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
 def render_table(frame: pd.DataFrame, title: str | None = None, width: int = 160) -> str:
     """A rich table as text (used for the terminal)."""
     table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
+    for column, justify in zip(frame.columns, _alignment(frame)):
+        table.add_column(str(column), justify=justify)
     for row in _display(frame).itertuples(index=False):
         table.add_row(*row)
     console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
@@ -48,14 +48,18 @@ def render_table(frame: pd.DataFrame, title: str | None = None, width: int = 160
     return console.file.getvalue()
 
 
+def _alignment(frame: pd.DataFrame) -> list[str]:
+    """Numbers right, text left, decided on the raw values (display turns all into text)."""
+    return ["right" if pd.api.types.is_numeric_dtype(frame[c]) else "left" for c in frame.columns]
+
+
 def render_markdown(frame: pd.DataFrame) -> str:
-    return _display(frame).to_markdown(index=False) + "\n"
+    return _display(frame).to_markdown(index=False, colalign=_alignment(frame)) + "\n"
 
 
 def render_latex(frame: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
-    shown = _display(frame)
-    align = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
-    return shown.to_latex(index=False, caption=caption, label=label, column_format=align, escape=True)
+    align = "".join(a[0] for a in _alignment(frame))
+    return _display(frame).to_latex(index=False, caption=caption, label=label, column_format=align, escape=True)
 
 
 def render(frame: pd.DataFrame, fmt: str, title: str | None = None) -> str:

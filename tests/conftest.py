@@ -1,0 +1,38 @@
+"""Shared test helpers: run the CLI in-process and capture what it prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from vggbench.cli import run
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Call `cli("params", "--format", "json")` and get exit code, stdout and stderr."""
+
+    def invoke(*argv: str) -> CliResult:
+        code = run(list(argv))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return invoke
+
+
+def assert_one_line_error(result: CliResult, *fragments: str) -> None:
+    """Bad input: exit 2, one line on stderr naming the problem, no traceback."""
+    assert result.code == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
