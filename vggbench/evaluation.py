@@ -241,13 +241,6 @@ def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width
     return total
 
 
-def rescaled_size(height: int, width: int, side: int) -> tuple[int, int]:
-    """(h, w) after an isotropic rescale of the shorter side to `side` (longer side rounded)."""
-    if height <= width:
-        return side, max(side, int(width * side / height + 0.5))
-    return max(side, int(height * side / width + 0.5)), side
-
-
 # --- Evaluation over a dataset ----------------------------------------------------------------
 
 
@@ -263,7 +256,7 @@ class EvalResult:
     macs_per_image: float
     seconds: float
     images_per_s: float
-    scales_px: tuple[int, ...] = ()
+    scales_px: tuple = ()  # the test scales in pixels; one tuple per model when fused models differ
     crop: int = 0
     top5_k: int = 5  # min(5, classes): what "top-5" means here
     members: list[dict[str, float]] = field(default_factory=list)  # each fused model's errors alone
@@ -311,13 +304,24 @@ def _groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
     return [(idx, torch.stack([images[i] for i in idx])) for idx in by_shape.values()]
 
 
+def _per_model_scales(scales_px: Sequence[int] | Sequence[Sequence[int]], n_models: int,
+                      crop: int) -> list[tuple[int, ...]]:
+    """One scale set shared by every model, or one per model (Table 6's submission fuses nets each
+    at its own multi-scale set)."""
+    if scales_px and all(isinstance(s, (list, tuple)) for s in scales_px):
+        if len(scales_px) != n_models:
+            raise VggbenchError(f"{len(scales_px)} scale sets for {n_models} models; give one set or one per model")
+        return [check_scales(s, crop) for s in scales_px]
+    return [check_scales(scales_px, crop)] * n_models
+
+
 def evaluate_batches(
     models: Sequence[VGG],
     batches: Iterable[tuple[Images, torch.Tensor]],
-    prepare: Prepare,
+    prepare: Prepare | Sequence[Prepare],
     *,
     methods: Sequence[str],
-    scales_px: Sequence[int],
+    scales_px: Sequence[int] | Sequence[Sequence[int]],
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     max_images: int | None = None,
@@ -327,17 +331,26 @@ def evaluate_batches(
     """Evaluate one model, or the fusion of several, with each of `methods` over `scales_px`.
 
     `batches` yields (uint8 images, labels); `prepare(images, q)` rescales a same-shape uint8 group
-    to test scale q and normalises it (the net's input, on `device`). Each model's posterior is
-    computed once per base method and scale and reused for fusion and for multi-crop+dense.
-    `batch_size` caps net inputs per forward pass (dense counts an image and its flip as two; the
-    50 crops of an image are never split). Timing covers preprocessing and the forward passes of
-    each base method (multi-crop+dense: both), excluding data loading."""
+    to test scale q and normalises it (the net's input, on `device`): one for all models or one per
+    model (fused runs trained on different data have different mean RGBs). `scales_px` is one scale
+    set for all models or one per model. Each model's posterior is computed once per base method
+    and scale and reused for fusion and for multi-crop+dense.
+
+    `batch_size` caps the net inputs of one forward pass (dense counts an image and its flip as two;
+    the 50 crops of an image are never split, and several images' crops share a pass). Timing
+    covers preprocessing and the forward passes of each base method (multi-crop+dense: both),
+    excluding data loading; on a GPU the device is synchronised around each timed part."""
     device = torch.device(device)
     methods = parse_methods(methods)
     bases = base_methods(methods)
     nets = _nets(models, device)
     crop, num_classes = nets[0].spec.crop, nets[0].spec.num_classes
-    scales = check_scales(scales_px, crop)
+    per_model = _per_model_scales(scales_px, len(nets), crop)
+    prepares = list(prepare) if isinstance(prepare, (list, tuple)) else [prepare] * len(nets)
+    if len(prepares) != len(nets):
+        raise VggbenchError(f"{len(prepares)} preprocessings for {len(nets)} models; give one or one per model")
+    distinct = list(dict.fromkeys(prepares))  # models sharing a preprocessing share its rescaled images
+    scales = tuple(sorted(set().union(*per_model)))
     ks = (1, 5)
     n_models = len(nets)
     correct = {m: dict.fromkeys(ks, 0) for m in methods}
@@ -348,6 +361,7 @@ def evaluate_batches(
     passes = dict.fromkeys(bases, 0)
     seen = 0
     views = paper.CROP_GRID**2 * (2 if flip else 1)
+    per_view = {DENSE: 2 if flip else 1, MULTI_CROP: views, CENTER: 1}
     with torch.inference_mode():
         for images, labels in batches:
             labels = torch.as_tensor(labels).long()
@@ -365,41 +379,45 @@ def evaluate_batches(
             posterior = {(i, m): torch.zeros(b, num_classes, device=device) for i in range(n_models) for m in bases}
             groups = _groups(images)
             for q in scales:
-                # rescale each original shape once, then merge groups that land on the same shape
-                merged: dict[tuple[int, int], list[tuple[list[int], torch.Tensor]]] = defaultdict(list)
-                _sync(device)
-                start = time.perf_counter()
-                for indices, group in groups:
-                    x = prepare(group.to(device), q)
-                    merged[tuple(x.shape[-2:])].append((indices, x))
-                _sync(device)
-                prep_seconds += time.perf_counter() - start
-                for (h, w), parts in merged.items():
-                    indices = [i for idx, _ in parts for i in idx]
-                    x = torch.cat([p for _, p in parts]) if len(parts) > 1 else parts[0][1]
-                    where = torch.tensor(indices, device=device)
-                    g = len(indices)
-                    for i, net in enumerate(nets):
-                        for method in bases:
-                            start = time.perf_counter()
-                            if method == DENSE:
-                                step = max(1, batch_size // (2 if flip else 1))
-                                p = torch.cat([dense_probabilities(net.conv, x[s:s + step], flip)
-                                               for s in range(0, g, step)])
-                                macs[DENSE] += g * (2 if flip else 1) * macs_per_pass(net.spec, True, h, w)
-                                passes[DENSE] += g * (2 if flip else 1)
-                            elif method == MULTI_CROP:
-                                p = multi_crop_probabilities(net.fc, x, crop, max(batch_size, views), flips=flip)
-                                macs[MULTI_CROP] += g * views * macs_per_pass(net.spec, False, crop, crop)
-                                passes[MULTI_CROP] += g * views
-                            else:
-                                p = torch.cat([center_probabilities(net.fc, x[s:s + batch_size], crop)
-                                               for s in range(0, g, batch_size)])
-                                macs[CENTER] += g * macs_per_pass(net.spec, False, crop, crop)
-                                passes[CENTER] += g
-                            posterior[i, method].index_add_(0, where, p, alpha=1.0 / len(scales))
-                            _sync(device)
-                            seconds[method] += time.perf_counter() - start
+                for prep in distinct:
+                    users = [i for i in range(n_models) if prepares[i] is prep and q in per_model[i]]
+                    if not users:
+                        continue
+                    # rescale each original shape once, then merge groups that land on one shape
+                    merged: dict[tuple[int, int], list[tuple[list[int], torch.Tensor]]] = defaultdict(list)
+                    _sync(device)
+                    start = time.perf_counter()
+                    for indices, group in groups:
+                        x = prep(group.to(device), q)
+                        merged[tuple(x.shape[-2:])].append((indices, x))
+                    _sync(device)
+                    prep_seconds += time.perf_counter() - start
+                    for (h, w), parts in merged.items():
+                        x = torch.cat([p for _, p in parts]) if len(parts) > 1 else parts[0][1]
+                        if min(h, w) < crop:
+                            raise VggbenchError(f"an image rescaled to {h}x{w} px is smaller than the crop ({crop} px)")
+                        where = torch.tensor([i for idx, _ in parts for i in idx], device=device)
+                        g = len(where)
+                        for i in users:
+                            net = nets[i]
+                            for method in bases:
+                                start = time.perf_counter()
+                                if method == DENSE:
+                                    step = max(1, batch_size // per_view[DENSE])
+                                    p = torch.cat([dense_probabilities(net.conv, x[s:s + step], flip)
+                                                   for s in range(0, g, step)])
+                                elif method == MULTI_CROP:
+                                    p = multi_crop_probabilities(net.fc, x, crop, max(batch_size, views), flips=flip)
+                                else:
+                                    p = torch.cat([center_probabilities(net.fc, x[s:s + batch_size], crop)
+                                                   for s in range(0, g, batch_size)])
+                                posterior[i, method].index_add_(0, where, p, alpha=1.0 / len(per_model[i]))
+                                _sync(device)
+                                seconds[method] += time.perf_counter() - start
+                                runs = g * per_view[method]
+                                passes[method] += runs
+                                macs[method] += runs * (macs_per_pass(net.spec, True, h, w) if method == DENSE
+                                                        else macs_per_pass(net.spec, False, crop, crop))
             for method in methods:
                 members = [0.5 * (posterior[i, DENSE] + posterior[i, MULTI_CROP]) if method == BOTH
                            else posterior[i, method] for i in range(n_models)]
@@ -420,20 +438,249 @@ def evaluate_batches(
     for method in methods:
         parts = (DENSE, MULTI_CROP) if method == BOTH else (method,)
         secs = prep_seconds + sum(seconds[p] for p in parts)
-        err = {k: 100.0 * (seen - correct[method][k]) / seen for k in ks}
         results[method] = EvalResult(
             method=method,
-            top1_err=err[1],
-            top5_err=err[5],
+            top1_err=100.0 * (seen - correct[method][1]) / seen,
+            top5_err=100.0 * (seen - correct[method][5]) / seen,
             images=seen,
             forward_passes_per_image=sum(passes[p] for p in parts) / seen,
             macs_per_image=sum(macs[p] for p in parts) / seen,
             seconds=secs,
             images_per_s=seen / secs if secs > 0 else float("inf"),
-            scales_px=scales,
+            scales_px=per_model[0] if len(set(per_model)) == 1 else tuple(per_model),
             crop=crop,
             top5_k=effective_k(5, num_classes),
             members=[{"top1_err": 100.0 * (seen - c[1]) / seen, "top5_err": 100.0 * (seen - c[5]) / seen}
                      for c in member_correct[method]] if n_models > 1 else [],
         )
     return results
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Net input = (image on the [0, 1] scale - mean) / std, per RGB channel. The paper subtracts
+    the training set's mean RGB only (std 1); torchvision's ImageNet weights expect ImageNet's
+    mean and std as well."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    name: str = "custom"
+
+
+#: What torchvision's IMAGENET1K_V1 weights were trained with (their `transforms()`).
+IMAGENET_NORMALIZATION = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet")
+
+
+def make_prepare(stats) -> Prepare:
+    """The test-time preprocessing for a model: rescale the shorter side to Q, then subtract the
+    training set's mean RGB (`data.RGBStats`, Section 3.2's only preprocessing, via
+    `data.eval_preprocess`) or apply a `Normalization` (mean and std, for torchvision weights)."""
+    from vggbench.data import eval_preprocess, rescale_shorter_side
+
+    if isinstance(stats, Normalization):
+        def prepare(images: torch.Tensor, q: int) -> torch.Tensor:
+            x = rescale_shorter_side(images, q)
+            mean = torch.tensor(stats.mean, device=x.device).view(1, 3, 1, 1)
+            std = torch.tensor(stats.std, device=x.device).view(1, 3, 1, 1)
+            return (x - mean) / std
+        return prepare
+
+    def prepare_stats(images: torch.Tensor, q: int) -> torch.Tensor:
+        return eval_preprocess(images, q, stats)
+    return prepare_stats
+
+
+def evaluate(models: Sequence[VGG], imageset, stats, *, methods: Sequence[str],
+             scales_px: Sequence[int] | Sequence[Sequence[int]], crop: int | None = None, batch_size: int = 64,
+             device: torch.device | str = "cpu", max_images: int | None = None, flip: bool = True,
+             progress: Callable[[int], None] | None = None) -> dict[str, EvalResult]:
+    """Evaluate `models` (one, or several fused) on a `data.ImageSet` with each method.
+
+    `stats`: the training set's `RGBStats` or a `Normalization`, one for all models or one per
+    model. `crop`, when given, must be the models' crop (the crop is part of the model)."""
+    from vggbench.data import EvalLoader
+
+    if crop is not None and any(m.spec.crop != crop for m in models):
+        raise VggbenchError(f"crop {crop} differs from the models' crop {models[0].spec.crop}; "
+                            "a model's crop is fixed by its FC6 layer")
+    if len(imageset) == 0:
+        raise VggbenchError("no images to evaluate: the validation set is empty; check --data and --limit-val")
+    if isinstance(stats, (list, tuple)):
+        cache: dict[int, Prepare] = {}
+        prepare: Prepare | list[Prepare] = [cache.setdefault(id(s), make_prepare(s)) for s in stats]
+    else:
+        prepare = make_prepare(stats)
+    loader = EvalLoader(imageset, batch_size, device)
+    return evaluate_batches(models, loader, prepare, methods=methods, scales_px=scales_px, batch_size=batch_size,
+                            device=device, max_images=max_images, flip=flip, progress=progress)
+
+
+# --- Records and the paper's table shapes ------------------------------------------------------
+
+#: Columns of an eval record that the result tables show, with their display headers.
+RESULT_HEADERS = {
+    "runs": "runs", "configs": "net", "train_scales": "train S", "method": "method", "test_scales": "test Q",
+    "test_scales_px": "Q (px)", "dataset": "dataset", "images": "images", "top1_err": "top-1 err (%)",
+    "top5_err": "top-5 err (%)", "forward_passes_per_image": "passes/image", "macs_per_image": "MACs/image",
+    "images_per_s": "images/s",
+}
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What an eval record says about one evaluated model (a stored run, a checkpoint, torchvision)."""
+
+    id: str  # run id, "checkpoint:<hash>" or "torchvision:vgg16"
+    config: str
+    train_scale: str  # paper units: "256" or "256:512"
+
+
+def eval_record_id(run_ids: Sequence[str], method: str, test_scales: object, dataset: str,
+                   limits: dict, extra: dict | None = None) -> str:
+    from vggbench.results import record_id
+
+    return record_id({"runs": list(run_ids), "method": method, "test_scales": test_scales, "dataset": dataset,
+                      "limits": limits, **(extra or {})})
+
+
+def eval_record(result: EvalResult, evaluated: Sequence[Evaluated], *, test_scales: Sequence, test_scales_px: Sequence,
+                dataset: str, limits: dict, device: str, extra: dict | None = None) -> dict:
+    """The stored record of one evaluation (one method, one model or fusion, one scale set)."""
+    import datetime
+
+    ids = [e.id for e in evaluated]
+    record = {
+        "id": eval_record_id(ids, result.method, test_scales, dataset, limits, extra),
+        "kind": "eval",
+        "runs": ids,
+        "configs": [e.config for e in evaluated],
+        "train_scales": [e.train_scale for e in evaluated],
+        "fused": len(ids) > 1,
+        "method": result.method,
+        "test_scales": [list(s) for s in test_scales] if test_scales and isinstance(test_scales[0], (list, tuple))
+        else list(test_scales),
+        "test_scales_px": [list(s) for s in test_scales_px] if test_scales_px and isinstance(test_scales_px[0], (list, tuple))
+        else list(test_scales_px),
+        "crop": result.crop,
+        "dataset": dataset,
+        "limits": limits,
+        "images": result.images,
+        "top1_err": result.top1_err,
+        "top5_err": result.top5_err,
+        "top5_k": result.top5_k,
+        "members": result.members,
+        "forward_passes_per_image": result.forward_passes_per_image,
+        "macs_per_image": result.macs_per_image,
+        "seconds": result.seconds,
+        "images_per_s": result.images_per_s,
+        "device": device,
+        "torch_version": torch.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    record.update(extra or {})
+    return record
+
+
+def _scale_label(scales: object) -> str:
+    if scales and isinstance(scales[0], (list, tuple)):
+        return " | ".join(_scale_label(s) for s in scales)
+    return ",".join(str(s) for s in scales)
+
+
+def results_frame(records: Sequence[dict]):
+    """Eval records as a DataFrame, one row per record (the `vggbench eval` output)."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        rows.append({
+            "runs": "+".join(r["runs"]),
+            "configs": "+".join(r["configs"]),
+            "train_scales": "+".join(r["train_scales"]) if len(set(r["train_scales"])) > 1 else r["train_scales"][0],
+            "method": r["method"],
+            "test_scales": _scale_label(r["test_scales"]),
+            "test_scales_px": _scale_label(r["test_scales_px"]),
+            "dataset": r["dataset"],
+            "images": r["images"],
+            "top1_err": r["top1_err"],
+            "top5_err": r["top5_err"],
+            "forward_passes_per_image": r["forward_passes_per_image"],
+            "macs_per_image": int(round(r["macs_per_image"])),
+            "images_per_s": r["images_per_s"],
+        })
+    return pd.DataFrame(rows, columns=list(RESULT_HEADERS))
+
+
+def _net_key(configs: Sequence[str], train_scales: Sequence[str]) -> list[str]:
+    return sorted(f"{c}/{s}" for c, s in zip(configs, train_scales))
+
+
+def _matches(row: paper.PaperResult, record: dict) -> bool:
+    if record.get("method") != row.method:
+        return False
+    configs, trains = record.get("configs", []), record.get("train_scales", [])
+    if row.table == 6:
+        if row.net == paper.SUBMISSION_7_NETS:  # each net at its own multi-scale Q set
+            return _net_key(configs, trains) == sorted(row.net.split("+"))
+        return _net_key(configs, trains) == sorted(row.net.split("+")) and _flat(record["test_scales"]) == list(row.test_scales)
+    return (len(configs) == 1 and configs[0] == row.net and trains[0] == row.train_scale
+            and _flat(record["test_scales"]) == list(row.test_scales))
+
+
+def _flat(scales: object) -> list:
+    """A shared scale list as is; per-model lists only when they are all the same."""
+    if scales and isinstance(scales[0], list):
+        return scales[0] if all(s == scales[0] for s in scales) else [None]
+    return list(scales)
+
+
+PAPER_TABLES = {3: paper.TABLE3, 4: paper.TABLE4, 5: paper.TABLE5, 6: paper.TABLE6}
+PAPER_TABLE_TITLES = {
+    3: "Table 3: single test scale (dense)",
+    4: "Table 4: multi-scale test (dense)",
+    5: "Table 5: dense vs multi-crop vs both, S in [256;512], Q = {256,384,512}",
+    6: "Table 6: fusion of several nets",
+}
+
+
+def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | None = None):
+    """One of Tables 3-6 with the paper's errors beside ours: one row per paper row, ours from the
+    newest matching eval record (same net(s), train scale(s), test scales in paper units and
+    method; restricted to `dataset` when given), blank where we have none. Our errors are on our
+    dataset and scaled-down nets, so the comparison is of shape (which method or scale wins), not
+    of value."""
+    import pandas as pd
+
+    if table not in PAPER_TABLES:
+        raise VggbenchError(f"no paper table {table} of evaluations; choose one of {', '.join(map(str, PAPER_TABLES))}")
+    records = [r for r in eval_records if r.get("kind") == "eval" and (dataset is None or r.get("dataset") == dataset)]
+    records = sorted(records, key=lambda r: r.get("created", ""))
+    rows = []
+    for row in PAPER_TABLES[table]:
+        found = [r for r in records if _matches(row, r)]
+        ours = found[-1] if found else None
+        rows.append({
+            "net": row.net,
+            "train scale": row.train_scale,
+            "test scales": ",".join(map(str, row.test_scales)) if row.test_scales else "multi (each net)",
+            "method": row.method,
+            "paper top-1": row.top1,
+            "paper top-5": row.top5,
+            "our top-1": ours["top1_err"] if ours else None,
+            "our top-5": ours["top5_err"] if ours else None,
+            "delta top-1": ours["top1_err"] - row.top1 if ours and row.top1 is not None else None,
+            "delta top-5": ours["top5_err"] - row.top5 if ours and row.top5 is not None else None,
+            "dataset": ours["dataset"] if ours else None,
+            "record": ours["id"] if ours else None,
+        })
+    frame = pd.DataFrame(rows)
+    for column in ("paper top-1", "paper top-5", "our top-1", "our top-5", "delta top-1", "delta top-5"):
+        frame[column] = frame[column].astype("Float64")
+    return frame
+
+
+def render_paper_table(table: int, eval_records: Sequence[dict], fmt: str = "table", dataset: str | None = None) -> str:
+    """`paper_table_frame` rendered (terminal, Markdown, LaTeX, JSON, CSV)."""
+    from vggbench.render import render
+
+    return render(paper_table_frame(table, eval_records, dataset), fmt, PAPER_TABLE_TITLES[table])
