@@ -1,0 +1,298 @@
+"""Dataset sources: a spec string to train and val image sets.
+
+Specs: synthetic, fashion-mnist, cifar10, cifar100, imagefolder:PATH. The file formats (IDX for
+Fashion-MNIST, the CIFAR pickles, an ImageNet-style folder tree) are read here directly, so no
+torchvision dataset class is needed except to download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vggbench.data import synthetic
+from vggbench.data.imagesets import FolderImages, ImageSet, TensorImages, stratified_split, stratified_subset
+from vggbench.errors import VggbenchError
+
+DATASETS = ("synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:PATH")
+DATASETS_HELP = (
+    "synthetic (generated shapes), fashion-mnist, cifar10, cifar100 (torchvision-style folders "
+    "under --data-root), or imagefolder:PATH (PATH/train and PATH/val, one folder per class)"
+)
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+DEFAULT_ROOT = Path.home() / ".cache" / "vggbench" / "datasets"
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                         "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+@dataclass
+class Dataset:
+    """A dataset's class names and its train and val image sets.
+
+    `test` holds the official held-out split when `val_split` carved `val` out of train instead.
+    """
+
+    name: str
+    classes: list[str]
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def skipped(self) -> int:
+        """Unreadable images dropped when the dataset was loaded in skip mode."""
+        return sum(getattr(s, "skipped", 0) for s in (self.train, self.val, self.test) if s is not None)
+
+
+# --- IDX (Fashion-MNIST) -----------------------------------------------------------------------
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (gzip-compressed when its name ends in .gz) into a numpy array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as error:
+        raise VggbenchError(f"cannot read {path}: {error}; delete it and download it again") from None
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in IDX_DTYPES:
+        raise VggbenchError(f"{path} is not an IDX file (bad magic number); delete it and download it again")
+    dtype, ndim = np.dtype(IDX_DTYPES[data[2]]), data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise VggbenchError(f"{path} is truncated: {len(data) - header} bytes of data for shape {shape}; "
+                            "delete it and download it again")
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+
+
+def _find_file(folders: list[Path], stem: str) -> Path | None:
+    for folder in folders:
+        for name in (stem + ".gz", stem):
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def fashion_mnist_folders(root: Path | None) -> list[Path]:
+    if root is not None:
+        root = Path(root)
+        return [root / "FashionMNIST" / "raw", root / "fashion-mnist", root]
+    return [DEBIAN_FASHION_MNIST, DEFAULT_ROOT / "FashionMNIST" / "raw"]
+
+
+def load_fashion_mnist(root: Path | None, download: bool) -> Dataset:
+    folders = fashion_mnist_folders(root)
+    if download and _find_file(folders, FASHION_MNIST_FILES["val"][1]) is None:
+        target = Path(root) if root is not None else DEFAULT_ROOT
+        _torchvision_download("FashionMNIST", target)
+        folders = fashion_mnist_folders(target)
+    splits = {}
+    for split, (images_stem, labels_stem) in FASHION_MNIST_FILES.items():
+        images_path, labels_path = _find_file(folders, images_stem), _find_file(folders, labels_stem)
+        if images_path is None or labels_path is None:
+            missing = images_stem if images_path is None else labels_stem
+            raise VggbenchError(
+                f"Fashion-MNIST file {missing}(.gz) not found in {', '.join(str(f) for f in folders)}; "
+                "install Debian's dataset-fashion-mnist (make data) or pass --data-root / --download"
+            )
+        images, labels = read_idx(images_path), read_idx(labels_path)
+        if images.ndim != 3 or labels.shape != (images.shape[0],):
+            raise VggbenchError(f"{images_path} and {labels_path} do not match (shapes {images.shape}, "
+                                f"{labels.shape}); delete them and download them again")
+        grey = torch.from_numpy(images.copy()).unsqueeze(1)
+        splits[split] = TensorImages(grey.expand(-1, 3, -1, -1).contiguous(),
+                                     torch.from_numpy(labels.astype(np.int64)))
+    return Dataset("fashion-mnist", list(FASHION_MNIST_CLASSES), splits["train"], splits["val"])
+
+
+# --- CIFAR -------------------------------------------------------------------------------------
+
+CIFAR = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+                "batches.meta", "label_names", "labels", "CIFAR10"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], "meta", "fine_label_names", "fine_labels", "CIFAR100"),
+}
+
+
+def _unpickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle, encoding="latin1")
+    except (OSError, pickle.UnpicklingError, EOFError) as error:
+        raise VggbenchError(f"cannot read CIFAR file {path}: {error}; delete the folder and download it again") from None
+
+
+def load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
+    folder_name, train_files, val_files, meta_file, names_key, labels_key, tv_name = CIFAR[name]
+    base = Path(root) if root is not None else DEFAULT_ROOT
+    candidates = [base / folder_name, base]
+    folder = next((c for c in candidates if (c / meta_file).is_file()), None)
+    if folder is None and download:
+        _torchvision_download(tv_name, base)
+        folder = base / folder_name
+    if folder is None:
+        raise VggbenchError(f"{name} not found: no {folder_name}/{meta_file} under {base}; pass --data-root "
+                            f"pointing at the folder holding {folder_name} (torchvision's layout), or --download")
+    classes = list(_unpickle(folder / meta_file)[names_key])
+
+    def read(files: list[str]) -> TensorImages:
+        images, labels = [], []
+        for file in files:
+            if not (folder / file).is_file():
+                raise VggbenchError(f"{name} file {folder / file} is missing; download the dataset again")
+            batch = _unpickle(folder / file)
+            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[labels_key], dtype=np.int64))
+        return TensorImages(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))
+
+    return Dataset(name, classes, read(train_files), read(val_files))
+
+
+def _torchvision_download(class_name: str, root: Path) -> None:
+    import torchvision.datasets
+
+    root.mkdir(parents=True, exist_ok=True)
+    dataset_class = getattr(torchvision.datasets, class_name)
+    try:
+        for train in (True, False):
+            dataset_class(str(root), train=train, download=True)
+    except Exception as error:  # network errors come in many types
+        raise VggbenchError(f"downloading {class_name} into {root} failed: {error}; check the network or "
+                            "download it by hand into that folder") from None
+
+
+# --- ImageFolder -------------------------------------------------------------------------------
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _class_folders(split: Path) -> list[Path]:
+    return sorted((d for d in split.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+
+
+def _folder_split(split: Path, classes: list[str], skip_bad_images: bool) -> FolderImages:
+    index = {name: k for k, name in enumerate(classes)}
+    folders = _class_folders(split)
+    if not folders:
+        loose = sum(1 for p in split.iterdir() if _is_image(p))
+        hint = f" (it holds {loose} loose images: sort them into one folder per class)" if loose else ""
+        raise VggbenchError(f"{split} has no class folders{hint}; expected {split}/CLASS/IMAGE files")
+    paths, labels = [], []
+    for folder in folders:
+        if folder.name not in index:
+            raise VggbenchError(f"class folder {folder} is not a class of the train split; "
+                                "val classes must be train classes")
+        images = sorted(p for p in folder.rglob("*") if _is_image(p))
+        if not images:
+            raise VggbenchError(f"class folder {folder} holds no images (extensions {', '.join(IMAGE_EXTENSIONS)}); "
+                                "add images or remove the folder")
+        paths += images
+        labels += [index[folder.name]] * len(images)
+    return FolderImages(paths, labels, skip_bad_images).scan()
+
+
+def load_imagefolder(path: Path, skip_bad_images: bool, val_split: float | None) -> Dataset:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise VggbenchError(f"image folder {path} does not exist; pass imagefolder:PATH with PATH/train "
+                            "and PATH/val holding one folder per class")
+    train_dir, val_dir = path / "train", path / "val"
+    if not train_dir.is_dir():
+        raise VggbenchError(f"{path} has no train folder; expected {train_dir}/CLASS/IMAGE files "
+                            "(and a val folder alike)")
+    classes = [d.name for d in _class_folders(train_dir)]
+    train = _folder_split(train_dir, classes, skip_bad_images)
+    if val_dir.is_dir():
+        val = _folder_split(val_dir, classes, skip_bad_images)
+    elif val_split is None:
+        raise VggbenchError(f"{path} has no val folder; add {val_dir}/CLASS/IMAGE files or pass --val-split "
+                            "(e.g. 0.1) to hold out part of train")
+    else:
+        val = None  # carved from train below
+    return Dataset(f"imagefolder:{path}", classes, train, val)  # type: ignore[arg-type]
+
+
+# --- Entry point -------------------------------------------------------------------------------
+
+def load_dataset(
+    spec: str,
+    *,
+    root: Path | None = None,
+    limit_train: int | None = None,
+    limit_val: int | None = None,
+    val_split: float | None = None,
+    seed: int = 0,
+    download: bool = False,
+    skip_bad_images: bool = False,
+    synthetic_size: int = 64,
+    synthetic_classes: int = 10,
+    synthetic_count: tuple[int, int] = (512, 128),
+) -> Dataset:
+    """Load a dataset by spec (see DATASETS_HELP).
+
+    `val_split` holds out a stratified fraction of train as val (the official val, if any, then
+    becomes `Dataset.test`); `limit_train` / `limit_val` take stratified subsets (seeded) after that.
+    """
+    for label, limit in (("limit-train", limit_train), ("limit-val", limit_val)):
+        if limit is not None and limit < 1:
+            raise VggbenchError(f"--{label} {limit} must be at least 1 (or left out for the whole split)")
+    if val_split is not None and not 0 < val_split < 1:
+        raise VggbenchError(f"--val-split {val_split} must be a fraction strictly between 0 and 1, e.g. 0.1")
+    name = spec.strip()
+    lowered = name.lower()
+    if lowered == "synthetic":
+        dataset = _load_synthetic(seed, synthetic_size, synthetic_classes, synthetic_count)
+    elif lowered in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
+        dataset = load_fashion_mnist(root, download)
+    elif lowered in CIFAR:
+        dataset = load_cifar(lowered, root, download)
+    elif lowered.startswith("imagefolder:"):
+        folder = name.split(":", 1)[1]
+        if not folder:
+            raise VggbenchError("imagefolder: needs a path, e.g. imagefolder:/data/imagenet")
+        dataset = load_imagefolder(Path(folder), skip_bad_images, val_split)
+    else:
+        raise VggbenchError(f"unknown dataset {spec!r}; valid: {DATASETS_HELP}")
+
+    if val_split is not None:
+        train_idx, val_idx = stratified_split(dataset.train.labels, val_split, seed)
+        if dataset.val is not None:
+            dataset.test = dataset.val
+        dataset.val = dataset.train.subset(val_idx)
+        dataset.train = dataset.train.subset(train_idx)
+    if limit_train is not None:
+        dataset.train = dataset.train.subset(stratified_subset(dataset.train.labels, limit_train, seed))
+    if limit_val is not None:
+        dataset.val = dataset.val.subset(stratified_subset(dataset.val.labels, limit_val, seed + 1))
+    return dataset
+
+
+def _load_synthetic(seed: int, size: int, classes: int, count: tuple[int, int]) -> Dataset:
+    if size < 1:
+        raise VggbenchError(f"synthetic image size {size} must be positive, e.g. 64")
+    if classes < 2:
+        raise VggbenchError(f"synthetic classes {classes} must be at least 2")
+    n_train, n_val = count
+    if n_train < 1 or n_val < 1:
+        raise VggbenchError(f"synthetic counts {count} must both be at least 1, e.g. (512, 128)")
+    train = synthetic.make_split(n_train, size, classes, seed, stream=0)
+    val = synthetic.make_split(n_val, size, classes, seed, stream=1)
+    return Dataset("synthetic", synthetic.class_names(classes), train, val)
