@@ -1,0 +1,79 @@
+"""The report's plots (matplotlib, PNG): error vs depth, training curves per arm, error vs cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from vggbench.architectures import get_architecture  # noqa: E402
+
+
+def _save(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def error_vs_depth(result: dict, path: Path) -> Path:
+    """Top-1 error (mean ± std over seeds) against weight layers, ours and the paper's."""
+    arms = sorted(result["arms"], key=lambda a: get_architecture(a["config"]).weight_layers)
+    depth = [get_architecture(a["config"]).weight_layers for a in arms]
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    axis.errorbar(depth, [a["top1_mean"] for a in arms], yerr=[a["top1_std"] or 0 for a in arms], marker="o",
+                  capsize=3, label=f"ours ({result['budget']['data']})")
+    paper_points = [(d, a["paper_top1"]) for d, a in zip(depth, arms) if a["paper_top1"] is not None]
+    if paper_points:
+        twin = axis.twinx()
+        twin.plot(*zip(*paper_points), "s--", color="grey", label="paper (ImageNet)")
+        twin.set_ylabel("paper top-1 error (%)")
+    axis.set(xlabel="weight layers", ylabel="our top-1 error (%)", title="Error vs depth")
+    axis.legend(loc="upper right")
+    return _save(figure, path)
+
+
+def training_curves(result: dict, path: Path) -> Path:
+    """Validation top-1 error per epoch, one line per arm and seed."""
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    seen = set()
+    for index, arm in enumerate(result["arms"]):
+        if arm["name"] in seen:
+            continue
+        seen.add(arm["name"])
+        for curve in arm["curves"]:
+            axis.plot([e["epoch"] for e in curve], [e["val_top1_err"] for e in curve], color=f"C{index}", alpha=0.7,
+                      label=arm["name"] if curve is arm["curves"][0] else None)
+    axis.set(xlabel="epoch", ylabel="val top-1 error (%)", title=f"Training curves: {result['ablation']}")
+    axis.legend()
+    return _save(figure, path)
+
+
+def error_vs_cost(evals: list[dict], path: Path) -> Path:
+    """Top-1 error against MACs per image for each test protocol."""
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for index, method in enumerate(sorted({e["method"] for e in evals})):
+        points = [(e["macs_per_image"], e["top1_err"]) for e in evals if e["method"] == method]
+        axis.scatter(*zip(*points), color=f"C{index}", label=method)
+    axis.set(xscale="log", xlabel="MACs per image", ylabel="top-1 error (%)", title="Error vs evaluation cost")
+    axis.legend()
+    return _save(figure, path)
+
+
+def write_plots(ablation_records: list[dict], evals: list[dict], out_dir: Path) -> list[Path]:
+    paths = []
+    for result in ablation_records:
+        if not result["arms"]:
+            continue
+        stem = f"{result['ablation']}-{result['config']}-{result['preset']}"
+        if result["ablation"] == "depth":
+            paths.append(error_vs_depth(result, out_dir / f"error-vs-depth-{stem}.png"))
+        if any(arm["curves"] for arm in result["arms"]):
+            paths.append(training_curves(result, out_dir / f"curves-{stem}.png"))
+    if evals:
+        paths.append(error_vs_cost(evals, out_dir / "error-vs-cost.png"))
+    return paths
