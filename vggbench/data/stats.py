@@ -59,15 +59,17 @@ def stats_from_moments(count: int, total: torch.Tensor, outer: torch.Tensor) -> 
 
 def _moments(pixels: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
     """(count, sum, sum of outer products) of uint8 (B, 3, H, W) pixels, in float64."""
-    flat = pixels.permute(1, 0, 2, 3).reshape(3, -1).double()
-    return flat.shape[1], flat.sum(1), flat @ flat.T
+    flat = pixels.permute(0, 2, 3, 1).reshape(-1, 3).double()  # (P, 3): twice as fast as (3, P) here
+    return flat.shape[0], flat.sum(0), flat.T @ flat
 
 
-def rgb_statistics(imageset: ImageSet, cache_dir: Path | None = None, *, max_images: int | None = None) -> RGBStats:
+def rgb_statistics(imageset: ImageSet, cache_dir: Path | None = None, *, max_images: int | None = None,
+                   device: torch.device | str | None = None) -> RGBStats:
     """Mean RGB and the RGB covariance's eigen-decomposition over the set's pixels ([0, 1] scale).
 
     In-memory sets use every image unless `max_images` is given; streamed sets use every image up to
-    STREAMED_SAMPLE evenly spaced ones by default (one decode each). Cached in
+    STREAMED_SAMPLE evenly spaced ones by default (one decode each). `device` (e.g. cuda) is where
+    the sums run (default: where the images are). Cached in
     cache_dir/rgb-stats-FINGERPRINT.json when cache_dir is given.
     """
     n = len(imageset)
@@ -89,7 +91,7 @@ def rgb_statistics(imageset: ImageSet, cache_dir: Path | None = None, *, max_ima
         for start in range(0, len(indices), chunk):
             sel = indices[start:start + chunk]
             part = images[sel[0]:sel[-1] + 1] if max_images is None else images[sel.to(images.device)]
-            c, s, o = _moments(part)
+            c, s, o = _moments(part.to(device) if device is not None else part)
             count, total, outer = count + c, total + s.cpu(), outer + o.cpu()
     else:
         for i in indices.tolist():
