@@ -69,6 +69,42 @@ def params(
             sys.stderr.write(f"wrote {path}\n")
 
 
+@app.command()
+def bench(
+    config: list[str] = typer.Option(["A"], "--config", help="nets to measure (repeat or comma list), e.g. A,D"),
+    width: list[str] = typer.Option(["0.125"], "--width", help="width multipliers (repeat or comma list)"),
+    crop: list[str] = typer.Option(["32"], "--crop", help="crops in pixels, multiples of 32 (repeat or comma list)"),
+    batch: list[str] = typer.Option(["64"], "--batch", help="batch sizes (repeat or comma list); halved on out-of-memory"),
+    steps: int = typer.Option(10, help="timed steps per measurement"),
+    warmup: int = typer.Option(3, help="untimed warm-up steps before timing"),
+    repeats: int = typer.Option(3, help="interleaved repeats of the overhead comparison and of the evaluation timing"),
+    parts: list[str] = typer.Option(None, "--parts", help="train, infer, overhead, data, eval (default: all)"),
+    classes: int = typer.Option(10, help="number of classes of the measured nets"),
+    eval_images: int = typer.Option(8, help="images per evaluation-cost measurement"),
+    device: str = typer.Option("auto", help="auto (cuda if available), cpu or cuda"),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format (model and input)"),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the model"),
+    threads: int = typer.Option(None, help="torch CPU threads (default: torch's)"),
+    fmt: str = typer.Option("table", "--format", help="table, json or markdown"),
+    results_dir: Path = typer.Option(Path("results"), help="the results store (the record goes to <dir>/bench/)"),
+    save: bool = typer.Option(True, "--save/--no-save", help="store the record under <results-dir>/bench/"),
+) -> None:
+    """Throughput, our loop's overhead, data and evaluation cost, MFU on GPUs (see `vggbench.bench`)."""
+    from vggbench import bench as bench_lib
+
+    check_format(fmt, bench_lib.BENCH_FORMATS)
+    options = bench_lib.BenchOptions(
+        device=device, channels_last=channels_last, bf16=bf16, compile=compile_, threads=threads, steps=steps,
+        warmup=warmup, repeats=repeats, classes=classes, eval_images=eval_images).check()
+    points = bench_lib.cases(bench_lib.parse_list(config, str, "config"), bench_lib.parse_list(width, float, "width"),
+                             bench_lib.parse_list(crop, int, "crop"), bench_lib.parse_list(batch, int, "batch"), classes)
+    record = bench_lib.run_bench(points, options, parts, progress=lambda line: sys.stderr.write(f"bench: {line}\n"))
+    echo(bench_lib.render_bench(record, fmt))
+    if save:
+        sys.stderr.write(f"wrote {bench_lib.save_bench(record, results_dir)}\n")
+
+
 def run(argv: list[str]) -> int:
     """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
     command = typer.main.get_command(app)

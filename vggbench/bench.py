@@ -1,0 +1,776 @@
+"""`vggbench bench`: what each net, protocol and option costs on this machine.
+
+Parts (each a list of rows in one JSON record saved under results/bench/):
+- train / infer: images/s of a training step (forward, loss, backward, SGD step) and of an
+  inference forward pass, per net, width, crop and batch; warm-up steps, then timed steps,
+  synchronised on GPUs. Out of memory halves the batch, and the row and the record's notes say so.
+- overhead: our training step (vggbench.training) against a bare PyTorch loop on pre-made tensors
+  (forward, cross-entropy, backward, step, zero_grad), same model, batch and options; and our step
+  fed by the in-memory fast path (TrainLoader: gather + TrainAugment on the device) against the same
+  bare loop. Repeats are interleaved (bare, ours, ours, bare, ...) and the ratio of each adjacent
+  pair's throughputs is taken, so a drift of the machine's speed hits both sides.
+- data: the fast path's augmentation alone (images/s) against the model's training throughput.
+- eval: dense vs multi-crop vs both over the jitter test scales, per image, as wall time and MACs,
+  through evaluation.evaluate_batches.
+
+MFU (model FLOPs utilisation) = images/s x 6 x MACs per image / the device's dense bf16 peak
+(a training step costs about 3 forward passes and a forward pass 2 FLOPs per MAC). It is
+reported for known GPUs only; on CPUs it does not apply (None).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gc
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+import torch.nn.functional as F
+
+from vggbench import paper
+from vggbench.errors import VggbenchError
+from vggbench.models import ModelSpec, build_model
+from vggbench.results import record_id, write_record
+
+KIND = "bench"
+PARTS = ("train", "infer", "overhead", "data", "eval")
+PARTS_HELP = "train, infer, overhead, data, eval (repeat the option or give a comma list)"
+DEVICES = ("auto", "cpu", "cuda")
+BENCH_FORMATS = ("table", "json", "markdown")
+
+#: Dense (no sparsity) bf16 tensor peaks in FLOP/s, by a fragment of torch.cuda.get_device_name.
+#: More specific names come first: the first fragment found in the name wins.
+PEAK_BF16_FLOPS: tuple[tuple[str, float], ...] = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),  # SXM
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("B200", 2250e12),
+    ("A100", 312e12),
+    ("A800", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+    ("A10G", 70e12),
+    ("A10", 125e12),
+)
+
+T = TypeVar("T")
+
+
+# --- Options, device, machine ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How every measurement runs; stored in the record."""
+
+    device: str = "auto"
+    channels_last: bool = False
+    bf16: bool = False
+    compile: bool = False
+    threads: int | None = None
+    steps: int = 10
+    warmup: int = 3
+    repeats: int = 3  # interleaved repeats of the overhead pairs and of the evaluation timing
+    classes: int = 10
+    train_scale: str = "256:512"  # the fast path's augmentation (paper units)
+    eval_images: int = 8
+    seed: int = 0
+
+    def check(self) -> BenchOptions:
+        if self.device not in DEVICES:
+            raise VggbenchError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.steps < 1:
+            raise VggbenchError(f"steps {self.steps} must be at least 1")
+        if self.warmup < 0:
+            raise VggbenchError(f"warmup {self.warmup} must be at least 0")
+        if self.repeats < 1:
+            raise VggbenchError(f"repeats {self.repeats} must be at least 1")
+        if self.threads is not None and self.threads < 1:
+            raise VggbenchError(f"threads {self.threads} must be at least 1")
+        if self.classes < 1:
+            raise VggbenchError(f"classes {self.classes} must be at least 1")
+        if self.eval_images < 1:
+            raise VggbenchError(f"eval images {self.eval_images} must be at least 1")
+        from vggbench.scales import parse_train_scale
+
+        parse_train_scale(self.train_scale)
+        return self
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an error."""
+    if name not in DEVICES:
+        raise VggbenchError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VggbenchError("--device cuda but no CUDA GPU is visible to torch; use --device cpu or auto")
+    return torch.device(name)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info(device: torch.device | None = None) -> dict[str, Any]:
+    """What the figures were measured on."""
+    gpu = torch.cuda.get_device_name(device if device is not None and device.type == "cuda" else 0) \
+        if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": gpu,
+        "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "device": str(device) if device is not None else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "load_average": _load_average(),
+    }
+
+
+def _load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages: other work on the machine slows every figure."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def machine_name(machine: dict[str, Any]) -> str:
+    """One line naming the machine: the GPU when one was used, else the CPU and its cores."""
+    if machine.get("device", "").startswith("cuda") and machine.get("gpu"):
+        return f"{machine['gpu']} (host {machine['cpu']}, {machine['cores']} cores)"
+    return f"{machine['cpu']}, {machine['cores']} cores, {machine.get('torch_threads')} torch threads"
+
+
+def peak_bf16_flops(device_name: str | None) -> float | None:
+    """The dense bf16 peak (FLOP/s) of a GPU by its name, None when unknown or not a GPU."""
+    if not device_name:
+        return None
+    for fragment, peak in PEAK_BF16_FLOPS:
+        if fragment.lower() in device_name.lower():
+            return peak
+    return None
+
+
+def training_flops_per_image(macs_per_image: float) -> float:
+    """A training step: forward (2 FLOPs per MAC) and backward (twice the forward): 6 x MACs."""
+    return 6.0 * macs_per_image
+
+
+def mfu(images_per_s: float, macs_per_image: float, peak_flops: float | None) -> float | None:
+    """Model FLOPs utilisation of training: images/s x 6 x MACs per image / peak; None without a peak."""
+    if peak_flops is None or peak_flops <= 0:
+        return None
+    return images_per_s * training_flops_per_image(macs_per_image) / peak_flops
+
+
+# --- Out of memory ---------------------------------------------------------------------------
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or an allocator failure reported as a RuntimeError."""
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    message = str(error).lower()
+    return isinstance(error, (RuntimeError, MemoryError)) and (
+        "out of memory" in message or "can't allocate memory" in message or isinstance(error, MemoryError))
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def with_oom_halving(measure: Callable[[int], T], batch: int, notes: list[str] | None = None,
+                     what: str = "") -> tuple[T, int]:
+    """Run measure(batch); on out-of-memory halve the batch and retry, down to 1.
+
+    Returns (result, the batch that ran). Each halving appends a line to `notes`."""
+    if batch < 1:
+        raise VggbenchError(f"batch {batch} must be at least 1")
+    while True:
+        try:
+            return measure(batch), batch
+        except (RuntimeError, MemoryError) as error:
+            if not is_out_of_memory(error):
+                raise
+        # outside the except block, so the failed attempt's frames (and tensors) are released
+        _free_memory()
+        if batch == 1:
+            raise VggbenchError(f"{what or 'the measurement'} runs out of memory even at batch 1; "
+                                "use a smaller --width or --crop")
+        line = f"{what + ': ' if what else ''}batch {batch} ran out of memory; halved to {batch // 2}"
+        if notes is not None:
+            notes.append(line)
+        batch //= 2
+
+
+# --- Timing helpers --------------------------------------------------------------------------
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(step: Callable[[], object], steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds for `steps` calls of `step` after `warmup` untimed calls, synchronised on GPUs."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def interleaved(steps: dict[str, Callable[[], object]], n_steps: int, warmup: int, repeats: int,
+                device: torch.device) -> dict[str, list[float]]:
+    """Seconds per repeat for each named step, the order alternating between repeats (ABBA...)."""
+    names = list(steps)
+    for name in names:
+        timed(steps[name], 0, warmup, device)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else reversed(names):
+            seconds[name].append(timed(steps[name], n_steps, 0, device))
+    return seconds
+
+
+def paired_ratio(ours: Sequence[float], bare: Sequence[float]) -> float:
+    """Our throughput over the bare one: the median of each repeat's pair bare_time / our_time."""
+    return statistics.median(b / o for o, b in zip(ours, bare))
+
+
+# --- Models and steps ------------------------------------------------------------------------
+
+
+def _memory_format(options: BenchOptions) -> torch.memory_format:
+    return torch.channels_last if options.channels_last else torch.contiguous_format
+
+
+def autocast(device: torch.device, options: BenchOptions) -> contextlib.AbstractContextManager:
+    """bf16 autocast when asked for (CUDA or CPU), else nothing."""
+    if options.bf16:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_model(spec: ModelSpec, options: BenchOptions, device: torch.device, train: bool = True,
+                  fully_convolutional: bool = False) -> torch.nn.Module:
+    """The model on the device in the requested memory format; the model itself (not compiled)."""
+    torch.manual_seed(options.seed)
+    model = build_model(spec, fully_convolutional).to(device=device, memory_format=_memory_format(options))
+    return model.train(train)
+
+
+def maybe_compile(model: torch.nn.Module, options: BenchOptions) -> torch.nn.Module:
+    return torch.compile(model) if options.compile else model
+
+
+def synthetic_batch(spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-made normalised-looking input and labels on the device."""
+    generator = torch.Generator().manual_seed(options.seed)
+    x = torch.randn(batch, 3, spec.crop, spec.crop, generator=generator)
+    y = torch.randint(0, spec.num_classes, (batch,), generator=generator)
+    return x.to(device, memory_format=_memory_format(options)), y.to(device)
+
+
+def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The paper's optimiser: SGD, momentum 0.9, weight decay 5e-4."""
+    return torch.optim.SGD(model.parameters(), lr=paper.LEARNING_RATE, momentum=paper.MOMENTUM,
+                           weight_decay=paper.WEIGHT_DECAY)
+
+
+def bare_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+              device: torch.device, options: BenchOptions) -> Callable[[], None]:
+    """The baseline: a plain PyTorch SGD step on pre-made tensors."""
+
+    def step() -> None:
+        with autocast(device, options):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def inference_step(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
+                   options: BenchOptions) -> Callable[[], None]:
+    def step() -> None:
+        with torch.inference_mode(), autocast(device, options):
+            model(x)
+
+    return step
+
+
+def macs_per_image(spec: ModelSpec) -> int:
+    """MACs of one FC-form forward pass at the spec's crop (as counting.count_macs counts them)."""
+    from vggbench.evaluation import macs_per_pass
+
+    return macs_per_pass(spec, False, spec.crop, spec.crop)
+
+
+# --- Our training step and the fast path (vggbench.training, vggbench.data) -----------------
+
+
+def our_step_factory(step_model: torch.nn.Module, model: torch.nn.Module, device: torch.device,
+                     options: BenchOptions) -> Callable[[torch.Tensor, torch.Tensor], Callable[[], None]]:
+    """make(x, y) -> a step of our training loop: `training.train_step` with the optimiser the loop
+    builds, plus the loop's per-step bookkeeping (the loss summed on the device, the channels_last
+    conversion when asked, one host sync every `training.LOG_EVERY` steps). The loop itself
+    (`_Run._epoch`) needs a dataset, a run folder and validation, so it is not timed whole."""
+    from vggbench import training
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=paper.LEARNING_RATE, momentum=paper.MOMENTUM,
+                                weight_decay=paper.WEIGHT_DECAY)
+    cast = autocast(device, options) if options.bf16 else None
+    loss_sum = torch.zeros((), device=device)
+    interval_sum = torch.zeros((), device=device)
+    done = [0]
+
+    def make(x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+        def step() -> None:
+            xb = x.contiguous(memory_format=torch.channels_last) if options.channels_last else x
+            loss = training.train_step(step_model, optimizer, xb, y, 1, cast)
+            loss_sum.add_(loss)
+            interval_sum.add_(loss)
+            done[0] += 1
+            if done[0] % training.LOG_EVERY == 0:
+                interval_sum.item()
+                interval_sum.zero_()
+
+        return step
+
+    return make
+
+
+def fast_path_loader(spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions,
+                     images: int | None = None):
+    """The in-memory fast path: a TrainLoader over synthetic uint8 images of the crop's size (CIFAR-like),
+    augmented with the paper's TrainAugment at the options' training scale."""
+    from vggbench.data import TrainAugment, TrainLoader
+    from vggbench.data.stats import RGBStats
+    from vggbench.data.synthetic import make_split
+    from vggbench.scales import parse_train_scale
+
+    count = images or batch * 8
+    imageset = make_split(count, spec.crop, spec.num_classes, options.seed, stream=0)
+    stats = RGBStats(torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.02, 0.005, 0.001]), torch.eye(3))
+    augment = TrainAugment(spec.crop, parse_train_scale(options.train_scale), stats)
+    return TrainLoader(imageset, augment, batch, device, seed=options.seed)
+
+
+def endless_batches(loader) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's batches epoch after epoch."""
+    epoch = 0
+    while True:
+        yield from loader.epoch(epoch)
+        epoch += 1
+
+
+# --- The measurements ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (net, width, crop, batch) point."""
+
+    config: str
+    width: float
+    crop: int
+    batch: int
+
+    def spec(self, options: BenchOptions) -> ModelSpec:
+        return ModelSpec(self.config, options.classes, self.width, self.crop)
+
+    @property
+    def label(self) -> str:
+        return f"{self.config} width {self.width:g} crop {self.crop}"
+
+
+def _row(case: Case, batch: int, **values: Any) -> dict[str, Any]:
+    return {"config": case.config, "width": case.width, "crop": case.crop, "requested_batch": case.batch,
+            "batch": batch, "halved": batch != case.batch, **values}
+
+
+def measure_training(case: Case, options: BenchOptions, device: torch.device, notes: list[str],
+                     peak: float | None) -> dict[str, Any]:
+    spec = case.spec(options)
+
+    def measure(batch: int) -> float:
+        model = prepare_model(spec, options, device)
+        optimizer = sgd(model)
+        x, y = synthetic_batch(spec, batch, device, options)
+        return timed(bare_step(maybe_compile(model, options), optimizer, x, y, device, options),
+                     options.steps, options.warmup, device)
+
+    seconds, batch = with_oom_halving(measure, case.batch, notes, f"train {case.label}")
+    ips = batch * options.steps / seconds
+    macs = macs_per_image(spec)
+    return _row(case, batch, mode="train", images_per_s=ips, ms_per_step=1e3 * seconds / options.steps,
+                macs_per_image=macs, gflops=ips * training_flops_per_image(macs) / 1e9, mfu=mfu(ips, macs, peak))
+
+
+def measure_inference(case: Case, options: BenchOptions, device: torch.device, notes: list[str]) -> dict[str, Any]:
+    spec = case.spec(options)
+
+    def measure(batch: int) -> float:
+        model = maybe_compile(prepare_model(spec, options, device, train=False), options)
+        x, _ = synthetic_batch(spec, batch, device, options)
+        return timed(inference_step(model, x, device, options), options.steps, options.warmup, device)
+
+    seconds, batch = with_oom_halving(measure, case.batch, notes, f"infer {case.label}")
+    ips = batch * options.steps / seconds
+    macs = macs_per_image(spec)
+    return _row(case, batch, mode="infer", images_per_s=ips, ms_per_step=1e3 * seconds / options.steps,
+                macs_per_image=macs, gflops=ips * 2 * macs / 1e9, mfu=None)
+
+
+def measure_overhead(case: Case, options: BenchOptions, device: torch.device, notes: list[str]) -> dict[str, Any]:
+    """Our step vs the bare loop, and our step fed by the fast path vs the bare loop, interleaved."""
+    spec = case.spec(options)
+
+    def measure(batch: int) -> dict[str, list[float]]:
+        model = prepare_model(spec, options, device)
+        step_model = maybe_compile(model, options)
+        x, y = synthetic_batch(spec, batch, device, options)
+        bare = bare_step(step_model, sgd(model), x, y, device, options)
+        make_ours = our_step_factory(step_model, model, device, options)
+        ours = make_ours(x, y)
+        batches = iter(endless_batches(fast_path_loader(spec, batch, device, options)))
+
+        def ours_with_data() -> None:
+            make_ours(*next(batches))()
+
+        return interleaved({"bare": bare, "ours": ours, "ours+data": ours_with_data},
+                           options.steps, options.warmup, options.repeats, device)
+
+    seconds, batch = with_oom_halving(measure, case.batch, notes, f"overhead {case.label}")
+    n = batch * options.steps
+    return _row(case, batch, bare_images_per_s=n / statistics.median(seconds["bare"]),
+                ours_images_per_s=n / statistics.median(seconds["ours"]),
+                ours_data_images_per_s=n / statistics.median(seconds["ours+data"]),
+                step_ratio=paired_ratio(seconds["ours"], seconds["bare"]),
+                data_ratio=paired_ratio(seconds["ours+data"], seconds["bare"]),
+                repeats=options.repeats)
+
+
+def measure_augmentation(case: Case, options: BenchOptions, device: torch.device,
+                         train_images_per_s: float | None) -> dict[str, Any]:
+    """The fast path alone (gather + TrainAugment on the device) against the model's training throughput."""
+    spec = case.spec(options)
+    batches = iter(endless_batches(fast_path_loader(spec, case.batch, device, options)))
+    seconds = timed(lambda: next(batches), options.steps, options.warmup, device)
+    ips = case.batch * options.steps / seconds
+    return _row(case, case.batch, train_scale=options.train_scale, augment_images_per_s=ips,
+                train_images_per_s=train_images_per_s,
+                augment_over_train=ips / train_images_per_s if train_images_per_s else None)
+
+
+def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) -> list[dict[str, Any]]:
+    """Dense, multi-crop and both at the jitter test scales (Table 5's Q = {256, 384, 512}), per image.
+
+    Times are the medians over `repeats` timed passes (after one untimed) of evaluate_batches over
+    `eval_images` images of the crop's size; its batch cap is the case's batch."""
+    from vggbench import evaluation
+    from vggbench.data.augment import eval_preprocess
+    from vggbench.data.stats import RGBStats
+    from vggbench.scales import parse_train_scale, test_scales, to_pixels
+
+    spec = case.spec(options)
+    model = prepare_model(spec, options, device, train=False)
+    generator = torch.Generator().manual_seed(options.seed)
+    images = torch.randint(0, 256, (options.eval_images, 3, case.crop, case.crop), generator=generator,
+                           dtype=torch.uint8)
+    labels = torch.randint(0, spec.num_classes, (options.eval_images,), generator=generator)
+    stats = RGBStats(torch.tensor([0.5, 0.5, 0.5]), torch.ones(3), torch.eye(3))
+    q_paper = test_scales("jitter", parse_train_scale("256:512"))
+    q_pixels = tuple(to_pixels(q, case.crop) for q in q_paper)
+    methods = (evaluation.DENSE, evaluation.MULTI_CROP, evaluation.BOTH)
+
+    def prepare(group: torch.Tensor, q: int) -> torch.Tensor:
+        x = eval_preprocess(group, q, stats)
+        return x.contiguous(memory_format=_memory_format(options))
+
+    def once() -> dict[str, evaluation.EvalResult]:
+        with autocast(device, options):
+            return evaluation.evaluate_batches([model], [(images.to(device), labels)], prepare, methods=methods,
+                                               scales_px=q_pixels, batch_size=case.batch, device=device)
+
+    once()
+    runs = [once() for _ in range(options.repeats)]
+    rows = []
+    for method in methods:
+        seconds = statistics.median(r[method].seconds for r in runs)
+        result = runs[0][method]
+        rows.append(_row(case, case.batch, method=method, test_scales=list(q_paper), test_scales_px=list(q_pixels),
+                         images=result.images, forward_passes_per_image=result.forward_passes_per_image,
+                         macs_per_image=int(round(result.macs_per_image)), ms_per_image=1e3 * seconds / result.images))
+    dense = next(r for r in rows if r["method"] == evaluation.DENSE)
+    for row in rows:
+        row["time_vs_dense"] = row["ms_per_image"] / dense["ms_per_image"]
+        row["macs_vs_dense"] = row["macs_per_image"] / dense["macs_per_image"]
+    return rows
+
+
+# --- The whole run ---------------------------------------------------------------------------
+
+
+def parse_list(values: Iterable[str] | str, cast: Callable[[str], T], name: str) -> list[T]:
+    """Repeated options and comma lists: ['A,D', 'E', 'A'] -> ['A', 'D', 'E'], each cast, repeats
+    dropped; bad values are a VggbenchError naming the option."""
+    out: list[T] = []
+    for value in [values] if isinstance(values, str) else values:
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                value = cast(part)
+            except ValueError:
+                example = {"config": "A,D", "width": "0.125,0.25"}.get(name, "32,64")
+                raise VggbenchError(f"bad --{name} value {part!r}: expected a comma list such as {example}") from None
+            if value not in out:
+                out.append(value)
+    if not out:
+        raise VggbenchError(f"no --{name} given")
+    return out
+
+
+def parse_parts(specs: Iterable[str] | None) -> list[str]:
+    if not specs:
+        return list(PARTS)
+    chosen = set()
+    for spec in specs:
+        for part in str(spec).split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            if name not in PARTS:
+                raise VggbenchError(f"unknown bench part {part.strip()!r}; choose {PARTS_HELP}")
+            chosen.add(name)
+    if not chosen:
+        raise VggbenchError(f"no bench part given; choose {PARTS_HELP}")
+    return [p for p in PARTS if p in chosen]
+
+
+def cases(configs: Sequence[str], widths: Sequence[float], crops: Sequence[int], batches: Sequence[int],
+          classes: int = 10) -> list[Case]:
+    """Every (net, width, crop, batch), each validated (config name, width, crop, batch)."""
+    out = []
+    for batch in batches:
+        if batch < 1:
+            raise VggbenchError(f"batch {batch} must be at least 1")
+    for config in configs:
+        for width in widths:
+            for crop in crops:
+                ModelSpec(config, classes, width, crop)  # validates
+                out.extend(Case(config, width, crop, batch) for batch in batches)
+    if not out:
+        raise VggbenchError("nothing to measure: give at least one --config, --width, --crop and --batch")
+    return out
+
+
+def run_bench(points: Sequence[Case], options: BenchOptions, parts: Sequence[str] | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure every part for every case; returns the record (see the module docstring)."""
+    options = options.check()
+    parts = parse_parts(parts)
+    device = resolve_device(options.device)
+    previous_threads = torch.get_num_threads()
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    try:
+        machine = machine_info(device)
+        peak = peak_bf16_flops(machine["gpu"]) if device.type == "cuda" else None
+        notes: list[str] = []
+        record: dict[str, Any] = {
+            "kind": KIND,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "machine": machine,
+            "machine_name": machine_name(machine),
+            "torch_version": torch.__version__,
+            "options": {**asdict(options), "device": str(device), "parts": list(parts)},
+            "peak_bf16_flops": peak,
+            "train": [], "infer": [], "overhead": [], "data": [], "eval": [],
+            "notes": notes,
+        }
+        if device.type != "cuda":
+            notes.append("MFU does not apply on a CPU (no dense bf16 tensor peak): reported as n/a")
+        elif peak is None:
+            notes.append(f"no bf16 peak known for {machine['gpu']}: MFU not reported")
+        say = progress or (lambda _: None)
+        train_ips: dict[Case, float] = {}
+        for case in points:
+            if "train" in parts or "data" in parts:
+                say(f"train {case.label} batch {case.batch}")
+                row = measure_training(case, options, device, notes, peak)
+                train_ips[case] = row["images_per_s"]
+                if "train" in parts:
+                    record["train"].append(row)
+            if "infer" in parts:
+                say(f"infer {case.label} batch {case.batch}")
+                record["infer"].append(measure_inference(case, options, device, notes))
+            if "overhead" in parts:
+                say(f"overhead {case.label} batch {case.batch}")
+                record["overhead"].append(measure_overhead(case, options, device, notes))
+            if "data" in parts:
+                say(f"data {case.label} batch {case.batch}")
+                record["data"].append(measure_augmentation(case, options, device, train_ips.get(case)))
+        if "eval" in parts:
+            seen = set()
+            for case in points:  # one evaluation per net, width and crop (its batch caps the passes)
+                key = (case.config, case.width, case.crop)
+                if key in seen:
+                    continue
+                seen.add(key)
+                say(f"eval {case.label}")
+                record["eval"].extend(measure_evaluation(case, options, device))
+        record["load_average_after"] = _load_average()
+        record["id"] = record_id({"created": record["created"], "options": record["options"],
+                                  "cases": [asdict(c) for c in points]})
+        return record
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def save_bench(record: dict[str, Any], results_dir: Path) -> Path:
+    """results_dir/bench/<date>-<id>.json"""
+    stamp = record["created"][:19].replace(":", "").replace("-", "")
+    return write_record(Path(results_dir), KIND, f"{stamp}-{record['id']}", record)
+
+
+# --- Frames and rendering --------------------------------------------------------------------
+
+HEADERS = {
+    "machine": "machine", "device": "device", "config": "net", "width": "width", "crop": "crop", "batch": "batch",
+    "mode": "mode", "images_per_s": "images/s", "ms_per_step": "ms/step", "macs_per_image": "MACs/image",
+    "gflops": "GFLOP/s", "mfu": "MFU", "options": "options",
+    "bare_images_per_s": "bare loop img/s", "ours_images_per_s": "our step img/s",
+    "ours_data_images_per_s": "our step + fast path img/s", "step_ratio": "ours/bare (step)",
+    "data_ratio": "ours/bare (with data)", "train_scale": "train S", "augment_images_per_s": "augment img/s",
+    "train_images_per_s": "train img/s", "augment_over_train": "augment / train",
+    "method": "method", "test_scales_px": "Q (px)", "forward_passes_per_image": "passes/image",
+    "ms_per_image": "ms/image", "time_vs_dense": "time vs dense", "macs_vs_dense": "MACs vs dense",
+}
+
+
+def _option_label(options: dict[str, Any]) -> str:
+    flags = [name for name in ("channels_last", "bf16", "compile") if options.get(name)]
+    return "+".join(flags) if flags else "eager fp32"
+
+
+def bench_frame(records: Sequence[dict[str, Any]], part: str = "throughput"):
+    """A DataFrame of bench records: `throughput` (train and infer rows, the report's table),
+    or one of overhead, data, eval; each row names its machine, device and options."""
+    import pandas as pd
+
+    if part not in ("throughput", "overhead", "data", "eval"):
+        raise VggbenchError(f"unknown bench table {part!r}; choose throughput, overhead, data or eval")
+    rows = []
+    for record in records:
+        if record.get("kind") != KIND:
+            continue
+        context = {"machine": record.get("machine_name") or machine_name(record["machine"]),
+                   "device": record["options"].get("device"), "options": _option_label(record["options"])}
+        sections = ("train", "infer") if part == "throughput" else (part,)
+        for section in sections:
+            for row in record.get(section, []):
+                rows.append({**context, **row})
+    columns = {
+        "throughput": ["machine", "device", "options", "config", "width", "crop", "batch", "mode",
+                       "images_per_s", "ms_per_step", "macs_per_image", "gflops", "mfu"],
+        "overhead": ["machine", "device", "options", "config", "width", "crop", "batch", "bare_images_per_s",
+                     "ours_images_per_s", "ours_data_images_per_s", "step_ratio", "data_ratio"],
+        "data": ["machine", "device", "options", "config", "width", "crop", "batch", "train_scale",
+                 "augment_images_per_s", "train_images_per_s", "augment_over_train"],
+        "eval": ["machine", "device", "options", "config", "width", "crop", "method", "test_scales_px",
+                 "forward_passes_per_image", "macs_per_image", "ms_per_image", "time_vs_dense", "macs_vs_dense"],
+    }[part]
+    frame = pd.DataFrame(rows, columns=columns)
+    if part == "eval" and len(frame):
+        frame["test_scales_px"] = frame["test_scales_px"].map(lambda q: ",".join(map(str, q)))
+    if "mfu" in frame:
+        frame["mfu"] = frame["mfu"].astype("Float64")
+    if "augment_over_train" in frame:
+        frame["augment_over_train"] = frame["augment_over_train"].astype("Float64")
+    if "batch" in frame:
+        frame["batch"] = frame["batch"].astype("Int64")
+    return frame
+
+
+TITLES = {
+    "throughput": "Throughput (train: forward, loss, backward, SGD step; infer: forward)",
+    "overhead": "Overhead: our training step vs a bare PyTorch loop (ratio of throughputs, interleaved)",
+    "data": "Data: the in-memory fast path's augmentation alone vs training throughput",
+    "eval": "Evaluation cost per image at the jitter test scales",
+}
+
+
+def _for_display(frame):
+    """Widths as 0.125 (not 0.12), small rates with three significant digits, MFU as a percentage."""
+    frame = frame.copy()
+    if "width" in frame:
+        frame["width"] = frame["width"].map(lambda w: f"{w:g}")
+    if "gflops" in frame:
+        frame["gflops"] = frame["gflops"].map(lambda v: f"{v:,.0f}" if v >= 100 else f"{v:.3g}")
+    for column in ("step_ratio", "data_ratio", "augment_over_train", "time_vs_dense", "macs_vs_dense"):
+        if column in frame:
+            frame[column] = frame[column].map(lambda v: "-" if v is None or v != v else f"{v:.3g}")
+    if "mfu" in frame:
+        frame["mfu"] = frame["mfu"].map(lambda v: "n/a" if v is None or v is __import__("pandas").NA
+                                        else f"{100 * v:.1f}%")
+    return frame
+
+
+def render_bench(record: dict[str, Any], fmt: str = "table") -> str:
+    """The record as terminal tables or Markdown (a section per part), or as JSON (the record)."""
+    import json
+
+    from vggbench.render import render
+
+    if fmt == "json":
+        return json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    out = []
+    load = record["machine"].get("load_average")
+    header = (f"Machine: {record['machine_name']}; torch {record['torch_version']}; {record['created']}"
+              + (f"; load average {load[0]:.2f} at the start" if load else ""))
+    out.append(f"**{header}**\n" if fmt == "markdown" else header + "\n")
+    for part in ("throughput", "overhead", "data", "eval"):
+        frame = bench_frame([record], part)
+        if not len(frame):
+            continue
+        frame = _for_display(frame.drop(columns=["machine"])).rename(columns=HEADERS)
+        if fmt == "markdown":
+            out.append(f"#### {TITLES[part]}\n\n" + render(frame, "markdown"))
+        else:
+            out.append(render(frame, fmt, TITLES[part]))
+    for note in record.get("notes", []):
+        out.append(f"note: {note}\n")
+    return "\n".join(out)
