@@ -70,6 +70,114 @@ def params(
 
 
 @app.command()
+def train(
+    config: str = typer.Option("A", "--config", help="the net of Table 1: A, A-LRN, B, C, D, E or B-5x5"),
+    data: str = typer.Option("synthetic", help="synthetic, fashion-mnist, cifar10, cifar100 or imagefolder:PATH"),
+    crop: int = typer.Option(paper.PAPER_CROP, help="training crop in pixels, a multiple of 32 (e.g. 32 on a CPU)"),
+    width: float = typer.Option(1.0, help="width multiplier for the channels (e.g. 0.125 on a CPU)"),
+    scale: str = typer.Option("256", help="training scale S in the paper's units: 256, 384 or a jitter range 256:512"),
+    epochs: int = typer.Option(None, help="epochs (default 10; the paper trained 74)"),
+    seed: int = typer.Option(0, help="seed of init, batch order, augmentation and dropout"),
+    init: str = typer.Option(None, help="kaiming (default), glorot, paper (normal, std --init-std) or preinit"),
+    init_std: float = typer.Option(None, help="std of --init paper: 0.01 (default, as commonly implemented) "
+                                               "or 0.1 (the paper's '10^-2 variance' read literally)"),
+    preinit_from: str = typer.Option(None, help="with --init preinit: the stored run of net A to copy layers from"),
+    preinit_mapping: str = typer.Option("stage", help="which convs receive A's first four: stage or order"),
+    init_from: str = typer.Option(None, help="fine-tune from this stored run's weights (e.g. S=384 from S=256)"),
+    lr: float = typer.Option(None, help="initial learning rate (default 0.01; 0.001 with --init-from, as the paper)"),
+    momentum: float = typer.Option(paper.MOMENTUM, help="SGD momentum"),
+    weight_decay: float = typer.Option(paper.WEIGHT_DECAY, help="weight decay (L2)"),
+    dropout: float = typer.Option(paper.DROPOUT, help="dropout of the first two FC layers"),
+    fc_width: int = typer.Option(None, help="FC6/FC7 width (default 4096 x width)"),
+    batch: int = typer.Option(paper.BATCH_SIZE, help="global batch size (split over processes under torchrun)"),
+    max_device_batch: int = typer.Option(None, help="largest micro-batch on a device: larger batches accumulate gradients"),
+    patience: int = typer.Option(None, help="epochs without a better val top-1 error before lr / 10 (default 2)"),
+    max_lr_decreases: int = typer.Option(paper.MAX_LR_DECREASES, help="at most this many lr decreases"),
+    limit_train: int = typer.Option(None, help="a stratified subset of this many training images"),
+    limit_val: int = typer.Option(None, help="a stratified subset of this many validation images"),
+    val_split: float = typer.Option(None, help="hold out this fraction of train as val (for data without a val set)"),
+    data_root: Path = typer.Option(None, help="where the dataset lives (default: the usual places)"),
+    download: bool = typer.Option(False, "--download", help="download the dataset if missing (torchvision)"),
+    skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="skip unreadable images, counting them"),
+    workers: int = typer.Option(0, help="DataLoader workers for image folders"),
+    results_dir: Path = typer.Option(Path("results"), help="the results store"),
+    resume: bool = typer.Option(False, "--resume", help="continue this config's interrupted run from its checkpoint"),
+    force: bool = typer.Option(False, "--force", help="train again even if the run is stored"),
+    device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the model"),
+    deterministic: bool = typer.Option(False, "--deterministic", help="deterministic algorithms (exact resume)"),
+    as_json: bool = typer.Option(False, "--json", help="print the run record as JSON"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
+) -> None:
+    """Train a net of Table 1 with the paper's recipe (Section 3.1) and store the run."""
+    import json
+
+    from vggbench import results, training
+
+    options = {
+        "config": config, "data": data, "crop": crop, "width": width, "scale": scale, "seed": seed,
+        "init": init, "init_std": init_std, "preinit_from": preinit_from, "preinit_mapping": preinit_mapping,
+        "init_from": init_from, "lr": lr if lr is not None else (paper.FINETUNE_LEARNING_RATE if init_from else None),
+        "momentum": momentum, "weight_decay": weight_decay, "dropout": dropout, "fc_width": fc_width,
+        "batch_size": batch, "max_device_batch": max_device_batch, "epochs": epochs, "patience": patience,
+        "max_lr_decreases": max_lr_decreases, "limit_train": limit_train, "limit_val": limit_val,
+        "val_split": val_split, "data_root": str(data_root) if data_root else None, "download": download,
+        "skip_bad_images": skip_bad_images, "workers": workers, "compile": compile_, "deterministic": deterministic,
+    }
+    settings = training.TrainConfig(**{k: v for k, v in options.items() if v is not None})
+    stored = not force and (results.read_record(results_dir, training.RUNS, settings.run_id) or {}).get("status")
+    with _train_progress(quiet) as progress:
+        record = training.train(settings, results_dir=results_dir, device=device, resume=resume, force=force,
+                                quiet=quiet, progress=progress)
+    if as_json:
+        echo(json.dumps(record, indent=2, sort_keys=True, default=str))
+        return
+    final = record["final"]
+    echo(f"run {record['id']}{' (stored; --force retrains)' if stored == 'complete' else ''}: "
+         f"{record['model']['config']} width {record['width']:g} crop {record['crop']} S={record['train_scale']} "
+         f"on {record['dataset']}: val top-1 {final['top1_err']:.2f}% top-5 {final['top5_err']:.2f}% after "
+         f"{len(record['epochs_log'])} epochs, {record['wall_time_s']:.0f} s, {record['images_per_s']:.0f} img/s, "
+         f"data {100 * record['data_time_fraction']:.0f}% of train time; "
+         f"{Path(results_dir) / training.RUNS / (record['id'] + '.json')}")
+
+
+class _train_progress:
+    """A rich progress bar (epoch, loss, img/s, ETA) on stderr when it is a terminal and not quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+            self.task = None
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+        self.bar.__enter__()
+        return self.update
+
+    def update(self, event: dict) -> None:
+        if event["kind"] != "step":
+            return
+        total = event["epochs"] * event["steps"]
+        completed = (event["epoch"] - 1) * event["steps"] + event["step"]
+        info = f"loss {event['loss']:.3f}  {event['images_per_s']:.0f} img/s"
+        description = f"epoch {event['epoch']}/{event['epochs']}"
+        if self.task is None:
+            self.task = self.bar.add_task(description, total=total, completed=completed, info=info)
+        else:
+            self.bar.update(self.task, description=description, total=total, completed=completed, info=info)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@app.command()
 def bench(
     config: list[str] = typer.Option(["A"], "--config", help="nets to measure (repeat or comma list), e.g. A,D"),
     width: list[str] = typer.Option(["0.125"], "--width", help="width multipliers (repeat or comma list)"),
@@ -116,8 +224,8 @@ def run(argv: list[str]) -> int:
         if error.format_message():  # empty when click has already shown the help
             sys.stderr.write(f"error: {error.format_message()}\n")
         return 2
-    except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("error: interrupted\n")
+    except (typer.Abort, KeyboardInterrupt) as error:  # training's says where its checkpoint is
+        sys.stderr.write(f"error: {str(error) or 'interrupted'}\n")
         return 130
     except VggbenchError as error:
         sys.stderr.write(f"error: {error}\n")
