@@ -213,6 +213,100 @@ def bench(
         sys.stderr.write(f"wrote {bench_lib.save_bench(record, results_dir)}\n")
 
 
+@app.command("eval")
+def eval_command(
+    runs: list[str] = typer.Argument(None, help="stored run ids (unique prefixes are enough); with --fuse, fused"),
+    run_option: list[str] = typer.Option(None, "--run", help="a stored run id (repeatable); same as the arguments"),
+    fuse: bool = typer.Option(False, "--fuse", help="fuse the named runs: average their softmax posteriors (Table 6)"),
+    method: list[str] = typer.Option(None, "--method",
+                                     help="center, dense, multi-crop or multi-crop+dense; repeatable or a comma list"),
+    dense: bool = typer.Option(False, "--dense", help="same as --method dense"),
+    multi_crop: bool = typer.Option(False, "--multi-crop", help="same as --method multi-crop (with --dense: also both)"),
+    center: bool = typer.Option(False, "--center", help="same as --method center"),
+    scales: str = typer.Option("single", "--scales", help="single, multi, jitter, or paper-unit scales such as 224,256,288"),
+    config: str = typer.Option(None, "--config", help="select stored runs of this net; or the net of --checkpoint"),
+    scale: str = typer.Option(None, "--scale", help="select stored runs of this train scale (256, 384, 256:512); "
+                                                    "or the train scale of --checkpoint/--weights (default 256)"),
+    checkpoint: str = typer.Option(None, "--checkpoint", help="a weights file: a state dict or a training checkpoint"),
+    weights: str = typer.Option(None, "--weights", help="torchvision:vgg11, vgg13, vgg16 or vgg19 (public ImageNet "
+                                                        "weights, downloaded on first use; ImageNet mean/std)"),
+    classes: int = typer.Option(None, "--classes", help="classes of --checkpoint (default: from its FC8)"),
+    width: float = typer.Option(None, "--width", help="width multiplier of --checkpoint (default 1)"),
+    crop: int = typer.Option(None, "--crop", help="crop of --checkpoint (default 224)"),
+    norm: str = typer.Option(None, "--norm", help="train (the paper: subtract the training mean RGB) or imagenet "
+                                                  "(torchvision's mean/std); default imagenet for --weights, else train"),
+    data: str = typer.Option(None, "--data", help="evaluate on this dataset's validation split (default: the run's)"),
+    data_root: str = typer.Option(None, "--data-root", help="where datasets live"),
+    limit_val: int = typer.Option(None, "--limit-val", help="a stratified subset of this many validation images"),
+    max_images: int = typer.Option(None, "--max-images", help="stop after this many images (a quick look)"),
+    batch: int = typer.Option(64, "--batch", help="net inputs per forward pass (an image's 50 crops stay together)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="the results store"),
+    fmt: str = typer.Option("table", "--format", help="table, markdown, latex or json"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """The paper's test protocols (Section 3.2): dense, multi-crop, both, center; scales; fusion."""
+    import json
+
+    from vggbench import evaluation
+
+    check_format(fmt, ("table", "markdown", "latex", "json"))
+    chosen = list(method or [])
+    chosen += [name for flag, name in ((dense, "dense"), (multi_crop, "multi-crop"), (center, "center")) if flag]
+    if dense and multi_crop:
+        chosen.append("multi-crop+dense")
+    request = evaluation.EvalRequest(
+        runs=list(runs or []) + list(run_option or []), fuse=fuse, methods=chosen or ["dense"], scales=scales,
+        config=config, scale=scale, checkpoint=checkpoint, weights=weights, classes=classes, width=width, crop=crop,
+        norm=norm, data=data, data_root=data_root, limit_val=limit_val, max_images=max_images, batch=batch,
+        device=device, results_dir=str(results_dir),
+    )
+    with evaluation.progress_bars(quiet) as factory:
+        records = evaluation.run_eval(request, factory)
+    if fmt == "json":
+        echo(json.dumps(records, indent=2, default=str))
+        return
+    frame = evaluation.results_frame(records)
+    echo(render(frame.rename(columns=evaluation.RESULT_HEADERS), fmt,
+                "Evaluation (errors in %, MACs = multiply-accumulates per image)"))
+
+
+@app.command()
+def bench(
+    config: list[str] = typer.Option(["A"], "--config", help="nets to measure (repeat or comma list), e.g. A,D"),
+    width: list[str] = typer.Option(["0.125"], "--width", help="width multipliers (repeat or comma list)"),
+    crop: list[str] = typer.Option(["32"], "--crop", help="crops in pixels, multiples of 32 (repeat or comma list)"),
+    batch: list[str] = typer.Option(["64"], "--batch", help="batch sizes (repeat or comma list); halved on out-of-memory"),
+    steps: int = typer.Option(10, help="timed steps per measurement"),
+    warmup: int = typer.Option(3, help="untimed warm-up steps before timing"),
+    repeats: int = typer.Option(3, help="interleaved repeats of the overhead comparison and of the evaluation timing"),
+    parts: list[str] = typer.Option(None, "--parts", help="train, infer, overhead, data, eval (default: all)"),
+    classes: int = typer.Option(10, help="number of classes of the measured nets"),
+    eval_images: int = typer.Option(8, help="images per evaluation-cost measurement"),
+    device: str = typer.Option("auto", help="auto (cuda if available), cpu or cuda"),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format (model and input)"),
+    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the model"),
+    threads: int = typer.Option(None, help="torch CPU threads (default: torch's)"),
+    fmt: str = typer.Option("table", "--format", help="table, json or markdown"),
+    results_dir: Path = typer.Option(Path("results"), help="the results store (the record goes to <dir>/bench/)"),
+    save: bool = typer.Option(True, "--save/--no-save", help="store the record under <results-dir>/bench/"),
+) -> None:
+    """Throughput, our loop's overhead, data and evaluation cost, MFU on GPUs (see `vggbench.bench`)."""
+    from vggbench import bench as bench_lib
+
+    check_format(fmt, bench_lib.BENCH_FORMATS)
+    options = bench_lib.BenchOptions(
+        device=device, channels_last=channels_last, bf16=bf16, compile=compile_, threads=threads, steps=steps,
+        warmup=warmup, repeats=repeats, classes=classes, eval_images=eval_images).check()
+    points = bench_lib.cases(bench_lib.parse_list(config, str, "config"), bench_lib.parse_list(width, float, "width"),
+                             bench_lib.parse_list(crop, int, "crop"), bench_lib.parse_list(batch, int, "batch"), classes)
+    record = bench_lib.run_bench(points, options, parts, progress=lambda line: sys.stderr.write(f"bench: {line}\n"))
+    echo(bench_lib.render_bench(record, fmt))
+    if save:
+        sys.stderr.write(f"wrote {bench_lib.save_bench(record, results_dir)}\n")
+
+
 def run(argv: list[str]) -> int:
     """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
     command = typer.main.get_command(app)

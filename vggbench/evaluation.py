@@ -22,18 +22,21 @@ many image sizes cost nothing to count.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
-from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional
+from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional, uninitialised_model
 
 CENTER, DENSE, MULTI_CROP, BOTH = "center", "dense", "multi-crop", "multi-crop+dense"
 METHODS = (CENTER, DENSE, MULTI_CROP, BOTH)
@@ -544,8 +547,12 @@ def eval_record_id(run_ids: Sequence[str], method: str, test_scales: object, dat
 
 
 def eval_record(result: EvalResult, evaluated: Sequence[Evaluated], *, test_scales: Sequence, test_scales_px: Sequence,
-                dataset: str, limits: dict, device: str, extra: dict | None = None) -> dict:
-    """The stored record of one evaluation (one method, one model or fusion, one scale set)."""
+                dataset: str, limits: dict, device: str, extra: dict | None = None,
+                details: dict | None = None) -> dict:
+    """The stored record of one evaluation (one method, one model or fusion, one scale set).
+
+    `extra` fields define the evaluation (they enter the id, as the runs, method, test scales,
+    dataset and limits do); `details` fields are only stored."""
     import datetime
 
     ids = [e.id for e in evaluated]
@@ -578,6 +585,7 @@ def eval_record(result: EvalResult, evaluated: Sequence[Evaluated], *, test_scal
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     record.update(extra or {})
+    record.update(details or {})
     return record
 
 
@@ -684,3 +692,329 @@ def render_paper_table(table: int, eval_records: Sequence[dict], fmt: str = "tab
     from vggbench.render import render
 
     return render(paper_table_frame(table, eval_records, dataset), fmt, PAPER_TABLE_TITLES[table])
+
+
+# --- What `vggbench eval` evaluates: stored runs, checkpoint files, torchvision weights ----------
+
+TORCHVISION_PREFIX = "torchvision:"
+SCALES_DEFAULT = "single"
+DEFAULT_CHECKPOINT_SCALE = "256"  # train scale assumed for a checkpoint or torchvision weights
+
+
+@dataclass
+class Candidate:
+    """One model to evaluate, with what evaluating it needs besides the weights."""
+
+    evaluated: Evaluated
+    model: VGG
+    train_scale: object  # scales.TrainScale
+    classes: list[str] | None  # class names it was trained on, when known
+    normalization: Normalization | None  # None: the training set's mean RGB (the paper)
+    training_data: dict | None  # load_dataset arguments of its training split (for the mean RGB)
+    data: str | None  # the dataset it was trained on (spec), when known
+
+
+@dataclass
+class EvalRequest:
+    """The `vggbench eval` options, parsed; `run_eval` carries them out."""
+
+    runs: list[str] = field(default_factory=list)
+    fuse: bool = False
+    methods: list[str] = field(default_factory=lambda: [DENSE])
+    scales: str = SCALES_DEFAULT
+    config: str | None = None
+    scale: str | None = None
+    checkpoint: str | None = None
+    weights: str | None = None
+    classes: int | None = None
+    width: float | None = None
+    crop: int | None = None
+    norm: str | None = None  # "train" or "imagenet"; default per source
+    data: str | None = None
+    data_root: str | None = None
+    limit_val: int | None = None
+    max_images: int | None = None
+    batch: int = 64
+    device: str = "auto"
+    results_dir: str = "results"
+    skip_bad_images: bool = False
+
+
+def torchvision_model(name: str, progress: bool = True) -> tuple[VGG, list[str], Normalization]:
+    """A Table 1 net with torchvision's public ImageNet weights (`torchvision:vgg16` etc.): A, B,
+    D, E as vgg11/13/16/19, IMAGENET1K_V1. Downloads through torchvision's weights API into the
+    torch hub cache on first use. Returns the FC-form model, the 1000 class names and the
+    normalisation those weights expect (ImageNet mean and std on the [0, 1] scale)."""
+    from vggbench.models import load_state
+
+    key = name[len(TORCHVISION_PREFIX):] if name.lower().startswith(TORCHVISION_PREFIX) else name
+    key = key.strip().lower()
+    valid = ", ".join(TORCHVISION_PREFIX + k for k in paper.TORCHVISION_CONFIG)
+    if key not in paper.TORCHVISION_CONFIG:
+        raise VggbenchError(f"unknown torchvision weights {name!r}; choose one of {valid} "
+                            "(torchvision's VGG without batch norm: nets A, B, D, E)")
+    from torchvision.models import get_model_weights
+
+    weights = get_model_weights(key).IMAGENET1K_V1
+    try:
+        state = weights.get_state_dict(progress=progress)
+    except Exception as error:  # no network, a broken cache file, ...
+        raise VggbenchError(f"cannot fetch {key} weights ({weights.url}): {error}; check the network, or download "
+                            "the file and pass it with --checkpoint FILE --config "
+                            f"{paper.TORCHVISION_CONFIG[key]} --norm imagenet") from None
+    model = uninitialised_model(ModelSpec(paper.TORCHVISION_CONFIG[key]))
+    load_state(model, state)
+    transform = weights.transforms()
+    normalization = Normalization(tuple(transform.mean), tuple(transform.std), "imagenet")
+    return model.eval(), list(weights.meta["categories"]), normalization
+
+
+def load_checkpoint_file(path: str, spec_options: dict) -> tuple[VGG, dict]:
+    """A model from a weights file: a plain state dict (ours in either head form, or torchvision's
+    vgg11/13/16/19) or a training checkpoint ({'model': state, 'config': TrainConfig dict}).
+    The architecture comes from `spec_options` (config, classes, width, crop), falling back on the
+    checkpoint's own config; the number of classes defaults to the rows of FC8's weight."""
+    from vggbench.models import load_state
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise VggbenchError(f"checkpoint {file} does not exist; give a weights file (.pt)")
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise VggbenchError(f"cannot read checkpoint {file}: {error}; expected a torch state dict") from None
+    stored: dict = {}
+    if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
+        stored, state = dict(loaded.get("config") or {}), loaded["model"]
+    elif isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
+        state = loaded["state_dict"]
+    else:
+        state = loaded
+    if not isinstance(state, dict) or "classifier.6.weight" not in state:
+        raise VggbenchError(f"checkpoint {file} holds no VGG state dict (no classifier.6.weight); "
+                            "expected the weights of a Table 1 net")
+    config = spec_options.get("config") or stored.get("config")
+    if not config:
+        raise VggbenchError(f"--checkpoint {file}: give --config (A, A-LRN, B, C, D, E or B-5x5) to rebuild the net")
+    spec = ModelSpec(
+        config,
+        spec_options.get("classes") or int(state["classifier.6.weight"].shape[0]),
+        spec_options.get("width") or stored.get("width") or 1.0,
+        spec_options.get("crop") or stored.get("crop") or paper.PAPER_CROP,
+        stored.get("fc_width"),
+    )
+    model = uninitialised_model(spec)  # no random init: every weight comes from the file
+    load_state(model, state)
+    with file.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()[:12]
+    return model.eval(), {"sha": digest, "config": stored}
+
+
+def _run_candidate(record: dict, model: VGG) -> Candidate:
+    from vggbench.scales import parse_train_scale
+
+    config = record.get("config", {})
+    training_data = {
+        "spec": config.get("data", record.get("dataset")),
+        "root": config.get("data_root"),
+        "limit_train": config.get("limit_train"),
+        "val_split": config.get("val_split"),
+        "skip_bad_images": config.get("skip_bad_images", False),
+    }
+    return Candidate(Evaluated(record["id"], model.spec.config, str(parse_train_scale(record["train_scale"]))),
+                     model, parse_train_scale(record["train_scale"]), list(record.get("classes") or []) or None,
+                     None, training_data, training_data["spec"])
+
+
+def select_runs(results_dir, config: str | None, scale: str | None, data: str | None) -> list[str]:
+    """Ids of the complete stored runs matching a filter (config, train scale, dataset)."""
+    from vggbench import results
+    from vggbench.architectures import get_architecture
+    from vggbench.scales import parse_train_scale
+
+    want_config = get_architecture(config).name if config else None
+    want_scale = str(parse_train_scale(scale)) if scale else None
+    chosen = []
+    for record in results.read_records(results_dir, "runs"):
+        if record.get("status") != "complete":
+            continue
+        if want_config and record.get("model", {}).get("config") != want_config:
+            continue
+        if want_scale and str(record.get("train_scale")) != want_scale:
+            continue
+        if data and data not in (record.get("config", {}).get("data"), record.get("dataset")):
+            continue
+        chosen.append(record["id"])
+    if not chosen:
+        what = ", ".join(f"{k} {v}" for k, v in (("config", config), ("scale", scale), ("data", data)) if v)
+        raise VggbenchError(f"no complete stored run with {what} in {results_dir}/runs; train one first "
+                            "(vggbench train) or name a run")
+    return chosen
+
+
+def candidates(request: EvalRequest) -> list[Candidate]:
+    """The models a request names: torchvision weights, a checkpoint file, stored runs by id, or
+    stored runs selected by --config / --scale (/ --data)."""
+    from vggbench.scales import parse_train_scale
+    from vggbench.training import load_run
+
+    sources = sum(bool(x) for x in (request.weights, request.checkpoint, request.runs))
+    if sources > 1:
+        raise VggbenchError("give one source of models: run ids, --checkpoint FILE or --weights torchvision:NAME")
+    scale = parse_train_scale(request.scale or DEFAULT_CHECKPOINT_SCALE)
+    if request.norm not in (None, "train", "imagenet"):
+        raise VggbenchError(f"unknown normalisation {request.norm!r}; choose train (the paper's mean RGB) or imagenet")
+    if request.weights:
+        model, classes, normalization = torchvision_model(request.weights)
+        if request.norm == "train":
+            normalization = None
+        name = TORCHVISION_PREFIX + request.weights.lower().split(":")[-1]
+        return [Candidate(Evaluated(name, model.spec.config, str(scale)), model, scale, classes, normalization,
+                          None, None)]
+    if request.checkpoint:
+        options = {"config": request.config, "classes": request.classes, "width": request.width, "crop": request.crop}
+        model, info = load_checkpoint_file(request.checkpoint, options)
+        stored = info["config"]
+        if request.scale is None and stored.get("scale"):
+            scale = parse_train_scale(stored["scale"])
+        training_data = None
+        if stored.get("data"):
+            training_data = {"spec": stored["data"], "root": stored.get("data_root"),
+                             "limit_train": stored.get("limit_train"), "val_split": stored.get("val_split"),
+                             "skip_bad_images": stored.get("skip_bad_images", False)}
+        normalization = IMAGENET_NORMALIZATION if request.norm == "imagenet" else None
+        return [Candidate(Evaluated(f"checkpoint:{info['sha']}", model.spec.config, str(scale)), model, scale,
+                          None, normalization, training_data, stored.get("data"))]
+    ids = list(request.runs)
+    if not ids:
+        if not (request.config or request.scale):
+            raise VggbenchError("nothing to evaluate: name a stored run (or several with --fuse), select runs with "
+                                "--config/--scale, or give --checkpoint FILE or --weights torchvision:vgg16")
+        ids = select_runs(request.results_dir, request.config, request.scale, request.data)
+    out = []
+    for run_id in ids:
+        record, model = load_run(request.results_dir, run_id)
+        candidate = _run_candidate(record, model)
+        if request.norm == "imagenet":
+            candidate.normalization = IMAGENET_NORMALIZATION
+        out.append(candidate)
+    return out
+
+
+def _stats_for(candidate: Candidate, dataset, data_args: dict, results_dir) -> object:
+    """The normalisation of one candidate: its own (torchvision), else the mean RGB of the
+    training split it was trained on (cached in <results>/cache), else of the eval dataset's train."""
+    from vggbench.data import load_dataset, rgb_statistics
+    from vggbench.training import DATA_SEED
+
+    if candidate.normalization is not None:
+        return candidate.normalization
+    cache = Path(results_dir) / "cache"
+    own = candidate.training_data
+    if own is None or own == data_args:
+        return rgb_statistics(dataset.train, cache)
+    train = load_dataset(own["spec"], root=own["root"], limit_train=own["limit_train"], val_split=own["val_split"],
+                         seed=DATA_SEED, skip_bad_images=own["skip_bad_images"]).train
+    return rgb_statistics(train, cache)
+
+
+def plan_groups(request: EvalRequest, found: list[Candidate]) -> list[list[Candidate]]:
+    """Fusion puts every candidate in one group; otherwise each is evaluated alone."""
+    if request.fuse:
+        if len(found) < 2:
+            raise VggbenchError(f"--fuse needs at least two models, got {len(found)}; name more runs")
+        return [found]
+    return [[c] for c in found]
+
+
+def run_eval(request: EvalRequest, progress_factory: Callable[[str, int], Callable[[int], None]] | None = None
+             ) -> list[dict]:
+    """Carry out `vggbench eval`: evaluate each model (or their fusion) with each method on the
+    validation split, write one record per (models, method) to <results>/evals, return the records."""
+    from vggbench import results
+    from vggbench.data import EvalLoader, load_dataset
+    from vggbench.scales import TrainScale, test_scales, to_pixels
+    from vggbench.training import DATA_SEED, Distributed, resolve_device
+
+    methods = parse_methods(request.methods)
+    if request.batch < 1:
+        raise VggbenchError(f"batch {request.batch} must be at least 1")
+    if request.max_images is not None and request.max_images < 1:
+        raise VggbenchError(f"--max-images {request.max_images} must be at least 1")
+    test_scales(request.scales, TrainScale(*paper.JITTER_RANGE))  # a bad spec fails before any loading
+    device = resolve_device(request.device, Distributed())
+    found = candidates(request)
+    records = []
+    for group in plan_groups(request, found):
+        names = [c.evaluated.id for c in group]
+        check_same_classes([c.classes or c.model.spec.num_classes for c in group], names)
+        first = group[0]
+        spec = request.data or first.data
+        if not spec:
+            raise VggbenchError(f"{names[0]}: give --data (e.g. imagefolder:/data/imagenet for ImageNet weights); "
+                                "the model carries no dataset")
+        own = first.training_data if first.training_data and first.training_data["spec"] == spec else None
+        data_args = {"spec": spec, "root": request.data_root or (own or {}).get("root"),
+                     "limit_train": (own or {}).get("limit_train"), "val_split": (own or {}).get("val_split"),
+                     "skip_bad_images": request.skip_bad_images or (own or {}).get("skip_bad_images", False)}
+        dataset = load_dataset(spec, root=data_args["root"], limit_train=data_args["limit_train"],
+                               limit_val=request.limit_val, val_split=data_args["val_split"], seed=DATA_SEED,
+                               skip_bad_images=data_args["skip_bad_images"])
+        for c in group:
+            if c.model.spec.num_classes != dataset.num_classes:
+                raise VggbenchError(f"{c.evaluated.id} has {c.model.spec.num_classes} classes but {dataset.name} has "
+                                    f"{dataset.num_classes}; evaluate on the dataset the model was trained on")
+            if c.classes and c.normalization is None and list(c.classes) != list(dataset.classes):
+                raise VggbenchError(f"{c.evaluated.id} was trained on other classes than those of {dataset.name}; "
+                                    "evaluate on the dataset the model was trained on")
+        if len(dataset.val) == 0:
+            raise VggbenchError(f"the validation split of {dataset.name} is empty; check --data and --limit-val")
+        stats = [_stats_for(c, dataset, data_args, request.results_dir) for c in group]
+        paper_scales = [test_scales(request.scales, c.train_scale) for c in group]
+        crop = first.model.spec.crop
+        pixel_scales = [tuple(to_pixels(q, crop) for q in qs) for qs in paper_scales]
+        same = len(set(paper_scales)) == 1
+        n = min(len(dataset.val), request.max_images or len(dataset.val))
+        label = f"eval {'+'.join(name[:12] for name in names)} ({', '.join(methods)})"
+        progress = progress_factory(label, n) if progress_factory else None
+        prepare: list[Prepare] = []
+        cache: dict[int, Prepare] = {}
+        for s in stats:
+            prepare.append(cache.setdefault(id(s), make_prepare(s)))
+        loader = EvalLoader(dataset.val, request.batch, device)
+        out = evaluate_batches([c.model for c in group], loader, prepare, methods=methods,
+                               scales_px=pixel_scales[0] if same else pixel_scales, batch_size=request.batch,
+                               device=device, max_images=request.max_images, progress=progress)
+        limits = {"limit_val": request.limit_val, "max_images": request.max_images, "val_split": data_args["val_split"],
+                  "limit_train": data_args["limit_train"]}
+        for method, result in out.items():
+            record = eval_record(result, [c.evaluated for c in group],
+                                 test_scales=paper_scales[0] if same else paper_scales,
+                                 test_scales_px=pixel_scales[0] if same else pixel_scales,
+                                 dataset=dataset.name, limits=limits, device=str(device),
+                                 extra={"normalization": [s.name if isinstance(s, Normalization) else "train mean RGB"
+                                                          for s in stats]},
+                                 details={"scales_spec": request.scales})
+            results.write_record(Path(request.results_dir), "evals", record["id"], record)
+            records.append(record)
+    return records
+
+
+@contextlib.contextmanager
+def progress_bars(quiet: bool = False):
+    """A factory of rich progress bars on stderr (none when quiet or stderr is not a terminal):
+    factory(label, total) -> advance(n)."""
+    import sys
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    disabled = quiet or not sys.stderr.isatty()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, disable=disabled, transient=True) as bars:
+        def factory(label: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(label, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield factory
