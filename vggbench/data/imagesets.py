@@ -158,6 +158,7 @@ class FolderImages(ImageSet):
         chosen = [int(i) for i in torch.as_tensor(indices, dtype=torch.int64)]
         out = FolderImages([self.paths[i] for i in chosen], self.labels[chosen], self.skip_bad_images,
                            [self.sizes[i] for i in chosen])
+        out.skipped, out.skipped_paths = self.skipped, list(self.skipped_paths)  # keep the load-time count
         return out
 
     def scan(self, threads: int | None = None) -> FolderImages:

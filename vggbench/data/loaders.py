@@ -10,6 +10,11 @@ augmentation draws of global batch b on (seed, e, b) only. A global batch holds
 batch_size * world_size samples; rank r takes its contiguous slice of the samples and of the draws.
 So world_size ranks with per-rank batch B / world_size see exactly the samples, and the crops,
 flips and colour shifts, of one process with batch B.
+
+`TrainLoader.data_time` is the host time spent inside the loader during the last epoch (waiting
+for decoded batches, gathering, launching the augmentation). On CUDA the augmentation kernels run
+asynchronously, so their device time shows up in the training step instead; the in-memory path
+makes no host sync.
 """
 
 from __future__ import annotations
