@@ -362,7 +362,6 @@ def run_ablation(spec: AblationSpec, *, seeds: int, preset: str, overrides: dict
     """Train and evaluate this shard's arms x seeds (stored runs and evaluations are reused, an
     interrupted run resumes), then analyse every record of the sweep found in the store."""
     from vggbench import training
-    from vggbench.evaluation import evaluate_run
 
     budget = preset_budget(spec, preset, overrides)
     run_ids: dict[tuple[str, int], str] = {}
@@ -374,14 +373,46 @@ def run_ablation(spec: AblationSpec, *, seeds: int, preset: str, overrides: dict
                                 resume=training.has_checkpoint(results_dir, config))
         run_ids[(arm.name, seed)] = record["id"]
         for evaluation in spec.evaluations:
-            evaluate_run(record["id"], method=evaluation.method, scales=evaluation.scales,
-                         results_dir=results_dir, device=device, quiet=quiet)
+            evaluate_run(record, evaluation, results_dir, device)
     return analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
+
+
+def _eval_request(run: dict[str, Any], evaluation: Evaluation, results_dir: Path, device: str = "auto"):
+    """The `vggbench eval` request of one evaluation of a run, on the run's own validation subset."""
+    from vggbench.evaluation import EvalRequest
+
+    config = run["config"]
+    return EvalRequest(runs=[run["id"]], methods=[evaluation.method], scales=evaluation.scales,
+                       data_root=config.get("data_root"), limit_val=config.get("limit_val"),
+                       results_dir=str(results_dir), device=device)
+
+
+def find_eval_record(run: dict[str, Any], evaluation: Evaluation, results_dir: Path) -> dict[str, Any] | None:
+    """The stored evaluation of `run` with this method and scale set, if there is one."""
+    from vggbench.results import read_records
+    from vggbench.scales import parse_train_scale, test_scales
+
+    expected = list(test_scales(evaluation.scales, parse_train_scale(run["train_scale"])))
+    for record in read_records(results_dir, "evals"):
+        if (record["runs"] == [run["id"]] and record["method"] == evaluation.method
+                and record["test_scales"] == expected and record["limits"].get("max_images") is None
+                and record["limits"].get("limit_val") == run["config"].get("limit_val")):
+            return record
+    return None
+
+
+def evaluate_run(run: dict[str, Any], evaluation: Evaluation, results_dir: Path, device: str = "auto") -> dict[str, Any]:
+    """Evaluate a run with one protocol, or find that evaluation in the store."""
+    from vggbench.evaluation import run_eval
+
+    stored = find_eval_record(run, evaluation, results_dir)
+    if stored is not None:
+        return stored
+    return run_eval(_eval_request(run, evaluation, results_dir, device))[0]
 
 
 def _stored_results(spec: AblationSpec, seeds: int, budget: dict[str, Any], results_dir: Path):
     """(arm, evaluation) -> {seed: eval record} for every record of the sweep already stored."""
-    from vggbench.evaluation import find_eval_record
     from vggbench.results import read_record
 
     found: dict[tuple[str, str], dict[int, dict]] = {}
@@ -397,7 +428,7 @@ def _stored_results(spec: AblationSpec, seeds: int, budget: dict[str, Any], resu
                 continue
             run_ids[(arm.name, seed)], runs[(arm.name, seed)] = run["id"], run
             for evaluation in spec.evaluations:
-                record = find_eval_record(results_dir, run["id"], evaluation.method, evaluation.scales)
+                record = find_eval_record(run, evaluation, results_dir)
                 if record is not None:
                     found.setdefault((arm.name, evaluation.name), {})[seed] = record
     return found, runs

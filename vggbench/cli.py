@@ -178,39 +178,66 @@ class _train_progress:
 
 
 @app.command()
-def bench(
-    config: list[str] = typer.Option(["A"], "--config", help="nets to measure (repeat or comma list), e.g. A,D"),
-    width: list[str] = typer.Option(["0.125"], "--width", help="width multipliers (repeat or comma list)"),
-    crop: list[str] = typer.Option(["32"], "--crop", help="crops in pixels, multiples of 32 (repeat or comma list)"),
-    batch: list[str] = typer.Option(["64"], "--batch", help="batch sizes (repeat or comma list); halved on out-of-memory"),
-    steps: int = typer.Option(10, help="timed steps per measurement"),
-    warmup: int = typer.Option(3, help="untimed warm-up steps before timing"),
-    repeats: int = typer.Option(3, help="interleaved repeats of the overhead comparison and of the evaluation timing"),
-    parts: list[str] = typer.Option(None, "--parts", help="train, infer, overhead, data, eval (default: all)"),
-    classes: int = typer.Option(10, help="number of classes of the measured nets"),
-    eval_images: int = typer.Option(8, help="images per evaluation-cost measurement"),
-    device: str = typer.Option("auto", help="auto (cuda if available), cpu or cuda"),
-    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format (model and input)"),
-    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast"),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the model"),
-    threads: int = typer.Option(None, help="torch CPU threads (default: torch's)"),
-    fmt: str = typer.Option("table", "--format", help="table, json or markdown"),
-    results_dir: Path = typer.Option(Path("results"), help="the results store (the record goes to <dir>/bench/)"),
-    save: bool = typer.Option(True, "--save/--no-save", help="store the record under <results-dir>/bench/"),
+def ablate(
+    name: str = typer.Argument(..., help="lrn, conv1x1, conv5x5, jitter, depth, init, or a spec file (.toml)"),
+    config: str = typer.Option(None, "--config", help="the net, where the ablation allows a choice"),
+    preset: str = typer.Option("quick", help="smoke (seconds), quick (CPU minutes), paper (GPUs, full recipe)"),
+    seeds: int = typer.Option(3, help="seeds per arm; 3 or more for a confidence interval"),
+    shard: str = typer.Option(None, help="run part i of n of the arms x seeds, e.g. 1/4; records merge in the store"),
+    data: str = typer.Option(None, help="override the preset's dataset"),
+    width: float = typer.Option(None, help="override the preset's width multiplier"),
+    crop: int = typer.Option(None, help="override the preset's crop"),
+    epochs: int = typer.Option(None, help="override the preset's epochs"),
+    batch: int = typer.Option(None, help="override the preset's batch size"),
+    lr: float = typer.Option(None, help="override the preset's learning rate"),
+    limit_train: int = typer.Option(None, help="override the preset's training images"),
+    limit_val: int = typer.Option(None, help="override the preset's validation images"),
+    init: str = typer.Option(None, help="override the preset's init for arms that do not set one"),
+    results_dir: Path = typer.Option(Path("results"), help="the results store"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    fmt: str = typer.Option("table", "--format", help="table, markdown or json"),
+    quiet: bool = typer.Option(False, help="no progress output"),
 ) -> None:
-    """Throughput, our loop's overhead, data and evaluation cost, MFU on GPUs (see `vggbench.bench`)."""
-    from vggbench import bench as bench_lib
+    """Run one of the paper's ablations over seeds and judge the paper's claim."""
+    import json
 
-    check_format(fmt, bench_lib.BENCH_FORMATS)
-    options = bench_lib.BenchOptions(
-        device=device, channels_last=channels_last, bf16=bf16, compile=compile_, threads=threads, steps=steps,
-        warmup=warmup, repeats=repeats, classes=classes, eval_images=eval_images).check()
-    points = bench_lib.cases(bench_lib.parse_list(config, str, "config"), bench_lib.parse_list(width, float, "width"),
-                             bench_lib.parse_list(crop, int, "crop"), bench_lib.parse_list(batch, int, "batch"), classes)
-    record = bench_lib.run_bench(points, options, parts, progress=lambda line: sys.stderr.write(f"bench: {line}\n"))
-    echo(bench_lib.render_bench(record, fmt))
-    if save:
-        sys.stderr.write(f"wrote {bench_lib.save_bench(record, results_dir)}\n")
+    from vggbench import ablations, report
+
+    check_format(fmt, ("table", "markdown", "json"))
+    spec = ablations.load_spec(name, config)
+    shard_range = ablations.parse_shard(shard)
+    ablations.sweep(spec, seeds, shard_range)  # validates --seeds before any work
+    overrides = {"data": data, "width": width, "crop": crop, "epochs": epochs, "batch": batch, "lr": lr,
+                 "limit_train": limit_train, "limit_val": limit_val, "init": init}
+    ablations.preset_budget(spec, preset, overrides)  # validates --preset before any work
+    say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
+    result = ablations.run_ablation(spec, seeds=seeds, preset=preset, overrides=overrides, results_dir=results_dir,
+                                    shard=shard_range, device=device, quiet=quiet, say=say)
+    if fmt == "json":
+        echo(json.dumps(result, indent=2, default=str))
+        return
+    echo(f"{result['title']} ({result['section']})\npaper: {result['claim']}\n{report.ablation_budget_line(result)}")
+    echo(render(report.ablation_arms_frame(result), fmt, "arms"))
+    echo(render(report.ablation_comparisons_frame(result), fmt, "comparisons (treatment - baseline top-1 error)"))
+    for comparison in result["comparisons"]:
+        if "note" in comparison:
+            echo(f"note: {comparison['note']}")
+    if result["runs_found"] < result["runs_expected"]:
+        echo(f"note: {result['runs_found']} of {result['runs_expected']} runs are in the store; "
+             "run the other shards to complete the sweep")
+
+
+@app.command("report")
+def report_command(
+    results_dir: Path = typer.Option(Path("results"), help="the results store to read"),
+    out: Path = typer.Option(None, help="where to write REPORT.md, tables/ and plots/ (default: the results store)"),
+    plots: bool = typer.Option(True, help="also draw PNG plots with matplotlib"),
+) -> None:
+    """Render every table the store can fill, beside the paper's numbers: Markdown, LaTeX, plots."""
+    from vggbench.report import write_report
+
+    for path in write_report(results_dir, out or results_dir, plots=plots):
+        sys.stderr.write(f"wrote {path}\n")
 
 
 @app.command("eval")

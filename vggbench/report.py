@@ -74,3 +74,124 @@ def write_table2(out_dir: Path) -> list[Path]:
     atomic_write_text(md, f"# Table 2: parameters\n\n{caption} MACs are multiply-accumulates.\n\n" + render_markdown(frame))
     atomic_write_text(tex, render_latex(frame, caption=caption, label="tab:params"))
     return [md, tex]
+
+
+# --- Ablations ---------------------------------------------------------------------------------
+
+
+def _pm(mean: float, std: float | None) -> str:
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def _interval(entry: dict) -> str:
+    if entry["ci95_low"] is None:
+        return "n/a (one seed)"
+    return f"[{entry['ci95_low']:+.2f}, {entry['ci95_high']:+.2f}]"
+
+
+def ablation_arms_frame(result: dict) -> pd.DataFrame:
+    """Each arm's errors over seeds beside the paper's (percent)."""
+    rows = [{
+        "arm": arm["name"], "evaluation": arm["evaluation"], "seeds": len(arm["seeds"]),
+        "top-1 err (%)": _pm(arm["top1_mean"], arm["top1_std"]), "top-5 err (%)": _pm(arm["top5_mean"], arm["top5_std"]),
+        "paper top-1": arm["paper_top1"], "paper top-5": arm["paper_top5"],
+    } for arm in result["arms"]]
+    return pd.DataFrame(rows, columns=["arm", "evaluation", "seeds", "top-1 err (%)", "top-5 err (%)",
+                                       "paper top-1", "paper top-5"])
+
+
+def ablation_comparisons_frame(result: dict) -> pd.DataFrame:
+    """treatment - baseline top-1 error with its 95% interval, the paper's difference, the verdict."""
+    rows = [{
+        "comparison": f"{c['treatment']} - {c['baseline']}", "evaluation": c["evaluation"],
+        "paper expects": c["expect"].replace("_", " "), "ours (points)": round(c["top1"], 2),
+        "95% CI": _interval(c), "paper (points)": c["paper_top1"], "verdict": c["verdict"],
+    } for c in result["comparisons"]]
+    return pd.DataFrame(rows, columns=["comparison", "evaluation", "paper expects", "ours (points)", "95% CI",
+                                       "paper (points)", "verdict"])
+
+
+def ablation_budget_line(result: dict) -> str:
+    """What the numbers were measured on: the dataset, budget, widths, crop and the init used."""
+    b = result["budget"]
+    inits = sorted({f"{a['init']['scheme']}" + (f" std {a['init']['std']}" if a["init"].get("std") else "")
+                    for a in result["arms"] if isinstance(a.get("init"), dict)})
+    return (f"preset {result['preset']}: {b['data']}, width {b['width']:g}, crop {b['crop']}, {b['epochs']} epochs, "
+            f"batch {b['batch']}, lr {b['lr']:g}, train images {b.get('limit_train') or 'all'}, "
+            f"val images {b.get('limit_val') or 'all'}; init {', '.join(inits) or 'default'}; "
+            f"{result['seeds']} seeds; runs found {result['runs_found']}/{result['runs_expected']}")
+
+
+# --- The whole report --------------------------------------------------------------------------
+
+
+def _section(title: str, frame: pd.DataFrame, note: str = "") -> str:
+    return f"## {title}\n\n" + (f"{note}\n\n" if note else "") + render_markdown(frame) + "\n"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[Path]:
+    """Render every table the store can fill into out_dir/REPORT.md, out_dir/tables/*.tex and
+    out_dir/plots/*.png: Table 2, the Table 3-6 shapes, one table per ablation, throughput."""
+    from vggbench import evaluation
+    from vggbench.results import read_records
+
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    written: list[Path] = []
+    tables: list[tuple[str, pd.DataFrame, str]] = []
+    parts = [f"# vggbench report\n\nOur measurements beside {paper.CITATION}. Errors are percent; MACs are "
+             "multiply-accumulates (FLOPs = 2 x MACs). Regenerate with `vggbench report`.\n"]
+
+    table2 = display(params_frame())
+    note2 = "Exact counts at 224x224 and 1000 classes; the paper rounds to millions."
+    parts.append(_section("Table 2: parameters and compute", table2, note2))
+    tables.append(("table2", table2, note2))
+
+    evals = read_records(results_dir, "evals")
+    for number in (3, 4, 5, 6):
+        frame = evaluation.paper_table_frame(number, evals)
+        if len(frame):
+            title = evaluation.PAPER_TABLE_TITLES[number]
+            note = ("Ours are measured on the dataset and budget named in each row; the paper's are ImageNet at "
+                    "full scale, so compare the ordering and the differences, not the absolute errors.")
+            parts.append(_section(title, frame, note))
+            tables.append((f"table{number}", frame, title))
+
+    ablation_records = sorted(read_records(results_dir, "ablations"), key=lambda r: (r["ablation"], r["preset"]))
+    for result in ablation_records:
+        if not result["arms"]:
+            continue
+        heading = f"Ablation `{result['ablation']}` ({result['config']}, {result['preset']}): {result['title']}"
+        note = f"Paper ({result['section']}): {result['claim']}\n\nMeasured on {ablation_budget_line(result)}."
+        arms, comparisons = ablation_arms_frame(result), ablation_comparisons_frame(result)
+        parts.append(_section(heading, arms, note) + render_markdown(comparisons) + "\n")
+        slug = _slug(f"ablation-{result['ablation']}-{result['config']}-{result['preset']}")
+        tables.append((slug, arms, heading))
+        tables.append((slug + "-comparisons", comparisons, heading + " (comparisons)"))
+
+    bench_records = read_records(results_dir, "bench")
+    if bench_records:
+        from vggbench.bench import bench_frame
+
+        frame = bench_frame(bench_records)
+        parts.append(_section("Throughput", frame, "Measured by `vggbench bench`; each row names its machine."))
+        tables.append(("throughput", frame, "Throughput"))
+
+    if plots:
+        from vggbench.plots import write_plots
+
+        images = write_plots(ablation_records, evals, out_dir / "plots")
+        written += images
+        if images:
+            parts.append("## Plots\n\n" + "".join(f"![{p.stem}](plots/{p.name})\n\n" for p in images))
+
+    for slug, frame, caption in tables:
+        path = out_dir / "tables" / f"{slug}.tex"
+        atomic_write_text(path, render_latex(frame, caption=caption.replace("`", ""), label=f"tab:{slug}"))
+        written.append(path)
+    report_path = out_dir / "REPORT.md"
+    atomic_write_text(report_path, "\n".join(parts))
+    return [report_path] + written
