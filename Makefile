@@ -23,5 +23,9 @@ demo: $(VENV)/.installed data
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# pytest-benchmark timings of the hot paths (tests/benchmarks/, left out of `make test`).
+bench: $(VENV)/.installed
+	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-sort=name
+
 clean:
 	rm -rf $(VENV) .pytest_cache
