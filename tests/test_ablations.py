@@ -157,3 +157,30 @@ def test_report_renders_known_ablation_record(tmp_path):
 ])
 def test_ablate_bad_input(cli, argv, fragments, tmp_path):
     assert_one_line_error(cli("ablate", *argv, "--results-dir", str(tmp_path)), *fragments)
+
+
+@pytest.mark.slow
+def test_smoke_ablation_end_to_end_then_report(cli, tmp_path):
+    """CI's smoke sweep: 2 arms x 2 seeds on synthetic images, stored, analysed, rendered."""
+    argv = ["ablate", "lrn", "--preset", "smoke", "--seeds", "2", "--epochs", "1", "--limit-train", "256",
+            "--limit-val", "64", "--results-dir", str(tmp_path), "--quiet", "--format", "json"]
+    first = cli(*argv)
+    assert first.code == 0, first.err
+    result = json.loads(first.out)
+    assert {"ablation", "arms", "difference", "verdict", "paper"} <= set(result)
+    assert [arm["name"] for arm in result["arms"]] == ["A", "A-LRN"]
+    for arm in result["arms"]:
+        assert {"name", "runs", "top1_mean", "top1_std", "top5_mean", "top5_std"} <= set(arm) and len(arm["runs"]) == 2
+    base, treat = ({s: r for s, r in zip(a["seeds"], a["runs"])} for a in result["arms"])
+    evals = {r["runs"][0]: r for r in __import__("vggbench.results", fromlist=["x"]).read_records(tmp_path, "evals")}
+    expected = difference({s: evals[base[s]]["top1_err"] for s in base}, {s: evals[treat[s]]["top1_err"] for s in treat})
+    assert result["difference"]["top1"] == pytest.approx(expected.top1)
+    assert result["paper"]["top1_difference"] == pytest.approx(0.1)
+    # a second call finds every run and evaluation in the store: the same numbers, no new records
+    count = len(list((tmp_path / "evals").glob("*.json")))
+    again = json.loads(cli(*argv).out)
+    assert again["arms"] == result["arms"] and len(list((tmp_path / "evals").glob("*.json"))) == count
+    assert cli("report", "--results-dir", str(tmp_path)).code == 0
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "Ablation `lrn` (A, smoke)" in text and "A-LRN - A" in text
+    assert (tmp_path / "plots" / "curves-lrn-A-smoke.png").exists()
