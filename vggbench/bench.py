@@ -7,8 +7,10 @@ Parts (each a list of rows in one JSON record saved under results/bench/):
 - overhead: our training step (vggbench.training) against a bare PyTorch loop on pre-made tensors
   (forward, cross-entropy, backward, step, zero_grad), same model, batch and options; and our step
   fed by the in-memory fast path (TrainLoader: gather + TrainAugment on the device) against the same
-  bare loop. Repeats are interleaved (bare, ours, ours, bare, ...) and the ratio of each adjacent
-  pair's throughputs is taken, so a drift of the machine's speed hits both sides.
+  bare loop. Single steps are interleaved (bare, ours, ours+data, ours+data, ours, bare, ...), each
+  timed alone (synchronised on GPUs), steps x repeats of each; the ratio is the median over the
+  adjacent pairs of bare time / our time, so a drift of the machine's speed (other work on a shared
+  machine) hits both sides alike.
 - data: the fast path's augmentation alone (images/s) against the model's training throughput.
 - eval: dense vs multi-crop vs both over the jitter test scales, per image, as wall time and MACs,
   through evaluation.evaluate_batches.
@@ -80,7 +82,7 @@ class BenchOptions:
     threads: int | None = None
     steps: int = 10
     warmup: int = 3
-    repeats: int = 3  # interleaved repeats of the overhead pairs and of the evaluation timing
+    repeats: int = 3  # overhead: steps x repeats interleaved pairs; evaluation: timed passes
     classes: int = 10
     train_scale: str = "256:512"  # the fast path's augmentation (paper units)
     eval_images: int = 8
@@ -249,7 +251,8 @@ def timed(step: Callable[[], object], steps: int, warmup: int, device: torch.dev
 
 def interleaved(steps: dict[str, Callable[[], object]], n_steps: int, warmup: int, repeats: int,
                 device: torch.device) -> dict[str, list[float]]:
-    """Seconds per repeat for each named step, the order alternating between repeats (ABBA...)."""
+    """Seconds of each of `repeats` blocks of `n_steps` calls, per named step, the order of the names
+    alternating between blocks (ABBA...); `warmup` untimed calls of each first."""
     names = list(steps)
     for name in names:
         timed(steps[name], 0, warmup, device)
@@ -469,16 +472,16 @@ def measure_overhead(case: Case, options: BenchOptions, device: torch.device, no
             make_ours(*next(batches))()
 
         return interleaved({"bare": bare, "ours": ours, "ours+data": ours_with_data},
-                           options.steps, options.warmup, options.repeats, device)
+                           1, options.warmup, options.steps * options.repeats, device)
 
     seconds, batch = with_oom_halving(measure, case.batch, notes, f"overhead {case.label}")
-    n = batch * options.steps
-    return _row(case, batch, bare_images_per_s=n / statistics.median(seconds["bare"]),
-                ours_images_per_s=n / statistics.median(seconds["ours"]),
-                ours_data_images_per_s=n / statistics.median(seconds["ours+data"]),
+    n = batch * options.steps * options.repeats
+    return _row(case, batch, bare_images_per_s=n / sum(seconds["bare"]),
+                ours_images_per_s=n / sum(seconds["ours"]),
+                ours_data_images_per_s=n / sum(seconds["ours+data"]),
                 step_ratio=paired_ratio(seconds["ours"], seconds["bare"]),
                 data_ratio=paired_ratio(seconds["ours+data"], seconds["bare"]),
-                repeats=options.repeats)
+                pairs=options.steps * options.repeats)
 
 
 def measure_augmentation(case: Case, options: BenchOptions, device: torch.device,

@@ -306,7 +306,7 @@ def bench(
     batch: list[str] = typer.Option(["64"], "--batch", help="batch sizes (repeat or comma list); halved on out-of-memory"),
     steps: int = typer.Option(10, help="timed steps per measurement"),
     warmup: int = typer.Option(3, help="untimed warm-up steps before timing"),
-    repeats: int = typer.Option(3, help="interleaved repeats of the overhead comparison and of the evaluation timing"),
+    repeats: int = typer.Option(3, help="overhead: steps x repeats interleaved step pairs; evaluation: timed passes (median)"),
     parts: list[str] = typer.Option(None, "--parts", help="train, infer, overhead, data, eval (default: all)"),
     classes: int = typer.Option(10, help="number of classes of the measured nets"),
     eval_images: int = typer.Option(8, help="images per evaluation-cost measurement"),
