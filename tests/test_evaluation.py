@@ -130,6 +130,24 @@ def test_images_of_different_sizes_are_grouped_by_shape():
     assert out["dense"].top1_err == pytest.approx(sum(a["dense"].top1_err for a in alone) / 7)
 
 
+def test_evaluate_reads_an_image_set_and_subtracts_the_training_mean():
+    from vggbench.data import TensorImages, eval_preprocess, rgb_statistics
+
+    data = batches(n=10, batch=10)
+    images, labels = data[0]
+    train = TensorImages(images.flip(0), labels)
+    stats = rgb_statistics(train)
+    model = tiny()
+    out = ev.evaluate([model], TensorImages(images, labels), stats, methods=["dense", "center"], scales_px=[37],
+                      batch_size=4)
+    by_hand = ev.evaluate_batches([model], data, lambda x, q: eval_preprocess(x, q, stats), methods=["dense", "center"],
+                                  scales_px=[37])
+    for method in ("dense", "center"):
+        assert (out[method].top1_err, out[method].top5_err) == (by_hand[method].top1_err, by_hand[method].top5_err)
+    with pytest.raises(VggbenchError, match="crop"):
+        ev.evaluate([model], TensorImages(images, labels), stats, methods=["dense"], scales_px=[37], crop=64)
+
+
 # --- Errors --------------------------------------------------------------------------------------
 
 

@@ -805,9 +805,11 @@ def load_checkpoint_file(path: str, spec_options: dict) -> tuple[VGG, dict]:
     )
     model = uninitialised_model(spec)  # no random init: every weight comes from the file
     load_state(model, state)
-    with file.open("rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256").hexdigest()[:12]
-    return model.eval(), {"sha": digest, "config": stored}
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:  # (hashlib.file_digest needs Python 3.11)
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return model.eval(), {"sha": digest.hexdigest()[:12], "config": stored}
 
 
 def _run_candidate(record: dict, model: VGG) -> Candidate:
@@ -865,11 +867,13 @@ def candidates(request: EvalRequest) -> list[Candidate]:
     if request.norm not in (None, "train", "imagenet"):
         raise VggbenchError(f"unknown normalisation {request.norm!r}; choose train (the paper's mean RGB) or imagenet")
     if request.weights:
-        model, classes, normalization = torchvision_model(request.weights)
+        model, _categories, normalization = torchvision_model(request.weights)
         if request.norm == "train":
             normalization = None
         name = TORCHVISION_PREFIX + request.weights.lower().split(":")[-1]
-        return [Candidate(Evaluated(name, model.spec.config, str(scale)), model, scale, classes, normalization,
+        # its class names (English) are not an image folder's (WordNet ids): only their number is checked;
+        # ImageNet's folders sorted by name are in torchvision's class order
+        return [Candidate(Evaluated(name, model.spec.config, str(scale)), model, scale, None, normalization,
                           None, None)]
     if request.checkpoint:
         options = {"config": request.config, "classes": request.classes, "width": request.width, "crop": request.crop}
@@ -911,7 +915,8 @@ def _stats_for(candidate: Candidate, dataset, data_args: dict, results_dir) -> o
         return candidate.normalization
     cache = Path(results_dir) / "cache"
     own = candidate.training_data
-    if own is None or own == data_args:
+    same = ("spec", "limit_train", "val_split", "skip_bad_images")
+    if own is None or all(own.get(k) == data_args.get(k) for k in same):
         return rgb_statistics(dataset.train, cache)
     train = load_dataset(own["spec"], root=own["root"], limit_train=own["limit_train"], val_split=own["val_split"],
                          seed=DATA_SEED, skip_bad_images=own["skip_bad_images"]).train
@@ -964,7 +969,7 @@ def run_eval(request: EvalRequest, progress_factory: Callable[[str, int], Callab
             if c.model.spec.num_classes != dataset.num_classes:
                 raise VggbenchError(f"{c.evaluated.id} has {c.model.spec.num_classes} classes but {dataset.name} has "
                                     f"{dataset.num_classes}; evaluate on the dataset the model was trained on")
-            if c.classes and c.normalization is None and list(c.classes) != list(dataset.classes):
+            if c.classes and list(c.classes) != list(dataset.classes):
                 raise VggbenchError(f"{c.evaluated.id} was trained on other classes than those of {dataset.name}; "
                                     "evaluate on the dataset the model was trained on")
         if len(dataset.val) == 0:
