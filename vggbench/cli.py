@@ -295,7 +295,7 @@ def eval_command(
         return
     frame = evaluation.results_frame(records)
     echo(render(frame.rename(columns=evaluation.RESULT_HEADERS), fmt,
-                "Evaluation (errors in %, MACs = multiply-accumulates per image)"))
+                "Evaluation (errors in percent, MACs = multiply-accumulates per image)"))
 
 
 @app.command()
