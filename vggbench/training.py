@@ -648,8 +648,8 @@ def train(config: TrainConfig, *, results_dir: Path = results.DEFAULT_ROOT, devi
     dist = distributed_from_env()
     target = resolve_device(device, dist)
     try:
-        with _process_group(dist, target), _determinism(config.deterministic, target), _InterruptFlag() as flag:
-            return _Run(config, results_dir, target, dist, _Log(dist, quiet, progress), on_epoch_end, flag).run(checkpoint)
+        with _process_group(dist, target), _determinism(config.deterministic, target):
+            return _Run(config, results_dir, target, dist, _Log(dist, quiet, progress), on_epoch_end).run(checkpoint)
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt:
@@ -661,9 +661,9 @@ class _Run:
     """One training run's state; `run` trains from scratch or from a checkpoint."""
 
     def __init__(self, config: TrainConfig, results_dir: Path, device: torch.device, dist: Distributed,
-                 log: _Log, on_epoch_end: EpochHook | None, flag: _InterruptFlag) -> None:
+                 log: _Log, on_epoch_end: EpochHook | None) -> None:
         self.config, self.results_dir, self.device, self.dist = config, results_dir, device, dist
-        self.log, self.on_epoch_end, self.flag = log, on_epoch_end, flag
+        self.log, self.on_epoch_end, self.flag = log, on_epoch_end, _InterruptFlag()
         self.run_id = config.run_id
         self.folder = checkpoint_dir(results_dir, self.run_id)
         self.channels_last = device.type == "cuda"
@@ -797,11 +797,12 @@ class _Run:
             f"batch {c.batch_size}" + (f" = {self.accumulation} x {self.per_rank_batch // self.accumulation}"
                                        if self.accumulation > 1 else "")
             + (f" over {self.dist.world_size} processes" if self.dist.enabled else "") + f", device {self.device}")
-        for epoch in range(self.start_epoch, c.epochs):
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.schedule.lr
-            metrics = self._epoch(epoch)
-            self._after_epoch(epoch, metrics)
+        with self.flag:  # from here on, Ctrl-C stops between steps and saves a checkpoint
+            for epoch in range(self.start_epoch, c.epochs):
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.schedule.lr
+                metrics = self._epoch(epoch)
+                self._after_epoch(epoch, metrics)
         return self._finish()
 
     def _epoch(self, epoch: int) -> dict[str, Any]:
