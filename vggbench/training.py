@@ -780,6 +780,7 @@ class _Run:
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self, checkpoint: dict[str, Any] | None) -> dict[str, Any]:
+        self.code_version = code_version()  # of the code that starts (or resumes) the run
         self._setup()
         self.epochs_log: list[dict[str, Any]] = []
         self.warnings: list[str] = []
@@ -997,7 +998,7 @@ class _Run:
             "device": str(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
             "world_size": self.dist.world_size,
             "torch_version": torch.__version__,
-            "code_version": code_version(),
+            "code_version": self.code_version,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         if self.dist.is_main:
