@@ -144,7 +144,7 @@ def test_the_same_config_returns_the_stored_record_without_training(stored, monk
 
     monkeypatch.setattr(training, "_Run", NoTraining)
     assert run_tiny(root) == json.loads(json.dumps(record, default=str))
-    assert run_tiny(root, config=tiny(workers=0, data_root="x")) ["id"] == record["id"]
+    assert run_tiny(root, config=tiny(workers=0, data_root="x"))["id"] == record["id"]
     with pytest.raises(AssertionError, match="trained again"):
         run_tiny(root, force=True)
 

@@ -48,7 +48,7 @@ from torch import nn
 from vggbench import paper, results
 from vggbench.errors import VggbenchError
 from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, VGG, ModelSpec, init_weights, load_state, preinit_from
-from vggbench.scales import check_crop, parse_train_scale, test_scales, to_pixels
+from vggbench.scales import parse_train_scale, test_scales, to_pixels
 
 RUNS = "runs"
 CHECKPOINTS = "checkpoints"
