@@ -606,9 +606,10 @@ def run_bench(points: Sequence[Case], options: BenchOptions, parts: Sequence[str
     options = options.check()
     parts = parse_parts(parts)
     device = resolve_device(options.device)
-    previous_threads = torch.get_num_threads()
+    previous_threads, previous_cudnn = torch.get_num_threads(), torch.backends.cudnn.benchmark
     if options.threads is not None:
         torch.set_num_threads(options.threads)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # as training does: fastest conv algorithms
     try:
         machine = machine_info(device)
         peak = peak_bf16_flops(machine["gpu"]) if device.type == "cuda" else None
@@ -661,6 +662,7 @@ def run_bench(points: Sequence[Case], options: BenchOptions, parts: Sequence[str
         return record
     finally:
         torch.set_num_threads(previous_threads)
+        torch.backends.cudnn.benchmark = previous_cudnn
 
 
 def save_bench(record: dict[str, Any], results_dir: Path) -> Path:
