@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
+from vggbench.options import parse_choices
 from vggbench.models import ModelSpec, build_model
 from vggbench.results import record_id, write_record
 
@@ -569,18 +570,7 @@ def parse_list(values: Iterable[str] | str, cast: Callable[[str], T], name: str)
 def parse_parts(specs: Iterable[str] | None) -> list[str]:
     if not specs:
         return list(PARTS)
-    chosen = set()
-    for spec in specs:
-        for part in str(spec).split(","):
-            name = part.strip().lower()
-            if not name:
-                continue
-            if name not in PARTS:
-                raise VggbenchError(f"unknown bench part {part.strip()!r}; choose {PARTS_HELP}")
-            chosen.add(name)
-    if not chosen:
-        raise VggbenchError(f"no bench part given; choose {PARTS_HELP}")
-    return [p for p in PARTS if p in chosen]
+    return parse_choices(specs, PARTS, what="bench part", none_given="no bench part given", choices_help=PARTS_HELP)
 
 
 def cases(configs: Sequence[str], widths: Sequence[float], crops: Sequence[int], batches: Sequence[int],

@@ -36,6 +36,7 @@ from torch import nn
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
+from vggbench.options import parse_choices
 from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional, uninitialised_model
 
 CENTER, DENSE, MULTI_CROP, BOTH = "center", "dense", "multi-crop", "multi-crop+dense"
@@ -52,19 +53,9 @@ Prepare = Callable[[torch.Tensor, int], torch.Tensor]
 
 def parse_methods(specs: Iterable[str]) -> list[str]:
     """'dense', 'multi-crop,dense', ... -> canonical method names in METHODS order, no repeats."""
-    chosen = set()
-    for spec in specs:
-        for part in str(spec).split(","):
-            name = part.strip().lower().replace("_", "-").replace(" ", "")
-            if not name:
-                continue
-            name = _METHOD_ALIASES.get(name, name)
-            if name not in METHODS:
-                raise VggbenchError(f"unknown method {part.strip()!r}; choose {METHOD_HELP}")
-            chosen.add(name)
-    if not chosen:
-        raise VggbenchError(f"no evaluation method given; choose {METHOD_HELP}")
-    return [m for m in METHODS if m in chosen]
+    return parse_choices(specs, METHODS, what="method", none_given="no evaluation method given",
+                         choices_help=METHOD_HELP, aliases=_METHOD_ALIASES,
+                         normalize=lambda s: s.strip().lower().replace("_", "-").replace(" ", ""))
 
 
 def base_methods(methods: Iterable[str]) -> list[str]:

@@ -1,0 +1,27 @@
+"""Parsing of options that take a choice list: repeated and/or comma-separated, e.g. --method dense,multi-crop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from vggbench.errors import VggbenchError
+
+
+def parse_choices(specs: Iterable[str], choices: Sequence[str], *, what: str, none_given: str, choices_help: str,
+                  normalize: Callable[[str], str] = lambda s: s.strip().lower(),
+                  aliases: Mapping[str, str] | None = None) -> list[str]:
+    """The chosen names, in the order of `choices`, each once; an unknown one (named as `what`) or
+    none at all (`none_given`) is a VggbenchError that names the valid choices."""
+    chosen = set()
+    for spec in specs:
+        for part in str(spec).split(","):
+            name = normalize(part)
+            if not name:
+                continue
+            name = (aliases or {}).get(name, name)
+            if name not in choices:
+                raise VggbenchError(f"unknown {what} {part.strip()!r}; choose {choices_help}")
+            chosen.add(name)
+    if not chosen:
+        raise VggbenchError(f"{none_given}; choose {choices_help}")
+    return [c for c in choices if c in chosen]
