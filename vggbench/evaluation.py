@@ -766,14 +766,12 @@ def load_checkpoint_file(path: str, spec_options: dict) -> tuple[VGG, dict]:
     The architecture comes from `spec_options` (config, classes, width, crop), falling back on the
     checkpoint's own config; the number of classes defaults to the rows of FC8's weight."""
     from vggbench.models import load_state
+    from vggbench.results import read_torch_file
 
     file = Path(path).expanduser()
     if not file.is_file():
         raise VggbenchError(f"checkpoint {file} does not exist; give a weights file (.pt)")
-    try:
-        loaded = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise VggbenchError(f"cannot read checkpoint {file}: {error}; expected a torch state dict") from None
+    loaded = read_torch_file(file, "checkpoint", "expected a torch state dict")
     stored: dict = {}
     if isinstance(loaded, dict) and isinstance(loaded.get("model"), dict):
         stored, state = dict(loaded.get("config") or {}), loaded["model"]

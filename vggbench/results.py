@@ -60,6 +60,17 @@ def read_records(root: Path, kind: str) -> list[dict[str, Any]]:
     return [_load(p) for p in sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))]
 
 
+def read_torch_file(path: Path, what: str, fix: str) -> Any:
+    """torch.load on the CPU with weights only; an unreadable file is a VggbenchError that names
+    the file (as `what`) and the fix."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise VggbenchError(f"cannot read {what} {path}: {error}; {fix}") from None
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())

@@ -425,10 +425,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise VggbenchError(f"cannot read checkpoint {path}: {error}; delete it and rerun with --force") from None
+    return results.read_torch_file(path, "checkpoint", "delete it and rerun with --force")
 
 
 def find_run(root: Path, run_id_or_prefix: str) -> str:
@@ -457,10 +454,7 @@ def load_run(root: Path, run_id_or_prefix: str, *, fully_convolutional: bool = F
     path = root / record["checkpoint"]
     if not path.exists():
         raise VggbenchError(f"run {run_id}: its weights {path} are missing; retrain it with --force")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise VggbenchError(f"cannot read weights {path}: {error}; retrain run {run_id} with --force") from None
+    state = results.read_torch_file(path, "weights", f"retrain run {run_id} with --force")
     model = VGG(ModelSpec(**record["model"]), fully_convolutional=fully_convolutional)
     load_state(model, state)
     return record, model.to(device).eval()
