@@ -102,6 +102,33 @@ def test_accumulating_micro_batches_gives_the_weights_of_one_big_batch():
     torch.testing.assert_close(torch.stack(losses[0]), torch.stack(losses[1]), atol=1e-6, rtol=1e-5)
 
 
+def test_step_loop_reports_interval_means_and_takes_the_same_steps_as_train_step(monkeypatch):
+    """The loop's per-step work (also what `vggbench bench` times): the same weights as bare
+    `train_step` calls, and a mean loss only at every LOG_EVERY-th and the last step."""
+    monkeypatch.setattr(training, "LOG_EVERY", 3)
+    torch.manual_seed(0)
+    model = VGG(ModelSpec("A", 10, 1 / 16, 32, dropout=0.0))
+    init_weights(model, "kaiming")
+    twin = copy.deepcopy(model)
+    batches = [(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))) for _ in range(7)]
+
+    def sgd(net):
+        return torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+
+    loop = training.StepLoop(model, sgd(model), torch.device("cpu"))
+    reported = [loop.step(x, y, last=i == len(batches) - 1) for i, (x, y) in enumerate(batches)]
+    optimizer = sgd(twin)
+    losses = [float(training.train_step(twin, optimizer, x, y)) for x, y in batches]
+
+    assert [i for i, mean in enumerate(reported) if mean is not None] == [2, 5, 6]
+    expected = [sum(losses[0:3]) / 3, sum(losses[3:6]) / 3, losses[6]]
+    assert [reported[i] for i in (2, 5, 6)] == pytest.approx(expected, rel=1e-6)
+    assert float(loop.loss_sum) == pytest.approx(sum(losses), rel=1e-6)
+    assert loop.done == 7
+    for a, b in zip(model.state_dict().values(), twin.state_dict().values()):
+        assert torch.equal(a, b)
+
+
 # --- Run ids and records ----------------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ from vggbench.errors import VggbenchError
 from vggbench.options import parse_choices
 from vggbench.models import ModelSpec, build_model
 from vggbench.results import record_id, write_record
+from vggbench.training import StepLoop
 
 KIND = "bench"
 PARTS = ("train", "infer", "overhead", "data", "eval")
@@ -343,35 +344,13 @@ def macs_per_image(spec: ModelSpec) -> int:
 # --- Our training step and the fast path (vggbench.training, vggbench.data) -----------------
 
 
-def our_step_factory(step_model: torch.nn.Module, model: torch.nn.Module, device: torch.device,
-                     options: BenchOptions) -> Callable[[torch.Tensor, torch.Tensor], Callable[[], None]]:
-    """make(x, y) -> a step of our training loop: `training.train_step` with the optimiser the loop
-    builds, plus the loop's per-step bookkeeping (the loss summed on the device, the channels_last
-    conversion when asked, one host sync every `training.LOG_EVERY` steps). The loop itself
-    (`_Run._epoch`) needs a dataset, a run folder and validation, so it is not timed whole."""
-    from vggbench import training
-
-    optimizer = torch.optim.SGD(model.parameters(), lr=paper.LEARNING_RATE, momentum=paper.MOMENTUM,
-                                weight_decay=paper.WEIGHT_DECAY)
+def our_loop(step_model: torch.nn.Module, model: torch.nn.Module, device: torch.device,
+             options: BenchOptions) -> StepLoop:
+    """The training loop's own per-step work (`training.StepLoop`) with the optimiser the loop builds.
+    The rest of the loop (`_Run._epoch`) needs a dataset, a run folder and validation, so it is not
+    timed whole."""
     cast = autocast(device, options) if options.bf16 else None
-    loss_sum = torch.zeros((), device=device)
-    interval_sum = torch.zeros((), device=device)
-    done = [0]
-
-    def make(x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
-        def step() -> None:
-            xb = x.contiguous(memory_format=torch.channels_last) if options.channels_last else x
-            loss = training.train_step(step_model, optimizer, xb, y, 1, cast)
-            loss_sum.add_(loss)
-            interval_sum.add_(loss)
-            done[0] += 1
-            if done[0] % training.LOG_EVERY == 0:
-                interval_sum.item()
-                interval_sum.zero_()
-
-        return step
-
-    return make
+    return StepLoop(step_model, sgd(model), device, autocast=cast, channels_last=options.channels_last)
 
 
 def fast_path_loader(spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions,
@@ -465,12 +444,14 @@ def measure_overhead(case: Case, options: BenchOptions, device: torch.device, no
         step_model = maybe_compile(model, options)
         x, y = synthetic_batch(spec, batch, device, options)
         bare = bare_step(step_model, sgd(model), x, y, device, options)
-        make_ours = our_step_factory(step_model, model, device, options)
-        ours = make_ours(x, y)
+        loop = our_loop(step_model, model, device, options)
         batches = iter(endless_batches(fast_path_loader(spec, batch, device, options)))
 
+        def ours() -> None:
+            loop.step(x, y)
+
         def ours_with_data() -> None:
-            make_ours(*next(batches))()
+            loop.step(*next(batches))
 
         return interleaved({"bare": bare, "ours": ours, "ours+data": ours_with_data},
                            1, options.warmup, options.steps * options.repeats, device)

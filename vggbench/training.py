@@ -348,6 +348,38 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
     return total
 
 
+class StepLoop:
+    """The training loop's per-step work: the layout change, `train_step`, the loss summed on the
+    device, and one host sync every `LOG_EVERY` steps. `_Run._epoch` drives it and `vggbench bench`
+    times it, so the measured overhead is the loop's own."""
+
+    def __init__(self, step_model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, *,
+                 accumulation: int = 1, autocast=None, channels_last: bool = False, done: int = 0) -> None:
+        self.step_model, self.optimizer, self.accumulation = step_model, optimizer, accumulation
+        self.autocast, self.channels_last = autocast, channels_last
+        self.done = done  # steps completed in this epoch
+        self.loss_sum = torch.zeros((), device=device)
+        self.interval_sum = torch.zeros((), device=device)
+        self.interval_steps = 0
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, *, last: bool = False) -> float | None:
+        """One SGD step. Every `LOG_EVERY` steps, and on the `last` step, it returns the mean loss
+        since the previous return (one host sync); otherwise None, and nothing waits for the device."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss = train_step(self.step_model, self.optimizer, x, y, self.accumulation, self.autocast)
+        self.loss_sum += loss
+        self.interval_sum += loss
+        self.done += 1
+        self.interval_steps += 1
+        if self.done % LOG_EVERY and not last:
+            return None
+        mean = (self.interval_sum / self.interval_steps).item()
+        self.interval_sum.zero_()
+        self.interval_steps = 0
+        return mean
+
+
 def center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
     """The central crop x crop window of a (B, C, H, W) batch (H, W >= crop)."""
     h, w = x.shape[-2:]
@@ -811,40 +843,31 @@ class _Run:
         epoch_rng = _rng_state()
         torch.manual_seed(_seed_for(c.seed, epoch, dist.rank))  # dropout masks: a function of (seed, epoch, rank)
         partial = self.partial if resume_step else None
-        loss_sum = torch.zeros((), device=self.device)
+        loop = StepLoop(self.step_model, self.optimizer, self.device, accumulation=self.accumulation,
+                        autocast=_autocast(self.device), channels_last=self.channels_last, done=resume_step)
         if partial:
-            loss_sum += partial["loss_sum"].to(self.device)
-        interval_sum = torch.zeros((), device=self.device)
-        interval_steps = interval_images = 0
+            loop.loss_sum += partial["loss_sum"].to(self.device)
+        interval_images = 0
         self.model.train()
-        autocast = _autocast(self.device)
         started = time.perf_counter()
         interval_start = started
         batches = self.loader.epoch(epoch)
-        done = resume_step
         for step, (x, y) in enumerate(batches):
             if step < resume_step:  # drawn again so that the loader's RNG moves as it did before
                 continue
             if step == resume_step and partial:
                 torch.set_rng_state(partial["dropout_rng"])
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            loss = train_step(self.step_model, self.optimizer, x, y, self.accumulation, autocast)
-            loss_sum += loss
-            interval_sum += loss
-            done = step + 1
-            interval_steps += 1
+            mean = loop.step(x, y, last=step + 1 == steps)
+            done = loop.done
             interval_images += c.batch_size
-            if done % LOG_EVERY == 0 or done == steps:
-                mean = (interval_sum / interval_steps).item()
-                interval_sum.zero_()
+            if mean is not None:
                 self._check_loss(mean, epoch, done)
                 now = time.perf_counter()
                 self.log.event(kind="step", epoch=epoch + 1, epochs=c.epochs, step=done, steps=steps, loss=mean,
                                images_per_s=interval_images / max(now - interval_start, 1e-9))
-                interval_start, interval_steps, interval_images = now, 0, 0
+                interval_start, interval_images = now, 0
             if done < steps and self._interrupted(done, steps):
-                state = {"loss_sum": loss_sum.cpu(), "dropout_rng": torch.get_rng_state(),
+                state = {"loss_sum": loop.loss_sum.cpu(), "dropout_rng": torch.get_rng_state(),
                          "train_s": time.perf_counter() - started + (partial or {}).get("train_s", 0.0)}
                 self.rng = epoch_rng
                 path = self._save(epoch, done, state)
@@ -859,9 +882,9 @@ class _Run:
         if dist.enabled:
             import torch.distributed as td
 
-            td.all_reduce(loss_sum, op=td.ReduceOp.SUM)
-            loss_sum /= dist.world_size
-        train_loss = loss_sum.item() / steps
+            td.all_reduce(loop.loss_sum, op=td.ReduceOp.SUM)
+            loop.loss_sum /= dist.world_size
+        train_loss = loop.loss_sum.item() / steps
         self._check_loss(train_loss, epoch, steps)
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             self._diverged(float("nan"), epoch, steps)
