@@ -10,7 +10,7 @@ import torch
 
 from conftest import assert_one_line_error
 from test_counting import TOTAL_MACS_224
-from vggbench import bench
+from vggbench import bench, machine
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec
 
@@ -203,16 +203,16 @@ def test_no_mfu_without_a_peak_on_a_gpu(monkeypatch):
 
 
 def test_machine_info_names_cpu_cores_gpu_and_torch():
-    info = bench.machine_info(torch.device("cpu"))
+    info = machine.machine_info(torch.device("cpu"))
     assert {"cpu", "cores", "torch_threads", "gpu", "gpu_count", "device", "platform", "python", "torch",
             "cuda", "load_average"} <= set(info)
     assert isinstance(info["cpu"], str) and info["cpu"]
     assert info["cores"] >= 1 and info["torch"] == torch.__version__ and info["device"] == "cpu"
     if not torch.cuda.is_available():
         assert info["gpu"] is None and info["gpu_count"] == 0
-    assert info["cpu"] in bench.machine_name(info) and "cores" in bench.machine_name(info)
+    assert info["cpu"] in machine.machine_name(info) and "cores" in machine.machine_name(info)
     gpu = {**info, "device": "cuda:0", "gpu": "NVIDIA H100 80GB HBM3"}
-    assert bench.machine_name(gpu).startswith("NVIDIA H100 80GB HBM3")
+    assert machine.machine_name(gpu).startswith("NVIDIA H100 80GB HBM3")
 
 
 def test_interleaved_alternates_the_order_and_the_ratio_pairs_repeats():

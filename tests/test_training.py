@@ -33,7 +33,7 @@ TINY = dict(config="A", width=1 / 16, crop=32, data="synthetic", limit_train=64,
 RECORD_KEYS = {
     "id", "kind", "status", "config", "model", "dataset", "num_classes", "classes", "seed", "train_scale", "crop",
     "width", "init", "init_from", "recipe", "epochs_log", "final", "checkpoint", "wall_time_s", "images_per_s",
-    "data_time_fraction", "device", "torch_version", "code_version", "created",
+    "data_time_fraction", "device", "machine", "torch_version", "code_version", "created",
 }
 EPOCH_KEYS = {"epoch", "train_loss", "val_top1_err", "val_top5_err", "lr", "data_time_fraction", "images_per_s", "wall_s"}
 

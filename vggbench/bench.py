@@ -25,8 +25,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +37,7 @@ import torch.nn.functional as F
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
+from vggbench.machine import load_average, machine_info, machine_name
 from vggbench.options import parse_choices
 from vggbench.models import ModelSpec, build_model
 from vggbench.results import record_id, write_record
@@ -120,51 +119,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise VggbenchError("--device cuda but no CUDA GPU is visible to torch; use --device cpu or auto")
     return torch.device(name)
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what `platform` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def machine_info(device: torch.device | None = None) -> dict[str, Any]:
-    """What the figures were measured on."""
-    gpu = torch.cuda.get_device_name(device if device is not None and device.type == "cuda" else 0) \
-        if torch.cuda.is_available() else None
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "gpu": gpu,
-        "gpu_count": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-        "device": str(device) if device is not None else None,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "load_average": _load_average(),
-    }
-
-
-def _load_average() -> list[float] | None:
-    """1, 5 and 15-minute load averages: other work on the machine slows every figure."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (OSError, AttributeError):
-        return None
-
-
-def machine_name(machine: dict[str, Any]) -> str:
-    """One line naming the machine: the GPU when one was used, else the CPU and its cores."""
-    if machine.get("device", "").startswith("cuda") and machine.get("gpu"):
-        return f"{machine['gpu']} (host {machine['cpu']}, {machine['cores']} cores)"
-    return f"{machine['cpu']}, {machine['cores']} cores, {machine.get('torch_threads')} torch threads"
 
 
 def peak_bf16_flops(device_name: str | None) -> float | None:
@@ -627,7 +581,7 @@ def run_bench(points: Sequence[Case], options: BenchOptions, parts: Sequence[str
                 seen.add(key)
                 say(f"eval {case.label}")
                 record["eval"].extend(measure_evaluation(case, options, device))
-        record["load_average_after"] = _load_average()
+        record["load_average_after"] = load_average()
         record["id"] = record_id({"created": record["created"], "options": record["options"],
                                   "cases": [asdict(c) for c in points]})
         return record

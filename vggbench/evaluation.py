@@ -36,6 +36,7 @@ from torch import nn
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
+from vggbench.machine import machine_info, machine_name
 from vggbench.options import parse_choices
 from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional, uninitialised_model
 
@@ -572,6 +573,7 @@ def eval_record(result: EvalResult, evaluated: Sequence[Evaluated], *, test_scal
         "seconds": result.seconds,
         "images_per_s": result.images_per_s,
         "device": device,
+        "machine": machine_name(machine_info(torch.device(device))),
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

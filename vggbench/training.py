@@ -47,6 +47,7 @@ from torch import nn
 
 from vggbench import paper, results
 from vggbench.errors import VggbenchError
+from vggbench.machine import machine_info, machine_name
 from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, VGG, ModelSpec, init_weights, load_state, preinit_from
 from vggbench.scales import parse_train_scale, test_scales, to_pixels
 
@@ -1014,6 +1015,7 @@ class _Run:
             "data_time_fraction": (sum(e["data_time_fraction"] * e["wall_s"] for e in log) / max(train_s, 1e-9)),
             "device": str(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
             "world_size": self.dist.world_size,
+            "machine": machine_name(machine_info(self.device)),
             "torch_version": torch.__version__,
             "code_version": self.code_version,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
