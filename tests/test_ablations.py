@@ -9,6 +9,7 @@ from conftest import assert_one_line_error
 from vggbench import ablations, report
 from vggbench.ablations import Difference, difference, load_spec, parse_shard, sweep, verdict
 from vggbench.errors import VggbenchError
+from vggbench.results import read_records
 
 ALL = ["conv1x1", "conv5x5", "depth", "init", "jitter", "lrn"]
 
@@ -23,10 +24,14 @@ def test_every_paper_ablation_has_a_spec_that_loads():
 def test_paper_differences_come_from_the_paper_tables():
     assert ablations.paper_difference(load_spec("lrn"), load_spec("lrn").comparisons[0]) == pytest.approx(0.1)
     conv1x1 = load_spec("conv1x1")
-    assert [ablations.paper_difference(conv1x1, c) for c in conv1x1.comparisons] == pytest.approx([-1.1, -1.7])
+    dense = [c for c in conv1x1.comparisons if c.evaluation.endswith("dense")]
+    assert [ablations.paper_difference(conv1x1, c) for c in dense] == pytest.approx([-1.1, -1.7])
+    # Tables 3 and 4 are dense evaluation: a center-crop comparison has no paper number beside it
+    center = [c for c in conv1x1.comparisons if c.evaluation.endswith("center crop")]
+    assert len(center) == 2 and [ablations.paper_difference(conv1x1, c) for c in center] == [None, None]
     jitter = load_spec("jitter", "E")
     # single scale: E jitter 25.5 - E S=256 27.3; multi-scale (Table 4): 24.8 - 26.7 (S=384)
-    assert [ablations.paper_difference(jitter, c) for c in jitter.comparisons] == pytest.approx([-1.8, -1.9])
+    assert [ablations.paper_difference(jitter, c) for c in jitter.comparisons[:2]] == pytest.approx([-1.8, -1.9])
     assert ablations.paper_difference(load_spec("conv5x5"), load_spec("conv5x5").comparisons[0]) == -7.0
 
 
@@ -134,6 +139,17 @@ def test_known_record_gives_known_cells():
     assert "synthetic, width 0.0625, crop 32, 2 epochs" in line and "init glorot" in line
 
 
+def test_budget_line_names_the_preinit_layers_the_machine_and_the_time():
+    preinit = {"scheme": "preinit (rest kaiming)", "std": None, "preinit_from": "0123abcd", "preinit_mapping": "stage",
+               "copied_layers": ["features.0", "classifier.6"]}
+    record = {**KNOWN, "arms": [KNOWN["arms"][0], {**KNOWN["arms"][1], "init": preinit}],
+              "cost": {"train_s": 90.0, "eval_s": 30.0, "machines": ["AMD EPYC 7B13, 2 cores, 2 torch threads"]}}
+    line = report.ablation_budget_line(record)
+    assert "init glorot, preinit (rest kaiming)" in line
+    assert "pre-init (mapping stage) copied 2 layers: features.0, classifier.6" in line
+    assert line.endswith("trained for 1.5 min and evaluated in 0.5 min on AMD EPYC 7B13, 2 cores, 2 torch threads")
+
+
 def test_report_renders_known_ablation_record(tmp_path):
     from vggbench.results import write_record
 
@@ -168,18 +184,27 @@ def test_smoke_ablation_end_to_end_then_report(cli, tmp_path):
     assert first.code == 0, first.err
     result = json.loads(first.out)
     assert {"ablation", "arms", "difference", "verdict", "paper"} <= set(result)
-    assert [arm["name"] for arm in result["arms"]] == ["A", "A-LRN"]
+    dense, center = "single scale, dense", "single scale, center crop"
+    assert [(arm["name"], arm["evaluation"]) for arm in result["arms"]] == [
+        ("A", dense), ("A", center), ("A-LRN", dense), ("A-LRN", center)]
     for arm in result["arms"]:
         assert {"name", "runs", "top1_mean", "top1_std", "top5_mean", "top5_std"} <= set(arm) and len(arm["runs"]) == 2
-    base, treat = ({s: r for s, r in zip(a["seeds"], a["runs"])} for a in result["arms"])
-    evals = {r["runs"][0]: r for r in __import__("vggbench.results", fromlist=["x"]).read_records(tmp_path, "evals")}
-    expected = difference({s: evals[base[s]]["top1_err"] for s in base}, {s: evals[treat[s]]["top1_err"] for s in treat})
+    base, treat = ({s: r for s, r in zip(a["seeds"], a["runs"])} for a in result["arms"] if a["evaluation"] == dense)
+    evals = {(r["runs"][0], r["method"]): r for r in read_records(tmp_path, "evals")}
+    expected = difference({s: evals[base[s], "dense"]["top1_err"] for s in base},
+                          {s: evals[treat[s], "dense"]["top1_err"] for s in treat})
     assert result["difference"]["top1"] == pytest.approx(expected.top1)
+    assert [c["evaluation"] for c in result["comparisons"]] == [dense, center]
+    assert result["comparisons"][1]["paper_top1"] is None  # the paper's Table 3 is dense evaluation
     assert result["paper"]["top1_difference"] == pytest.approx(0.1)
     # a second call finds every run and evaluation in the store: the same numbers, no new records
     count = len(list((tmp_path / "evals").glob("*.json")))
     again = json.loads(cli(*argv).out)
     assert again["arms"] == result["arms"] and len(list((tmp_path / "evals").glob("*.json"))) == count
+    runs = read_records(tmp_path, "runs")
+    assert result["cost"]["train_s"] == pytest.approx(sum(run["train_time_s"] for run in runs))
+    assert result["cost"]["eval_s"] == pytest.approx(sum(e["seconds"] for e in evals.values()))
+    assert result["cost"]["machines"] == [runs[0]["machine"]] and "cores" in runs[0]["machine"]
     assert cli("report", "--results-dir", str(tmp_path)).code == 0
     text = (tmp_path / "REPORT.md").read_text()
     assert "Ablation `lrn` (A, smoke)" in text and "A-LRN - A" in text

@@ -68,6 +68,13 @@ class Arm:
     def depends_on(self) -> str | None:
         return self.preinit_from or self.init_from
 
+    def paper_ref(self, evaluation: Evaluation) -> PaperRef | None:
+        """The paper's number for this arm under an evaluation: Table 3 (single scale) or Table 4
+        (multi-scale), both measured with dense evaluation, so none for another method."""
+        if evaluation.method != "dense":
+            return None
+        return self.paper_multi if evaluation.scales == "multi" and self.paper_multi else self.paper
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -290,8 +297,7 @@ def paper_difference(spec: AblationSpec, comparison: Comparison) -> float | None
     evaluation = spec.evaluation(comparison.evaluation)
     numbers = []
     for name in (comparison.baseline, comparison.treatment):
-        arm = spec.arm(name)
-        ref = arm.paper_multi if evaluation.scales == "multi" and arm.paper_multi else arm.paper
+        ref = spec.arm(name).paper_ref(evaluation)
         row = ref.result() if ref else None
         if row is None or row.top1 is None:
             return None
@@ -446,7 +452,7 @@ def analyse(spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, An
             records = found.get((arm.name, evaluation.name), {})
             if not records:
                 continue
-            ref = arm.paper_multi if evaluation.scales == "multi" and arm.paper_multi else arm.paper
+            ref = arm.paper_ref(evaluation)
             row = ref.result() if ref else None
             top1 = summarize([r["top1_err"] for r in records.values()])
             top5 = summarize([r["top5_err"] for r in records.values()])
@@ -486,6 +492,11 @@ def analyse(spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, An
         "verdict": primary["verdict"] if primary else "incomplete",
         "paper": {"claim": spec.claim, "section": spec.section, "top1_difference": primary["paper_top1"] if primary else None},
         "runs_found": len(runs), "runs_expected": seeds * len(spec.arms),
+        "cost": {
+            "train_s": sum(run.get("train_time_s") or run["wall_time_s"] for run in runs.values()),
+            "eval_s": sum(record["seconds"] for records in found.values() for record in records.values()),
+            "machines": sorted({run.get("machine") or run["device"] for run in runs.values()}),
+        },
     }
     result["id"] = record_id({"ablation": spec.name, "config": spec.config, "preset": preset,
                               "budget": budget, "seeds": seeds})

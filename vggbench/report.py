@@ -112,14 +112,25 @@ def ablation_comparisons_frame(result: dict) -> pd.DataFrame:
 
 
 def ablation_budget_line(result: dict) -> str:
-    """What the numbers were measured on: the dataset, budget, widths, crop and the init used."""
+    """What the numbers were measured on: the dataset, budget, widths, crop, the init used (with the
+    paper's ambiguities: the normal init's std, which layers pre-initialisation copied), the machine
+    and the time its runs took."""
     b = result["budget"]
     inits = sorted({f"{a['init']['scheme']}" + (f" std {a['init']['std']}" if a["init"].get("std") else "")
                     for a in result["arms"] if isinstance(a.get("init"), dict)})
-    return (f"preset {result['preset']}: {b['data']}, width {b['width']:g}, crop {b['crop']}, {b['epochs']} epochs, "
+    line = (f"preset {result['preset']}: {b['data']}, width {b['width']:g}, crop {b['crop']}, {b['epochs']} epochs, "
             f"batch {b['batch']}, lr {b['lr']:g}, train images {b.get('limit_train') or 'all'}, "
             f"val images {b.get('limit_val') or 'all'}; init {', '.join(inits) or 'default'}; "
             f"{result['seeds']} seeds; runs found {result['runs_found']}/{result['runs_expected']}")
+    preinit = {(a["init"]["preinit_mapping"], tuple(a["init"]["copied_layers"])) for a in result["arms"]
+               if isinstance(a.get("init"), dict) and a["init"].get("preinit_from")}
+    for mapping, layers in sorted(preinit):
+        line += f"; pre-init (mapping {mapping}) copied {len(layers)} layers: {', '.join(layers)}"
+    cost = result.get("cost")
+    if cost:
+        line += (f"; its runs trained for {cost['train_s'] / 60:.1f} min and evaluated in {cost['eval_s'] / 60:.1f} min "
+                 f"on {'; '.join(cost['machines'])}")
+    return line
 
 
 # --- The whole report --------------------------------------------------------------------------
