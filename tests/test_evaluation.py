@@ -253,6 +253,36 @@ def test_paper_table_puts_our_numbers_beside_the_paper():
         assert "24.6" in ev.render_paper_table(5, [record], fmt)
 
 
+def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
+    def run(run_id, seed, epochs=5):
+        return {"id": run_id, "config": {"config": "A", "scale": "256", "epochs": epochs, "seed": seed,
+                                         "init_from": None, "preinit_from": f"source-{seed}"}}
+
+    def record(record_id, run_id, top1, created):
+        return {"kind": "eval", "id": record_id, "runs": [run_id], "configs": ["A"], "train_scales": ["256"],
+                "method": "dense", "test_scales": [256], "dataset": "fashion-mnist", "limits": {},
+                "top1_err": top1, "top5_err": 1.0, "created": created}
+
+    runs = {r["id"]: r for r in (run("s0", 0), run("s1", 1), run("s2", 2), run("long", 0, epochs=25),
+                                 run("long1", 1, epochs=25))}
+    records = [record("e-long", "long", 11.0, "2026-01"), record("e0", "s0", 20.0, "2026-02"),
+               record("e1", "s1", 22.0, "2026-03"), record("e2", "s2", 27.0, "2026-04")]
+    row = ev.paper_table_frame(3, records, runs=runs).iloc[0]
+    assert (row["net"], row["our top-1"], row["seeds"], row["record"]) == ("A", 23.0, 3, "e2")
+    assert row["delta top-1"] == pytest.approx(23.0 - 29.6)
+    # without the run records: the newest record alone
+    row = ev.paper_table_frame(3, records).iloc[0]
+    assert (row["our top-1"], row["seeds"]) == (27.0, 1)
+    # the longer run is another recipe, never averaged in; a record of unknown runs stands alone
+    newest_long = records + [record("e-long1", "long1", 13.0, "2026-05")]
+    assert ev.paper_table_frame(3, newest_long, runs=runs).iloc[0]["our top-1"] == 12.0
+    # a run evaluated again counts once, with its newest record
+    again = records + [record("e1-again", "s1", 25.0, "2026-05")]
+    row = ev.paper_table_frame(3, again, runs=runs).iloc[0]
+    assert (row["our top-1"], row["seeds"]) == (24.0, 3)
+    assert ev.paper_table_frame(3, records[:3] + [record("e9", "gone", 40.0, "2026-06")], runs=runs).iloc[0]["seeds"] == 1
+
+
 # --- End to end through the CLI ------------------------------------------------------------------
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -644,12 +646,29 @@ PAPER_TABLE_TITLES = {
 }
 
 
-def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | None = None):
-    """One of Tables 3-6 with the paper's errors beside ours: one row per paper row, ours from the
-    newest matching eval record (same net(s), train scale(s), test scales in paper units and
-    method; restricted to `dataset` when given), blank where we have none. Our errors are on our
-    dataset and scaled-down nets, so the comparison is of shape (which method or scale wins), not
-    of value."""
+def recipe_key(record: dict, runs: dict[str, dict]) -> str:
+    """What an eval record measured apart from the seeds: its runs' configs without seed (and
+    without the ids of the runs they started from, which differ by seed), its dataset and limits.
+    Records with the same key are repeats over seeds; a record whose runs are unknown stands alone."""
+    configs = []
+    for run_id in record.get("runs", []):
+        run = runs.get(run_id)
+        if run is None:
+            return f"record {record.get('id')}"
+        config = {k: v for k, v in run["config"].items() if k not in ("seed", "init_from", "preinit_from")}
+        config.update(init_from=bool(run["config"].get("init_from")), preinit_from=bool(run["config"].get("preinit_from")))
+        configs.append(config)
+    return json.dumps([configs, record.get("dataset"), record.get("limits")], sort_keys=True)
+
+
+def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | None = None,
+                      runs: dict[str, dict] | None = None):
+    """One of Tables 3-6 with the paper's errors beside ours: one row per paper row, blank where we
+    have none. Ours come from the matching eval records (same net(s), train scale(s), test scales in
+    paper units and method; restricted to `dataset` when given): the newest one, or, given the run
+    records (`runs`, by id), the mean over the newest one's repeats with other seeds (`recipe_key`),
+    with their number. Our errors are on our dataset and scaled-down nets, so the comparison is of
+    shape (which method or scale wins), not of value."""
     import pandas as pd
 
     if table not in PAPER_TABLES:
@@ -659,7 +678,16 @@ def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | N
     rows = []
     for row in PAPER_TABLES[table]:
         found = [r for r in records if _matches(row, r)]
-        ours = found[-1] if found else None
+        group = []
+        if found:
+            newest = found[-1]
+            if runs is None:
+                group = [newest]
+            else:  # the newest record of each set of runs with the newest one's recipe
+                same = {tuple(r["runs"]): r for r in found if recipe_key(r, runs) == recipe_key(newest, runs)}
+                group = sorted(same.values(), key=lambda r: r.get("created", ""))
+        top1 = statistics.fmean(r["top1_err"] for r in group) if group else None
+        top5 = statistics.fmean(r["top5_err"] for r in group) if group else None
         rows.append({
             "net": row.net,
             "train scale": row.train_scale,
@@ -667,16 +695,18 @@ def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | N
             "method": row.method,
             "paper top-1": row.top1,
             "paper top-5": row.top5,
-            "our top-1": ours["top1_err"] if ours else None,
-            "our top-5": ours["top5_err"] if ours else None,
-            "delta top-1": ours["top1_err"] - row.top1 if ours and row.top1 is not None else None,
-            "delta top-5": ours["top5_err"] - row.top5 if ours and row.top5 is not None else None,
-            "dataset": ours["dataset"] if ours else None,
-            "record": ours["id"] if ours else None,
+            "our top-1": top1,
+            "our top-5": top5,
+            "delta top-1": top1 - row.top1 if group and row.top1 is not None else None,
+            "delta top-5": top5 - row.top5 if group and row.top5 is not None else None,
+            "seeds": len(group) or None,
+            "dataset": group[-1]["dataset"] if group else None,
+            "record": group[-1]["id"] if group else None,
         })
     frame = pd.DataFrame(rows)
     for column in ("paper top-1", "paper top-5", "our top-1", "our top-5", "delta top-1", "delta top-5"):
         frame[column] = frame[column].astype("Float64")
+    frame["seeds"] = frame["seeds"].astype("Int64")
     return frame
 
 

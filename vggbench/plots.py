@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from vggbench.architectures import get_architecture  # noqa: E402
 
@@ -48,7 +49,8 @@ def training_curves(result: dict, path: Path) -> Path:
         for curve in arm["curves"]:
             axis.plot([e["epoch"] for e in curve], [e["val_top1_err"] for e in curve], color=f"C{index}", alpha=0.7,
                       label=arm["name"] if curve is arm["curves"][0] else None)
-    axis.set(xlabel="epoch", ylabel="val top-1 error (%)", title=f"Training curves: {result['ablation']}")
+    axis.set(xlabel="epoch", ylabel="val top-1 error (%, center crop)", title=f"Training curves: {result['ablation']}")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.legend()
     return _save(figure, path)
 

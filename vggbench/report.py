@@ -162,11 +162,13 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
     tables.append(("table2", table2, note2))
 
     evals = read_records(results_dir, "evals")
+    runs = {run["id"]: run for run in read_records(results_dir, "runs")}
     for number in (3, 4, 5, 6):
-        frame = evaluation.paper_table_frame(number, evals)
+        frame = evaluation.paper_table_frame(number, evals, runs=runs)
         if len(frame):
             title = evaluation.PAPER_TABLE_TITLES[number]
-            note = ("Ours are measured on the dataset and budget named in each row; the paper's are ImageNet at "
+            note = ("Ours are measured on the dataset and budget named in each row (the mean over `seeds` runs "
+                    "that differ only in their seed; `record` is the newest); the paper's are ImageNet at "
                     "full scale, so compare the ordering and the differences, not the absolute errors.")
             parts.append(_section(title, frame, note))
             tables.append((f"table{number}", frame, title))
