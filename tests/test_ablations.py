@@ -129,7 +129,8 @@ KNOWN = {
 
 def test_known_record_gives_known_cells():
     arms = report.ablation_arms_frame(KNOWN)
-    assert arms.iloc[0].to_dict() == {"arm": "A", "evaluation": "dense", "seeds": 2, "top-1 err (%)": "20.00 ± 1.00",
+    assert arms.iloc[0].to_dict() == {"arm": "A", "evaluation": "dense", "seeds": 2, "stalled": 0,
+                                      "top-1 err (%)": "20.00 ± 1.00",
                                       "top-5 err (%)": "5.00 ± 0.50", "paper top-1": 29.6, "paper top-5": 10.4}
     assert arms.iloc[1]["top-1 err (%)"] == "21.50"
     row = report.ablation_comparisons_frame(KNOWN).iloc[0].to_dict()
@@ -137,6 +138,21 @@ def test_known_record_gives_known_cells():
                    "ours (points)": 1.5, "95% CI": "[-0.25, +3.25]", "paper (points)": 0.1, "verdict": "consistent"}
     line = report.ablation_budget_line(KNOWN)
     assert "synthetic, width 0.0625, crop 32, 2 epochs" in line and "init glorot" in line
+
+
+def test_notes_count_stalled_runs_and_the_dense_windows_of_a_small_crop():
+    dense_arm = {**KNOWN["arms"][1], "method": "dense", "stalled_seeds": [1]}
+    record = {**KNOWN, "arms": [KNOWN["arms"][0], dense_arm]}
+    stalled, geometry = report.ablation_notes(record)
+    assert stalled.startswith("arm 'A-LRN': seed(s) 1 stayed at chance error")
+    # crop 32: Q=256 is 37 px, floor(37/32) = 1 cell, 1 - 1 + 1 = 1 window position
+    assert "at crop 32, dense evaluation at Q=256 (37 px) has a 1x1 score map, 1x1 window position(s)" in geometry
+    assert report.ablation_arms_frame(record).iloc[1]["stalled"] == 1
+    at_224 = {**record, "budget": {**KNOWN["budget"], "crop": 224}, "arms": [KNOWN["arms"][0]]}
+    assert report.ablation_notes(at_224) == []
+    # crop 64: Q=256 is 73 px, 2 cells, 2 - 2 + 1 = 1 position
+    at_64 = {**record, "budget": {**KNOWN["budget"], "crop": 64}, "arms": [dense_arm]}
+    assert "(73 px) has a 2x2 score map, 1x1 window" in report.ablation_notes(at_64)[1]
 
 
 def test_budget_line_names_the_preinit_layers_the_machine_and_the_time():

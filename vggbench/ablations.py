@@ -440,6 +440,14 @@ def _stored_results(spec: AblationSpec, seeds: int, budget: dict[str, Any], resu
     return found, runs
 
 
+def stalled_run(run: dict[str, Any]) -> bool:
+    """A run whose validation error stayed at chance (training warned): it is kept in the means, so
+    that a recipe that stalls now and then shows it, and the report counts it per arm."""
+    from vggbench.training import NOT_LEARNING
+
+    return any(warning.startswith(NOT_LEARNING) for warning in run.get("warnings", []))
+
+
 def analyse(spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, Any], results_dir: Path) -> dict[str, Any]:
     """Each arm's mean and std over seeds, each comparison's difference, interval and verdict,
     with the paper's numbers beside ours. Stored as one record under <results>/ablations/."""
@@ -457,12 +465,14 @@ def analyse(spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, An
             top1 = summarize([r["top1_err"] for r in records.values()])
             top5 = summarize([r["top5_err"] for r in records.values()])
             curves = [runs[(arm.name, s)].get("epochs_log", []) for s in sorted(records)]
+            stalled = [s for s in sorted(records) if stalled_run(runs[(arm.name, s)])]
             arms.append({
                 "name": arm.name, "config": arm.config, "scale": arm.scale, "evaluation": evaluation.name,
                 "method": evaluation.method, "scales": evaluation.scales, "runs": [r["runs"][0] for r in records.values()],
                 "seeds": sorted(records), "top1_mean": top1.mean, "top1_std": top1.std, "top5_mean": top5.mean,
                 "top5_std": top5.std, "macs_per_image": statistics.fmean(r["macs_per_image"] for r in records.values()),
                 "init": next(iter(runs[(arm.name, s)]["init"] for s in records)), "curves": curves,
+                "stalled_seeds": stalled,
                 "paper_top1": row.top1 if row else None, "paper_top5": row.top5 if row else None,
             })
     comparisons = []

@@ -222,6 +222,8 @@ def ablate(
     for comparison in result["comparisons"]:
         if "note" in comparison:
             echo(f"note: {comparison['note']}")
+    for note in report.ablation_notes(result):
+        echo(f"note: {note}")
     if result["runs_found"] < result["runs_expected"]:
         echo(f"note: {result['runs_found']} of {result['runs_expected']} runs are in the store; "
              "run the other shards to complete the sweep")

@@ -13,6 +13,7 @@ from vggbench.counting import layer_breakdown, small_filter_table, summarize
 from vggbench.models import ModelSpec
 from vggbench.render import render_latex, render_markdown
 from vggbench.results import atomic_write_text
+from vggbench.scales import to_pixels
 
 #: Display headers for the snake_case columns that JSON and CSV keep.
 HEADERS = {
@@ -90,13 +91,14 @@ def _interval(entry: dict) -> str:
 
 
 def ablation_arms_frame(result: dict) -> pd.DataFrame:
-    """Each arm's errors over seeds beside the paper's (percent)."""
+    """Each arm's errors over seeds beside the paper's (percent); `stalled`: runs that stayed at chance."""
     rows = [{
         "arm": arm["name"], "evaluation": arm["evaluation"], "seeds": len(arm["seeds"]),
+        "stalled": len(arm.get("stalled_seeds", [])),
         "top-1 err (%)": _pm(arm["top1_mean"], arm["top1_std"]), "top-5 err (%)": _pm(arm["top5_mean"], arm["top5_std"]),
         "paper top-1": arm["paper_top1"], "paper top-5": arm["paper_top5"],
     } for arm in result["arms"]]
-    return pd.DataFrame(rows, columns=["arm", "evaluation", "seeds", "top-1 err (%)", "top-5 err (%)",
+    return pd.DataFrame(rows, columns=["arm", "evaluation", "seeds", "stalled", "top-1 err (%)", "top-5 err (%)",
                                        "paper top-1", "paper top-5"])
 
 
@@ -131,6 +133,26 @@ def ablation_budget_line(result: dict) -> str:
         line += (f"; its runs trained for {cost['train_s'] / 60:.1f} min and evaluated in {cost['eval_s'] / 60:.1f} min "
                  f"on {'; '.join(cost['machines'])}")
     return line
+
+
+def ablation_notes(result: dict) -> list[str]:
+    """What a reader must know to read the numbers: runs that stalled at chance, and how few
+    window positions dense evaluation has at a small crop."""
+    notes = []
+    stalled = [(arm["name"], arm["stalled_seeds"]) for arm in result["arms"] if arm.get("stalled_seeds")]
+    for name, seeds in dict(stalled).items():
+        notes.append(f"arm {name!r}: seed(s) {', '.join(map(str, seeds))} stayed at chance error (training warned); "
+                     "they are kept in its mean and std")
+    crop = result["budget"]["crop"]
+    if crop < paper.PAPER_CROP and any(arm.get("method") == "dense" for arm in result["arms"]):
+        size = to_pixels(256, crop)
+        cells = size >> paper.POOLS  # each max-pool halves the map, rounding down
+        positions = cells - crop // 2**paper.POOLS + 1
+        notes.append(f"at crop {crop}, dense evaluation at Q=256 ({size} px) has a {cells}x{cells} score map, "
+                     f"{positions}x{positions} window position(s) (the paper's crop 224: 8x8 and 2x2); the max-pools "
+                     "drop the bottom and right pixels, so it sees an off-centre part of the image and is noisier "
+                     "than the center crop here")
+    return notes
 
 
 # --- The whole report --------------------------------------------------------------------------
@@ -179,6 +201,7 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
             continue
         heading = f"Ablation `{result['ablation']}` ({result['config']}, {result['preset']}): {result['title']}"
         note = f"Paper ({result['section']}): {result['claim']}\n\nMeasured on {ablation_budget_line(result)}."
+        note += "".join(f"\n\nNote: {text}." for text in ablation_notes(result))
         arms, comparisons = ablation_arms_frame(result), ablation_comparisons_frame(result)
         parts.append(_section(heading, arms, note) + render_markdown(comparisons) + "\n")
         slug = _slug(f"ablation-{result['ablation']}-{result['config']}-{result['preset']}")

@@ -68,6 +68,7 @@ DEFAULT_PATIENCE = 2  # the paper does not say how long "stops improving" is
 DATA_SEED = 0  # the dataset (synthetic images, subsets, val split) is the same for every training seed
 LOG_EVERY = 20  # steps between host syncs (progress, loss checks, Ctrl-C agreement across ranks)
 NOT_LEARNING_EPOCHS = 3  # warn when validation error stays at chance this many epochs
+NOT_LEARNING = "the run is not learning"  # starts that warning; ablations count such runs as stalled
 CHANCE_MARGIN = 1.5  # "at chance": top-1 accuracy below 1.5x the accuracy of guessing
 EXPLODING_LOSS = 50.0  # x ln(classes): a mean training loss above this is divergence
 
@@ -964,7 +965,7 @@ class _Run:
             fix = ("VGG without batch norm often stalls with the paper's small normal init: try --init kaiming "
                    "(the default) or --init glorot" if self.config.init == "paper" else
                    f"try a lower --lr (e.g. {self.config.lr / 3:g}), more data or more epochs")
-            message = (f"the run is not learning: validation top-1 error has stayed at chance "
+            message = (f"{NOT_LEARNING}: validation top-1 error has stayed at chance "
                        f"({100 * (1 - 1 / self.num_classes):.0f}%) for {NOT_LEARNING_EPOCHS} epochs; {fix}")
             self.warnings.append(message)
             if self.log.active:
