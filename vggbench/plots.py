@@ -22,19 +22,26 @@ def _save(figure, path: Path) -> Path:
 
 
 def error_vs_depth(result: dict, path: Path) -> Path:
-    """Top-1 error (mean ± std over seeds) against weight layers, ours and the paper's."""
-    arms = sorted(result["arms"], key=lambda a: get_architecture(a["config"]).weight_layers)
-    depth = [get_architecture(a["config"]).weight_layers for a in arms]
-    figure, axis = plt.subplots(figsize=(5, 3.5))
-    axis.errorbar(depth, [a["top1_mean"] for a in arms], yerr=[a["top1_std"] or 0 for a in arms], marker="o",
-                  capsize=3, label=f"ours ({result['budget']['data']})")
-    paper_points = [(d, a["paper_top1"]) for d, a in zip(depth, arms) if a["paper_top1"] is not None]
+    """Top-1 error (mean ± std over seeds) against weight layers, one line per evaluation, and the
+    paper's (Table 3, dense) on its own axis."""
+    figure, axis = plt.subplots(figsize=(5.5, 3.8))
+    lines = []
+    evaluations = list(dict.fromkeys(a["evaluation"] for a in result["arms"]))
+    for index, evaluation in enumerate(evaluations):
+        arms = sorted((a for a in result["arms"] if a["evaluation"] == evaluation),
+                      key=lambda a: get_architecture(a["config"]).weight_layers)
+        depth = [get_architecture(a["config"]).weight_layers for a in arms]
+        lines.append(axis.errorbar(depth, [a["top1_mean"] for a in arms], yerr=[a["top1_std"] or 0 for a in arms],
+                                   marker="o", capsize=3, color=f"C{index}",
+                                   label=f"ours, {evaluation} ({result['budget']['data']})"))
+    paper_points = sorted({(get_architecture(a["config"]).weight_layers, a["paper_top1"])
+                           for a in result["arms"] if a["paper_top1"] is not None})
     if paper_points:
         twin = axis.twinx()
-        twin.plot(*zip(*paper_points), "s--", color="grey", label="paper (ImageNet)")
+        lines += twin.plot(*zip(*paper_points), "s--", color="grey", label="paper (ImageNet, dense)")
         twin.set_ylabel("paper top-1 error (%)")
     axis.set(xlabel="weight layers", ylabel="our top-1 error (%)", title="Error vs depth")
-    axis.legend(loc="upper right")
+    axis.legend(handles=lines, loc="upper center", fontsize=7)
     return _save(figure, path)
 
 
