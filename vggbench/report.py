@@ -121,9 +121,9 @@ def ablation_budget_line(result: dict) -> str:
     inits = sorted({f"{a['init']['scheme']}" + (f" std {a['init']['std']}" if a["init"].get("std") else "")
                     for a in result["arms"] if isinstance(a.get("init"), dict)})
     line = (f"preset {result['preset']}: {b['data']}, width {b['width']:g}, crop {b['crop']}, {b['epochs']} epochs, "
-            f"batch {b['batch']}, lr {b['lr']:g}, train images {b.get('limit_train') or 'all'}, "
-            f"val images {b.get('limit_val') or 'all'}; init {', '.join(inits) or 'default'}; "
-            f"{result['seeds']} seeds; runs found {result['runs_found']}/{result['runs_expected']}")
+             f"batch {b['batch']}, lr {b['lr']:g}, train images {b.get('limit_train') or 'all'}, "
+             f"val images {b.get('limit_val') or 'all'}; init {', '.join(inits) or 'default'}; "
+             f"{result['seeds']} seeds; runs found {result['runs_found']}/{result['runs_expected']}")
     preinit = {(a["init"]["preinit_mapping"], tuple(a["init"]["copied_layers"])) for a in result["arms"]
                if isinstance(a.get("init"), dict) and a["init"].get("preinit_from")}
     for mapping, layers in sorted(preinit):
