@@ -29,7 +29,6 @@ demo: $(VENV)/.installed data
 # The committed reference report: every ablation at the quick preset, 3 seeds, into results/.
 ABLATIONS := lrn conv1x1 conv5x5 jitter depth init
 reference: $(VENV)/.installed data
-	$(VENV)/bin/vggbench params --write results
 	for name in $(ABLATIONS); do $(VENV)/bin/vggbench ablate $$name --preset quick --seeds 3 || exit 1; done
 	$(VENV)/bin/vggbench report
 

@@ -176,6 +176,9 @@ def test_report_renders_known_ablation_record(tmp_path):
     assert [cell.strip() for cell in row.strip("|").split("|")] == [
         "A-LRN - A", "dense", "no better", "1.5", "[-0.25, +3.25]", "0.1", "consistent"]
     assert "138,357,544" in text  # Table 2 is always there
+    # one writer for Table 2's files: the same as `vggbench params --write`
+    assert "tab:params" in (tmp_path / "tables" / "table2.tex").read_text()
+    assert "138,357,544" in (tmp_path / "table2.md").read_text()
     assert (tmp_path / "tables" / "ablation-lrn-a-smoke.tex").exists()
     assert not any(p.suffix == ".png" for p in paths)  # no curves and no evaluations: nothing to plot
 

@@ -66,9 +66,11 @@ def display(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns=HEADERS)
 
 
-def write_table2(out_dir: Path) -> list[Path]:
-    """Render Table 2 (our exact counts beside the paper's) as Markdown and LaTeX under `out_dir`."""
-    frame = display(params_frame())
+def write_table2(out_dir: Path, frame: pd.DataFrame | None = None) -> list[Path]:
+    """Render Table 2 (our exact counts beside the paper's) as Markdown and LaTeX under `out_dir`:
+    `vggbench params --write` and the report both write it here. `frame`: `display(params_frame())`
+    when the caller has it already (counting takes seconds)."""
+    frame = display(params_frame()) if frame is None else frame
     caption = f"Parameters and compute at 224x224, 1000 classes, against Table 2 of {paper.CITATION}."
     md = Path(out_dir) / "table2.md"
     tex = Path(out_dir) / "tables" / "table2.tex"
@@ -181,7 +183,7 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
     table2 = display(params_frame())
     note2 = "Exact counts at 224x224 and 1000 classes; the paper rounds to millions."
     parts.append(_section("Table 2: parameters and compute", table2, note2))
-    tables.append(("table2", table2, note2))
+    written += write_table2(out_dir, table2)
 
     evals = read_records(results_dir, "evals")
     runs = {run["id"]: run for run in read_records(results_dir, "runs")}
