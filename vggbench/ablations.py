@@ -23,7 +23,6 @@ from vggbench.errors import VggbenchError
 SPEC_DIR = Path(__file__).resolve().parent.parent / "ablations"
 PRESETS = ("smoke", "quick", "paper")
 EXPECTATIONS = ("lower", "no_better", "similar")
-VERDICTS = ("consistent", "contradicts", "inconclusive")
 CONFIDENCE = 0.95
 
 _SPEC_KEYS = {"title", "section", "claim", "choices", "default", "paper_top1_gap", "arms", "evaluations",
@@ -68,12 +67,13 @@ class Arm:
     def depends_on(self) -> str | None:
         return self.preinit_from or self.init_from
 
-    def paper_ref(self, evaluation: Evaluation) -> PaperRef | None:
-        """The paper's number for this arm under an evaluation: Table 3 (single scale) or Table 4
+    def paper_result(self, evaluation: Evaluation) -> paper.PaperResult | None:
+        """The paper's row for this arm under an evaluation: Table 3 (single scale) or Table 4
         (multi-scale), both measured with dense evaluation, so none for another method."""
         if evaluation.method != "dense":
             return None
-        return self.paper_multi if evaluation.scales == "multi" and self.paper_multi else self.paper
+        ref = self.paper_multi if evaluation.scales == "multi" and self.paper_multi else self.paper
+        return ref.result() if ref else None
 
 
 @dataclass(frozen=True)
@@ -297,8 +297,7 @@ def paper_difference(spec: AblationSpec, comparison: Comparison) -> float | None
     evaluation = spec.evaluation(comparison.evaluation)
     numbers = []
     for name in (comparison.baseline, comparison.treatment):
-        ref = spec.arm(name).paper_ref(evaluation)
-        row = ref.result() if ref else None
+        row = spec.arm(name).paper_result(evaluation)
         if row is None or row.top1 is None:
             return None
         numbers.append(row.top1)
@@ -393,13 +392,15 @@ def _eval_request(run: dict[str, Any], evaluation: Evaluation, results_dir: Path
                        results_dir=str(results_dir), device=device)
 
 
-def find_eval_record(run: dict[str, Any], evaluation: Evaluation, results_dir: Path) -> dict[str, Any] | None:
-    """The stored evaluation of `run` with this method and scale set, if there is one."""
+def find_eval_record(run: dict[str, Any], evaluation: Evaluation, results_dir: Path,
+                     evals: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The stored evaluation of `run` with this method and scale set, if there is one. `evals`: the
+    store's eval records when the caller has read them already (reading them all is the slow part)."""
     from vggbench.results import read_records
     from vggbench.scales import parse_train_scale, test_scales
 
     expected = list(test_scales(evaluation.scales, parse_train_scale(run["train_scale"])))
-    for record in read_records(results_dir, "evals"):
+    for record in read_records(results_dir, "evals") if evals is None else evals:
         if (record["runs"] == [run["id"]] and record["method"] == evaluation.method
                 and record["test_scales"] == expected and record["limits"].get("max_images") is None
                 and record["limits"].get("limit_val") == run["config"].get("limit_val")):
@@ -419,8 +420,9 @@ def evaluate_run(run: dict[str, Any], evaluation: Evaluation, results_dir: Path,
 
 def _stored_results(spec: AblationSpec, seeds: int, budget: dict[str, Any], results_dir: Path):
     """(arm, evaluation) -> {seed: eval record} for every record of the sweep already stored."""
-    from vggbench.results import read_record
+    from vggbench.results import read_record, read_records
 
+    evals = read_records(results_dir, "evals")
     found: dict[tuple[str, str], dict[int, dict]] = {}
     run_ids: dict[tuple[str, int], str] = {}
     runs: dict[tuple[str, int], dict] = {}
@@ -434,7 +436,7 @@ def _stored_results(spec: AblationSpec, seeds: int, budget: dict[str, Any], resu
                 continue
             run_ids[(arm.name, seed)], runs[(arm.name, seed)] = run["id"], run
             for evaluation in spec.evaluations:
-                record = find_eval_record(run, evaluation, results_dir)
+                record = find_eval_record(run, evaluation, results_dir, evals)
                 if record is not None:
                     found.setdefault((arm.name, evaluation.name), {})[seed] = record
     return found, runs
@@ -460,8 +462,7 @@ def analyse(spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, An
             records = found.get((arm.name, evaluation.name), {})
             if not records:
                 continue
-            ref = arm.paper_ref(evaluation)
-            row = ref.result() if ref else None
+            row = arm.paper_result(evaluation)
             top1 = summarize([r["top1_err"] for r in records.values()])
             top5 = summarize([r["top5_err"] for r in records.values()])
             curves = [runs[(arm.name, s)].get("epochs_log", []) for s in sorted(records)]

@@ -12,7 +12,7 @@ from vggbench.architectures import ARCHITECTURES
 from vggbench.counting import layer_breakdown, small_filter_table, summarize
 from vggbench.models import ModelSpec
 from vggbench.render import render_latex, render_markdown
-from vggbench.results import atomic_write_text
+from vggbench.results import atomic_write_text, read_records
 from vggbench.scales import to_pixels
 
 #: Display headers for the snake_case columns that JSON and CSV keep.
@@ -169,10 +169,9 @@ def _slug(text: str) -> str:
 
 
 def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[Path]:
-    """Render every table the store can fill into out_dir/REPORT.md, out_dir/tables/*.tex and
-    out_dir/plots/*.png: Table 2, the Table 3-6 shapes, one table per ablation, throughput."""
+    """Render every table the store can fill into out_dir/REPORT.md, out_dir/table2.md,
+    out_dir/tables/*.tex and out_dir/plots/*.png: Table 2, the Table 3-6 shapes, one table per ablation, throughput."""
     from vggbench import evaluation
-    from vggbench.results import read_records
 
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     written: list[Path] = []
