@@ -541,7 +541,7 @@ def eval_record_id(run_ids: Sequence[str], method: str, test_scales: object, dat
 
 
 def eval_record(result: EvalResult, evaluated: Sequence[Evaluated], *, test_scales: Sequence, test_scales_px: Sequence,
-                dataset: str, limits: dict, device: str, extra: dict | None = None,
+                dataset: str, limits: dict, device: str, machine: str, extra: dict | None = None,
                 details: dict | None = None) -> dict:
     """The stored record of one evaluation (one method, one model or fusion, one scale set).
 
@@ -575,7 +575,7 @@ def eval_record(result: EvalResult, evaluated: Sequence[Evaluated], *, test_scal
         "seconds": result.seconds,
         "images_per_s": result.images_per_s,
         "device": device,
-        "machine": machine_name(machine_info(torch.device(device))),
+        "machine": machine,
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -958,7 +958,7 @@ def run_eval(request: EvalRequest, progress_factory: Callable[[str, int], Callab
     """Carry out `vggbench eval`: evaluate each model (or their fusion) with each method on the
     validation split, write one record per (models, method) to <results>/evals, return the records."""
     from vggbench import results
-    from vggbench.data import EvalLoader, load_dataset
+    from vggbench.data import load_dataset
     from vggbench.scales import TrainScale, test_scales, to_pixels
     from vggbench.training import DATA_SEED, Distributed, resolve_device
 
@@ -969,6 +969,7 @@ def run_eval(request: EvalRequest, progress_factory: Callable[[str, int], Callab
         raise VggbenchError(f"--max-images {request.max_images} must be at least 1")
     test_scales(request.scales, TrainScale(*paper.JITTER_RANGE))  # a bad spec fails before any loading
     device = resolve_device(request.device, Distributed())
+    machine = machine_name(machine_info(device))
     found = candidates(request)
     records = []
     for group in plan_groups(request, found):
@@ -1003,21 +1004,16 @@ def run_eval(request: EvalRequest, progress_factory: Callable[[str, int], Callab
         n = min(len(dataset.val), request.max_images or len(dataset.val))
         label = f"eval {'+'.join(name[:12] for name in names)} ({', '.join(methods)})"
         progress = progress_factory(label, n) if progress_factory else None
-        prepare: list[Prepare] = []
-        cache: dict[int, Prepare] = {}
-        for s in stats:
-            prepare.append(cache.setdefault(id(s), make_prepare(s)))
-        loader = EvalLoader(dataset.val, request.batch, device)
-        out = evaluate_batches([c.model for c in group], loader, prepare, methods=methods,
-                               scales_px=pixel_scales[0] if same else pixel_scales, batch_size=request.batch,
-                               device=device, max_images=request.max_images, progress=progress)
+        out = evaluate([c.model for c in group], dataset.val, stats, methods=methods,
+                       scales_px=pixel_scales[0] if same else pixel_scales, batch_size=request.batch,
+                       device=device, max_images=request.max_images, progress=progress)
         limits = {"limit_val": request.limit_val, "max_images": request.max_images, "val_split": data_args["val_split"],
                   "limit_train": data_args["limit_train"]}
         for method, result in out.items():
             record = eval_record(result, [c.evaluated for c in group],
                                  test_scales=paper_scales[0] if same else paper_scales,
                                  test_scales_px=pixel_scales[0] if same else pixel_scales,
-                                 dataset=dataset.name, limits=limits, device=str(device),
+                                 dataset=dataset.name, limits=limits, device=str(device), machine=machine,
                                  extra={"normalization": [s.name if isinstance(s, Normalization) else "train mean RGB"
                                                           for s in stats]},
                                  details={"scales_spec": request.scales})

@@ -382,18 +382,12 @@ class StepLoop:
         return mean
 
 
-def center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
-    """The central crop x crop window of a (B, C, H, W) batch (H, W >= crop)."""
-    h, w = x.shape[-2:]
-    top, left = (h - crop) // 2, (w - crop) // 2
-    return x[..., top:top + crop, left:left + crop]
-
-
 @torch.no_grad()
 def validate(model: VGG, imageset, q_pixels: int, stats, device: torch.device, batch_size: int = 256,
              channels_last: bool = False) -> tuple[float, float]:
     """(top-1, top-5) error in percent: center crop of each val image rescaled to Q, FC net, eval mode."""
     from vggbench.data import EvalLoader, eval_preprocess
+    from vggbench.evaluation import center_crop
 
     was_training = model.training
     model.eval()
