@@ -17,11 +17,11 @@ from vggbench.data.imagesets import (
     stratified_subset,
 )
 from vggbench.data.loaders import EvalLoader, TrainLoader, epoch_permutation, mix_seed, rank_bounds
-from vggbench.data.sources import DATASETS, DATASETS_HELP, Dataset, load_dataset, read_idx
+from vggbench.data.sources import DATASETS_HELP, Dataset, load_dataset, read_idx
 from vggbench.data.stats import RGBStats, rgb_statistics
 
 __all__ = [
-    "AugmentParams", "DATASETS", "DATASETS_HELP", "Dataset", "EvalLoader", "FolderImages", "ImageSet",
+    "AugmentParams", "DATASETS_HELP", "Dataset", "EvalLoader", "FolderImages", "ImageSet",
     "RGBStats", "TensorImages", "TrainAugment", "TrainLoader", "decode_image", "epoch_permutation",
     "eval_preprocess", "load_dataset", "mix_seed", "rank_bounds", "read_idx", "rescale_shorter_side",
     "rgb_statistics", "stratified_split", "stratified_subset",

@@ -114,14 +114,6 @@ class TrainLoader:
         g = self.global_batch
         return [perm[b * g:(b + 1) * g] for b in range(self.batches_per_epoch)]
 
-    def rank_indices(self, epoch: int) -> list[torch.Tensor]:
-        """This rank's sample indices for every batch of an epoch."""
-        out = []
-        for batch in self.global_batches(epoch):
-            start, stop = rank_bounds(len(batch), self.rank, self.world_size)
-            out.append(batch[start:stop])
-        return out
-
     def batch_draws(self, epoch: int, batch: int, length: int):
         """The augmentation draws of a whole global batch (every rank draws the same)."""
         generator = torch.Generator().manual_seed(mix_seed("augment", self.seed, epoch, batch))

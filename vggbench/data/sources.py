@@ -19,7 +19,6 @@ from vggbench.data import synthetic
 from vggbench.data.imagesets import FolderImages, ImageSet, TensorImages, stratified_split, stratified_subset
 from vggbench.errors import VggbenchError
 
-DATASETS = ("synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder:PATH")
 DATASETS_HELP = (
     "synthetic (generated shapes), fashion-mnist, cifar10, cifar100 (torchvision-style folders "
     "under --data-root), or imagefolder:PATH (PATH/train and PATH/val, one folder per class)"

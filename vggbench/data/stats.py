@@ -39,10 +39,6 @@ class RGBStats:
     def from_json(cls, data: dict) -> RGBStats:
         return cls(*(torch.tensor(data[k], dtype=torch.float32) for k in ("mean", "eigval", "eigvec")))
 
-    @property
-    def covariance(self) -> torch.Tensor:
-        return self.eigvec @ torch.diag(self.eigval) @ self.eigvec.T
-
 
 def stats_from_moments(count: int, total: torch.Tensor, outer: torch.Tensor) -> RGBStats:
     """RGBStats from the pixel count, the sum of pixels (3,) and the sum of outer products (3, 3), on 0..255."""
