@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
-from vggbench.machine import load_average, machine_info, machine_name
+from vggbench.machine import load_average, machine_info, machine_name, synchronize
 from vggbench.options import parse_choices
 from vggbench.models import ModelSpec, build_model
 from vggbench.results import record_id, write_record
@@ -188,11 +188,6 @@ def with_oom_halving(measure: Callable[[int], T], batch: int, notes: list[str] |
 # --- Timing helpers --------------------------------------------------------------------------
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def timed(step: Callable[[], object], steps: int, warmup: int, device: torch.device) -> float:
     """Seconds for `steps` calls of `step` after `warmup` untimed calls, synchronised on GPUs."""
     for _ in range(warmup):
@@ -303,8 +298,8 @@ def our_loop(step_model: torch.nn.Module, model: torch.nn.Module, device: torch.
     """The training loop's own per-step work (`training.StepLoop`) with the optimiser the loop builds.
     The rest of the loop (`_Run._epoch`) needs a dataset, a run folder and validation, so it is not
     timed whole."""
-    cast = autocast(device, options) if options.bf16 else None
-    return StepLoop(step_model, sgd(model), device, autocast=cast, channels_last=options.channels_last)
+    return StepLoop(step_model, sgd(model), device, autocast=autocast(device, options),
+                    channels_last=options.channels_last)
 
 
 def fast_path_loader(spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions,

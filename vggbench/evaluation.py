@@ -38,7 +38,7 @@ from torch import nn
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
-from vggbench.machine import machine_info, machine_name
+from vggbench.machine import machine_info, machine_name, synchronize
 from vggbench.options import parse_choices
 from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional, uninitialised_model
 
@@ -286,12 +286,7 @@ def _nets(models: Sequence[VGG], device: torch.device | str) -> list[_Net]:
     return nets
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
+def same_size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
     """Equal-shape groups of a batch: [(indices in the batch, uint8 (g, 3, H, W))]."""
     if isinstance(images, torch.Tensor):
         return [(list(range(images.shape[0])), images)]
@@ -374,7 +369,7 @@ def evaluate_batches(
                     "evaluate on the dataset the model was trained on"
                 )
             posterior = {(i, m): torch.zeros(b, num_classes, device=device) for i in range(n_models) for m in bases}
-            groups = _groups(images)
+            groups = same_size_groups(images)
             for q in scales:
                 for prep in distinct:
                     users = [i for i in range(n_models) if prepares[i] is prep and q in per_model[i]]
@@ -382,12 +377,12 @@ def evaluate_batches(
                         continue
                     # rescale each original shape once, then merge groups that land on one shape
                     merged: dict[tuple[int, int], list[tuple[list[int], torch.Tensor]]] = defaultdict(list)
-                    _sync(device)
+                    synchronize(device)
                     start = time.perf_counter()
                     for indices, group in groups:
                         x = prep(group.to(device), q)
                         merged[tuple(x.shape[-2:])].append((indices, x))
-                    _sync(device)
+                    synchronize(device)
                     prep_seconds += time.perf_counter() - start
                     for (h, w), parts in merged.items():
                         x = torch.cat([p for _, p in parts]) if len(parts) > 1 else parts[0][1]
@@ -409,7 +404,7 @@ def evaluate_batches(
                                     p = torch.cat([center_probabilities(net.fc, x[s:s + batch_size], crop)
                                                    for s in range(0, g, batch_size)])
                                 posterior[i, method].index_add_(0, where, p, alpha=1.0 / len(per_model[i]))
-                                _sync(device)
+                                synchronize(device)
                                 seconds[method] += time.perf_counter() - start
                                 runs = g * per_view[method]
                                 passes[method] += runs

@@ -54,3 +54,9 @@ def machine_name(machine: dict[str, Any]) -> str:
     if machine.get("device", "").startswith("cuda") and machine.get("gpu"):
         return f"{machine['gpu']} (host {machine['cpu']}, {machine['cores']} cores)"
     return f"{machine['cpu']}, {machine['cores']} cores, {machine.get('torch_threads')} torch threads"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the GPU's queued work, so that a timer or a progress line measures it; nothing on CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -47,7 +47,7 @@ from torch import nn
 
 from vggbench import paper, results
 from vggbench.errors import VggbenchError
-from vggbench.machine import machine_info, machine_name
+from vggbench.machine import machine_info, machine_name, synchronize
 from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, VGG, ModelSpec, init_weights, load_state, preinit_from
 from vggbench.scales import parse_train_scale, test_scales, to_pixels
 
@@ -387,7 +387,7 @@ def validate(model: VGG, imageset, q_pixels: int, stats, device: torch.device, b
              channels_last: bool = False) -> tuple[float, float]:
     """(top-1, top-5) error in percent: center crop of each val image rescaled to Q, FC net, eval mode."""
     from vggbench.data import EvalLoader, eval_preprocess
-    from vggbench.evaluation import center_crop
+    from vggbench.evaluation import center_crop, same_size_groups
 
     was_training = model.training
     model.eval()
@@ -398,7 +398,9 @@ def validate(model: VGG, imageset, q_pixels: int, stats, device: torch.device, b
     seen = 0
     try:
         for images, labels in EvalLoader(imageset, batch_size, device):
-            for group, group_labels in _same_size_groups(images, labels):
+            labels = torch.as_tensor(labels)
+            for indices, group in same_size_groups(images):
+                group_labels = labels[indices]
                 x = center_crop(eval_preprocess(group, q_pixels, stats), crop)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -414,19 +416,6 @@ def validate(model: VGG, imageset, q_pixels: int, stats, device: torch.device, b
     if seen == 0:
         raise VggbenchError("the validation split is empty; use --val-split or a larger --limit-val")
     return 100.0 * (1 - correct1.item() / seen), 100.0 * (1 - correct5.item() / seen)
-
-
-def _same_size_groups(images, labels) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """A uint8 batch as is, or a list of images of different sizes as batches of one size."""
-    if isinstance(images, torch.Tensor):
-        yield images, labels
-        return
-    labels = torch.as_tensor(labels)
-    by_size: dict[tuple[int, int], list[int]] = {}
-    for i, image in enumerate(images):
-        by_size.setdefault(tuple(image.shape[-2:]), []).append(i)
-    for indices in by_size.values():
-        yield torch.stack([images[i] for i in indices]), labels[indices]
 
 
 # --- Checkpoints, stored runs --------------------------------------------------------------------
@@ -872,8 +861,7 @@ class _Run:
                     "rerun the same command with --resume to continue")
         if hasattr(batches, "close"):
             batches.close()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
         elapsed = time.perf_counter() - started
         if dist.enabled:
             import torch.distributed as td
