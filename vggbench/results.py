@@ -10,8 +10,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vggbench.errors import VggbenchError
 
@@ -24,19 +25,25 @@ def record_id(config: dict[str, Any], length: int = 12) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write via a temporary file, fsync and rename, so a reader never sees half a file and an
+    interrupted write leaves the old file as it was (records, reports, checkpoints)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """`atomic_write` of UTF-8 text."""
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def write_record(root: Path, kind: str, record_id_: str, record: dict[str, Any]) -> Path:

@@ -431,14 +431,7 @@ def has_checkpoint(results_dir: Path, config: TrainConfig) -> bool:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    results.atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
