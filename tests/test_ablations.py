@@ -4,8 +4,8 @@ import json
 import math
 
 import pytest
-
 from conftest import assert_one_line_error
+
 from vggbench import ablations, report
 from vggbench.ablations import Difference, difference, load_spec, parse_shard, sweep, verdict
 from vggbench.errors import VggbenchError
@@ -31,7 +31,9 @@ def test_paper_differences_come_from_the_paper_tables():
     assert len(center) == 2 and [ablations.paper_difference(conv1x1, c) for c in center] == [None, None]
     jitter = load_spec("jitter", "E")
     # single scale: E jitter 25.5 - E S=256 27.3; multi-scale (Table 4): 24.8 - 26.7 (S=384)
-    assert [ablations.paper_difference(jitter, c) for c in jitter.comparisons[:2]] == pytest.approx([-1.8, -1.9])
+    assert [ablations.paper_difference(jitter, c) for c in jitter.comparisons[:2]] == pytest.approx(
+        [-1.8, -1.9]
+    )
     assert ablations.paper_difference(load_spec("conv5x5"), load_spec("conv5x5").comparisons[0]) == -7.0
 
 
@@ -68,11 +70,20 @@ def test_one_seed_gives_no_interval_and_an_inconclusive_verdict():
     assert diff.ci95_low is None and verdict(diff, "lower") == "inconclusive"
 
 
-@pytest.mark.parametrize("low, high, expect, outcome", [
-    (-2, -1, "lower", "consistent"), (1, 2, "lower", "contradicts"), (-1, 1, "lower", "inconclusive"),
-    (-2, -1.5, "no_better", "contradicts"), (-0.5, 2, "no_better", "consistent"), (-3, 0.5, "no_better", "inconclusive"),
-    (-0.5, 0.5, "similar", "consistent"), (1.5, 3, "similar", "contradicts"), (-2, 0.5, "similar", "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "low, high, expect, outcome",
+    [
+        (-2, -1, "lower", "consistent"),
+        (1, 2, "lower", "contradicts"),
+        (-1, 1, "lower", "inconclusive"),
+        (-2, -1.5, "no_better", "contradicts"),
+        (-0.5, 2, "no_better", "consistent"),
+        (-3, 0.5, "no_better", "inconclusive"),
+        (-0.5, 0.5, "similar", "consistent"),
+        (1.5, 3, "similar", "contradicts"),
+        (-2, 0.5, "similar", "inconclusive"),
+    ],
+)
 def test_verdicts(low, high, expect, outcome):
     assert verdict(Difference((low + high) / 2, low, high, True, 3), expect, margin=1.0) == outcome
 
@@ -81,7 +92,9 @@ def test_shards_split_seeds_and_keep_chains_together():
     spec = load_spec("init")
     jobs = [sweep(spec, 3, (i, 2)) for i in (1, 2)]
     assert {s for _, s in jobs[0]} == {0, 2} and {s for _, s in jobs[1]} == {1}
-    assert sorted((a.name, s) for part in jobs for a, s in part) == sorted((a.name, s) for a in spec.arms for s in range(3))
+    assert sorted((a.name, s) for part in jobs for a, s in part) == sorted(
+        (a.name, s) for a in spec.arms for s in range(3)
+    )
     assert parse_shard("2/4") == (2, 4) and parse_shard(None) == (1, 1)
 
 
@@ -97,7 +110,7 @@ def test_spec_with_a_misspelled_key_names_the_key_and_the_file(tmp_path):
     (tmp_path / "bad.toml").write_text(text)
     with pytest.raises(VggbenchError, match=r"bad.toml: unknown key 'evalution' in comparisons\[0\]"):
         load_spec(str(tmp_path / "bad.toml"))
-    (tmp_path / "missing.toml").write_text(text.replace('claim = ', 'claims = '))
+    (tmp_path / "missing.toml").write_text(text.replace("claim = ", "claims = "))
     with pytest.raises(VggbenchError, match="unknown key 'claims'"):
         load_spec(str(tmp_path / "missing.toml"))
 
@@ -110,32 +123,97 @@ def test_preset_budget_layers_presets_spec_and_overrides():
 
 
 KNOWN = {
-    "kind": "ablation", "ablation": "lrn", "title": "LRN", "section": "4.1", "claim": "LRN does not help.",
-    "config": "A", "preset": "smoke", "seeds": 2, "runs_found": 4, "runs_expected": 4,
-    "budget": {"data": "synthetic", "width": 0.0625, "crop": 32, "epochs": 2, "batch": 64, "lr": 0.01,
-               "limit_train": 512, "limit_val": 128},
+    "kind": "ablation",
+    "ablation": "lrn",
+    "title": "LRN",
+    "section": "4.1",
+    "claim": "LRN does not help.",
+    "config": "A",
+    "preset": "smoke",
+    "seeds": 2,
+    "runs_found": 4,
+    "runs_expected": 4,
+    "budget": {
+        "data": "synthetic",
+        "width": 0.0625,
+        "crop": 32,
+        "epochs": 2,
+        "batch": 64,
+        "lr": 0.01,
+        "limit_train": 512,
+        "limit_val": 128,
+    },
     "arms": [
-        {"name": "A", "config": "A", "evaluation": "dense", "seeds": [0, 1], "top1_mean": 20.0, "top1_std": 1.0,
-         "top5_mean": 5.0, "top5_std": 0.5, "paper_top1": 29.6, "paper_top5": 10.4, "init": {"scheme": "glorot"},
-         "curves": [], "macs_per_image": 1},
-        {"name": "A-LRN", "config": "A-LRN", "evaluation": "dense", "seeds": [0, 1], "top1_mean": 21.5,
-         "top1_std": None, "top5_mean": 6.0, "top5_std": 0.0, "paper_top1": 29.7, "paper_top5": 10.5,
-         "init": {"scheme": "glorot"}, "curves": [], "macs_per_image": 1},
+        {
+            "name": "A",
+            "config": "A",
+            "evaluation": "dense",
+            "seeds": [0, 1],
+            "top1_mean": 20.0,
+            "top1_std": 1.0,
+            "top5_mean": 5.0,
+            "top5_std": 0.5,
+            "paper_top1": 29.6,
+            "paper_top5": 10.4,
+            "init": {"scheme": "glorot"},
+            "curves": [],
+            "macs_per_image": 1,
+        },
+        {
+            "name": "A-LRN",
+            "config": "A-LRN",
+            "evaluation": "dense",
+            "seeds": [0, 1],
+            "top1_mean": 21.5,
+            "top1_std": None,
+            "top5_mean": 6.0,
+            "top5_std": 0.0,
+            "paper_top1": 29.7,
+            "paper_top5": 10.5,
+            "init": {"scheme": "glorot"},
+            "curves": [],
+            "macs_per_image": 1,
+        },
     ],
-    "comparisons": [{"baseline": "A", "treatment": "A-LRN", "evaluation": "dense", "expect": "no_better",
-                     "top1": 1.5, "ci95_low": -0.25, "ci95_high": 3.25, "paper_top1": 0.1, "verdict": "consistent"}],
+    "comparisons": [
+        {
+            "baseline": "A",
+            "treatment": "A-LRN",
+            "evaluation": "dense",
+            "expect": "no_better",
+            "top1": 1.5,
+            "ci95_low": -0.25,
+            "ci95_high": 3.25,
+            "paper_top1": 0.1,
+            "verdict": "consistent",
+        }
+    ],
 }
 
 
 def test_known_record_gives_known_cells():
     arms = report.ablation_arms_frame(KNOWN)
-    assert arms.iloc[0].to_dict() == {"arm": "A", "evaluation": "dense", "seeds": 2, "stalled": 0,
-                                      "top-1 err (%)": "20.00 ± 1.00",
-                                      "top-5 err (%)": "5.00 ± 0.50", "paper top-1": 29.6, "paper top-5": 10.4}
+    assert arms.iloc[0].to_dict() == {
+        "arm": "A",
+        "evaluation": "dense",
+        "seeds": 2,
+        "stalled": 0,
+        "top-1 err (%)": "20.00 ± 1.00",
+        "top-5 err (%)": "5.00 ± 0.50",
+        "paper top-1": 29.6,
+        "paper top-5": 10.4,
+    }
     assert arms.iloc[1]["top-1 err (%)"] == "21.50"
     row = report.ablation_comparisons_frame(KNOWN).iloc[0].to_dict()
-    assert row == {"comparison": "A-LRN - A", "evaluation": "dense", "paper expects": "no better",
-                   "ours (points)": 1.5, "95% CI": "[-0.25, +3.25]", "paper (points)": 0.1, "verdict": "consistent"}
+    assert row == {
+        "comparison": "A-LRN - A",
+        "evaluation": "dense",
+        "paper expects": "no better",
+        "ours (points)": 1.5,
+        "95% CI": "[-0.25, +3.25]",
+        "paper (points)": 0.1,
+        "verdict": "consistent",
+    }
     line = report.ablation_budget_line(KNOWN)
     assert "synthetic, width 0.0625, crop 32, 2 epochs" in line and "init glorot" in line
 
@@ -146,7 +224,10 @@ def test_notes_count_stalled_runs_and_the_dense_windows_of_a_small_crop():
     stalled, geometry = report.ablation_notes(record)
     assert stalled.startswith("arm 'A-LRN': seed(s) 1 stayed at chance error")
     # crop 32: Q=256 is 37 px, floor(37/32) = 1 cell, 1 - 1 + 1 = 1 window position
-    assert "at crop 32, dense evaluation at Q=256 (37 px) has a 1x1 score map, 1x1 window position(s)" in geometry
+    assert (
+        "at crop 32, dense evaluation at Q=256 (37 px) has a 1x1 score map, 1x1 window position(s)"
+        in geometry
+    )
     assert report.ablation_arms_frame(record).iloc[1]["stalled"] == 1
     at_224 = {**record, "budget": {**KNOWN["budget"], "crop": 224}, "arms": [KNOWN["arms"][0]]}
     assert report.ablation_notes(at_224) == []
@@ -156,14 +237,24 @@ def test_notes_count_stalled_runs_and_the_dense_windows_of_a_small_crop():
 
 
 def test_budget_line_names_the_preinit_layers_the_machine_and_the_time():
-    preinit = {"scheme": "preinit (rest kaiming)", "std": None, "preinit_from": "0123abcd", "preinit_mapping": "stage",
-               "copied_layers": ["features.0", "classifier.6"]}
-    record = {**KNOWN, "arms": [KNOWN["arms"][0], {**KNOWN["arms"][1], "init": preinit}],
-              "cost": {"train_s": 90.0, "eval_s": 30.0, "machines": ["AMD EPYC 7B13, 2 cores, 2 torch threads"]}}
+    preinit = {
+        "scheme": "preinit (rest kaiming)",
+        "std": None,
+        "preinit_from": "0123abcd",
+        "preinit_mapping": "stage",
+        "copied_layers": ["features.0", "classifier.6"],
+    }
+    record = {
+        **KNOWN,
+        "arms": [KNOWN["arms"][0], {**KNOWN["arms"][1], "init": preinit}],
+        "cost": {"train_s": 90.0, "eval_s": 30.0, "machines": ["AMD EPYC 7B13, 2 cores, 2 torch threads"]},
+    }
     line = report.ablation_budget_line(record)
     assert "init glorot, preinit (rest kaiming)" in line
     assert "pre-init (mapping stage) copied 2 layers: features.0, classifier.6" in line
-    assert line.endswith("trained for 1.5 min and evaluated in 0.5 min on AMD EPYC 7B13, 2 cores, 2 torch threads")
+    assert line.endswith(
+        "trained for 1.5 min and evaluated in 0.5 min on AMD EPYC 7B13, 2 cores, 2 torch threads"
+    )
 
 
 def test_report_renders_known_ablation_record(tmp_path):
@@ -174,7 +265,14 @@ def test_report_renders_known_ablation_record(tmp_path):
     text = (tmp_path / "REPORT.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| A-LRN - A"))
     assert [cell.strip() for cell in row.strip("|").split("|")] == [
-        "A-LRN - A", "dense", "no better", "1.5", "[-0.25, +3.25]", "0.1", "consistent"]
+        "A-LRN - A",
+        "dense",
+        "no better",
+        "1.5",
+        "[-0.25, +3.25]",
+        "0.1",
+        "consistent",
+    ]
     assert "138,357,544" in text  # Table 2 is always there
     # one writer for Table 2's files: the same as `vggbench params --write`
     assert "tab:params" in (tmp_path / "tables" / "table2.tex").read_text()
@@ -183,13 +281,16 @@ def test_report_renders_known_ablation_record(tmp_path):
     assert not any(p.suffix == ".png" for p in paths)  # no curves and no evaluations: nothing to plot
 
 
-@pytest.mark.parametrize("argv, fragments", [
-    (["nope"], ["unknown ablation 'nope'", "lrn"]),
-    (["lrn", "--config", "D"], ["cannot use --config D", "A"]),
-    (["lrn", "--seeds", "0"], ["--seeds 0"]),
-    (["lrn", "--shard", "3/2"], ["bad shard '3/2'"]),
-    (["lrn", "--preset", "huge"], ["unknown preset 'huge'"]),
-])
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        (["nope"], ["unknown ablation 'nope'", "lrn"]),
+        (["lrn", "--config", "D"], ["cannot use --config D", "A"]),
+        (["lrn", "--seeds", "0"], ["--seeds 0"]),
+        (["lrn", "--shard", "3/2"], ["bad shard '3/2'"]),
+        (["lrn", "--preset", "huge"], ["unknown preset 'huge'"]),
+    ],
+)
 def test_ablate_bad_input(cli, argv, fragments, tmp_path):
     assert_one_line_error(cli("ablate", *argv, "--results-dir", str(tmp_path)), *fragments)
 
@@ -197,21 +298,48 @@ def test_ablate_bad_input(cli, argv, fragments, tmp_path):
 @pytest.mark.slow
 def test_smoke_ablation_end_to_end_then_report(cli, tmp_path):
     """CI's smoke sweep: 2 arms x 2 seeds on synthetic images, stored, analysed, rendered."""
-    argv = ["ablate", "lrn", "--preset", "smoke", "--seeds", "2", "--epochs", "1", "--limit-train", "256",
-            "--limit-val", "64", "--results-dir", str(tmp_path), "--quiet", "--format", "json"]
+    argv = [
+        "ablate",
+        "lrn",
+        "--preset",
+        "smoke",
+        "--seeds",
+        "2",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "256",
+        "--limit-val",
+        "64",
+        "--results-dir",
+        str(tmp_path),
+        "--quiet",
+        "--format",
+        "json",
+    ]
     first = cli(*argv)
     assert first.code == 0, first.err
     result = json.loads(first.out)
     assert {"ablation", "arms", "difference", "verdict", "paper"} <= set(result)
     dense, center = "single scale, dense", "single scale, center crop"
     assert [(arm["name"], arm["evaluation"]) for arm in result["arms"]] == [
-        ("A", dense), ("A", center), ("A-LRN", dense), ("A-LRN", center)]
+        ("A", dense),
+        ("A", center),
+        ("A-LRN", dense),
+        ("A-LRN", center),
+    ]
     for arm in result["arms"]:
-        assert {"name", "runs", "top1_mean", "top1_std", "top5_mean", "top5_std"} <= set(arm) and len(arm["runs"]) == 2
-    base, treat = ({s: r for s, r in zip(a["seeds"], a["runs"])} for a in result["arms"] if a["evaluation"] == dense)
+        assert {"name", "runs", "top1_mean", "top1_std", "top5_mean", "top5_std"} <= set(arm) and len(
+            arm["runs"]
+        ) == 2
+    base, treat = (
+        {s: r for s, r in zip(a["seeds"], a["runs"])} for a in result["arms"] if a["evaluation"] == dense
+    )
     evals = {(r["runs"][0], r["method"]): r for r in read_records(tmp_path, "evals")}
-    expected = difference({s: evals[base[s], "dense"]["top1_err"] for s in base},
-                          {s: evals[treat[s], "dense"]["top1_err"] for s in treat})
+    expected = difference(
+        {s: evals[base[s], "dense"]["top1_err"] for s in base},
+        {s: evals[treat[s], "dense"]["top1_err"] for s in treat},
+    )
     assert result["difference"]["top1"] == pytest.approx(expected.top1)
     assert [c["evaluation"] for c in result["comparisons"]] == [dense, center]
     assert result["comparisons"][1]["paper_top1"] is None  # the paper's Table 3 is dense evaluation

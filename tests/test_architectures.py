@@ -9,8 +9,13 @@ from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec, uninitialised_model
 
 EXACT_PARAMS = {
-    "A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848, "C": 133_638_952,
-    "D": 138_357_544, "E": 143_667_240, "B-5x5": 134_503_528,
+    "A": 132_863_336,
+    "A-LRN": 132_863_336,
+    "B": 133_047_848,
+    "C": 133_638_952,
+    "D": 138_357_544,
+    "E": 143_667_240,
+    "B-5x5": 134_503_528,
 }
 RECEPTIVE_FIELDS = {"A": 150, "A-LRN": 150, "B": 156, "C": 156, "D": 212, "E": 268, "B-5x5": 156}
 WEIGHT_LAYERS = {"A": 11, "A-LRN": 11, "B": 13, "C": 16, "D": 16, "E": 19, "B-5x5": 8}
@@ -60,10 +65,16 @@ def test_unknown_config_names_the_choices():
     assert get_architecture("a-lrn") is ARCHITECTURES["A-LRN"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"crop": 31}, "multiple of 32"), ({"crop": 100}, "multiple of 32"), ({"width": 0}, "positive"),
-    ({"num_classes": -1}, "at least 1"), ({"dropout": 1.0}, "dropout"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"crop": 31}, "multiple of 32"),
+        ({"crop": 100}, "multiple of 32"),
+        ({"width": 0}, "positive"),
+        ({"num_classes": -1}, "at least 1"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
 def test_bad_model_specs(kwargs, message):
     with pytest.raises(VggbenchError, match=message):
         ModelSpec("A", **kwargs)

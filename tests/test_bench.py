@@ -7,17 +7,35 @@ import json
 
 import pytest
 import torch
-
 from conftest import assert_one_line_error
 from test_counting import TOTAL_MACS_224
+
 from vggbench import bench, machine
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec
 
 #: The smallest useful point: A at width 1/32 (2 to 16 channels), crop 32.
 TINY = dict(steps=1, warmup=0, repeats=1, eval_images=1, device="cpu")
-TINY_ARGS = ["--config", "A", "--width", "0.03125", "--crop", "32", "--batch", "4", "--steps", "1", "--warmup", "0",
-             "--repeats", "1", "--eval-images", "1", "--device", "cpu"]
+TINY_ARGS = [
+    "--config",
+    "A",
+    "--width",
+    "0.03125",
+    "--crop",
+    "32",
+    "--batch",
+    "4",
+    "--steps",
+    "1",
+    "--warmup",
+    "0",
+    "--repeats",
+    "1",
+    "--eval-images",
+    "1",
+    "--device",
+    "cpu",
+]
 ROW_KEYS = {"config", "width", "crop", "batch", "requested_batch", "halved"}
 
 
@@ -43,8 +61,13 @@ def test_record_has_every_part_with_its_fields(record):
     assert train["images_per_s"] > 0 and infer["images_per_s"] > 0
     assert train["mfu"] is None  # CPU: not applicable
     assert any("MFU does not apply" in note for note in record["notes"])
-    assert ROW_KEYS | {"bare_images_per_s", "ours_images_per_s", "ours_data_images_per_s", "step_ratio",
-                       "data_ratio"} <= set(overhead)
+    assert ROW_KEYS | {
+        "bare_images_per_s",
+        "ours_images_per_s",
+        "ours_data_images_per_s",
+        "step_ratio",
+        "data_ratio",
+    } <= set(overhead)
     assert overhead["step_ratio"] > 0 and overhead["data_ratio"] > 0
     assert data["augment_images_per_s"] > 0
     assert data["augment_over_train"] == pytest.approx(data["augment_images_per_s"] / train["images_per_s"])
@@ -53,10 +76,16 @@ def test_record_has_every_part_with_its_fields(record):
 def test_evaluation_rows_compare_dense_multi_crop_and_both(record):
     rows = {row["method"]: row for row in record["eval"]}
     assert list(rows) == ["dense", "multi-crop", "multi-crop+dense"]
-    assert all(row["test_scales"] == [256, 384, 512] and row["test_scales_px"] == [37, 55, 73] for row in rows.values())
+    assert all(
+        row["test_scales"] == [256, 384, 512] and row["test_scales_px"] == [37, 55, 73]
+        for row in rows.values()
+    )
     assert rows["dense"]["forward_passes_per_image"] == 6  # 3 scales x 2 flips
     assert rows["multi-crop"]["forward_passes_per_image"] == 150  # 3 scales x 25 crops x 2 flips
-    assert rows["multi-crop+dense"]["macs_per_image"] == rows["dense"]["macs_per_image"] + rows["multi-crop"]["macs_per_image"]
+    assert (
+        rows["multi-crop+dense"]["macs_per_image"]
+        == rows["dense"]["macs_per_image"] + rows["multi-crop"]["macs_per_image"]
+    )
     assert rows["dense"]["time_vs_dense"] == 1.0 and rows["dense"]["macs_vs_dense"] == 1.0
     assert rows["multi-crop"]["macs_vs_dense"] > 5
 
@@ -95,8 +124,19 @@ def test_cli_prints_json_and_saves_the_same_record(cli, tmp_path):
 
 
 def test_cli_no_save_writes_nothing(cli, tmp_path):
-    result = cli("bench", *TINY_ARGS, "--parts", "infer", "--format", "markdown", "--no-save",
-                 "--results-dir", str(tmp_path), "--config", "A,B")
+    result = cli(
+        "bench",
+        *TINY_ARGS,
+        "--parts",
+        "infer",
+        "--format",
+        "markdown",
+        "--no-save",
+        "--results-dir",
+        str(tmp_path),
+        "--config",
+        "A,B",
+    )
     assert result.code == 0, result.err
     assert not (tmp_path / "bench").exists()
     rows = [line for line in result.out.splitlines() if line.startswith("| cpu")]
@@ -124,13 +164,17 @@ def test_out_of_memory_halves_the_batch_and_says_so():
     notes: list[str] = []
     assert bench.with_oom_halving(measure, 256, notes, "train D") == ("ran 32", 32)
     assert tried == [256, 128, 64, 32]
-    assert notes == ["train D: batch 256 ran out of memory; halved to 128",
-                     "train D: batch 128 ran out of memory; halved to 64",
-                     "train D: batch 64 ran out of memory; halved to 32"]
+    assert notes == [
+        "train D: batch 256 ran out of memory; halved to 128",
+        "train D: batch 128 ran out of memory; halved to 64",
+        "train D: batch 64 ran out of memory; halved to 32",
+    ]
 
 
 def test_cpu_allocator_failure_counts_as_out_of_memory():
-    assert bench.is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1"))
+    assert bench.is_out_of_memory(
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1")
+    )
     assert bench.is_out_of_memory(RuntimeError("CUDA error: out of memory"))
     assert not bench.is_out_of_memory(RuntimeError("shape mismatch"))
 
@@ -186,10 +230,20 @@ def test_the_issue_goal_d_at_224_on_an_h100():
     assert bench.mfu(4260, macs, peak) == pytest.approx(0.40, abs=0.001)
 
 
-@pytest.mark.parametrize("name, peak", [("NVIDIA H100 PCIe", 756e12), ("NVIDIA H100 80GB HBM3", 989e12),
-                                        ("NVIDIA H200", 989e12), ("NVIDIA A100-SXM4-80GB", 312e12),
-                                        ("NVIDIA L40S", 362e12), ("NVIDIA L4", 121e12), ("Tesla T4", None),
-                                        (None, None), ("", None)])
+@pytest.mark.parametrize(
+    "name, peak",
+    [
+        ("NVIDIA H100 PCIe", 756e12),
+        ("NVIDIA H100 80GB HBM3", 989e12),
+        ("NVIDIA H200", 989e12),
+        ("NVIDIA A100-SXM4-80GB", 312e12),
+        ("NVIDIA L40S", 362e12),
+        ("NVIDIA L4", 121e12),
+        ("Tesla T4", None),
+        (None, None),
+        ("", None),
+    ],
+)
 def test_peak_table_by_device_name(name, peak):
     assert bench.peak_bf16_flops(name) == peak
 
@@ -204,8 +258,19 @@ def test_no_mfu_without_a_peak_on_a_gpu(monkeypatch):
 
 def test_machine_info_names_cpu_cores_gpu_and_torch():
     info = machine.machine_info(torch.device("cpu"))
-    assert {"cpu", "cores", "torch_threads", "gpu", "gpu_count", "device", "platform", "python", "torch",
-            "cuda", "load_average"} <= set(info)
+    assert {
+        "cpu",
+        "cores",
+        "torch_threads",
+        "gpu",
+        "gpu_count",
+        "device",
+        "platform",
+        "python",
+        "torch",
+        "cuda",
+        "load_average",
+    } <= set(info)
     assert isinstance(info["cpu"], str) and info["cpu"]
     assert info["cores"] >= 1 and info["torch"] == torch.__version__ and info["device"] == "cpu"
     if not torch.cuda.is_available():
@@ -238,19 +303,22 @@ def test_resolve_device():
     assert bench.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["--config", "Z"], ["unknown config 'Z'"]),
-    (["--width", "wide"], ["--width", "'wide'"]),
-    (["--crop", "30"], ["crop/size 30", "multiple of 32"]),
-    (["--batch", "0"], ["batch 0"]),
-    (["--batch", "x"], ["--batch", "'x'"]),
-    (["--steps", "0"], ["steps 0"]),
-    (["--warmup", "-1"], ["warmup -1"]),
-    (["--threads", "0"], ["threads 0"]),
-    (["--parts", "fast"], ["unknown bench part 'fast'"]),
-    (["--format", "latex"], ["unknown format 'latex'"]),
-    (["--device", "tpu"], ["unknown device 'tpu'"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--config", "Z"], ["unknown config 'Z'"]),
+        (["--width", "wide"], ["--width", "'wide'"]),
+        (["--crop", "30"], ["crop/size 30", "multiple of 32"]),
+        (["--batch", "0"], ["batch 0"]),
+        (["--batch", "x"], ["--batch", "'x'"]),
+        (["--steps", "0"], ["steps 0"]),
+        (["--warmup", "-1"], ["warmup -1"]),
+        (["--threads", "0"], ["threads 0"]),
+        (["--parts", "fast"], ["unknown bench part 'fast'"]),
+        (["--format", "latex"], ["unknown format 'latex'"]),
+        (["--device", "tpu"], ["unknown device 'tpu'"]),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, args, fragments):
     result = cli("bench", *args, "--no-save", "--results-dir", str(tmp_path))
     assert_one_line_error(result, *fragments)

@@ -41,7 +41,9 @@ FIXED_AT_CROP = TrainScale(224, 224)  # S = crop in pixels for any crop
 
 
 def random_images(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
-    return torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        0, 256, (n, 3, h, w), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def params(n: int, scale: int | list[int], offset=None, flip=False, alpha=None) -> AugmentParams:
@@ -54,6 +56,7 @@ def params(n: int, scale: int | list[int], offset=None, flip=False, alpha=None) 
 
 # --- RGB statistics ------------------------------------------------------------------------------
 
+
 def numpy_stats(images: torch.Tensor):
     pixels = images.permute(0, 2, 3, 1).reshape(-1, 3).numpy().astype(np.float64) / 255
     mean = pixels.mean(0)
@@ -63,7 +66,7 @@ def numpy_stats(images: torch.Tensor):
 
 def test_rgb_statistics_match_numpy_across_chunks(monkeypatch, tmp_path):
     images = random_images(40, 6, 5)
-    images[:, 1] = (images[:, 0] // 2 + images[:, 1] // 3)  # correlate channels
+    images[:, 1] = images[:, 0] // 2 + images[:, 1] // 3  # correlate channels
     monkeypatch.setattr(stats_module, "PIXELS_PER_CHUNK", 64)  # many chunks
     stats = rgb_statistics(TensorImages(images, torch.zeros(40)), cache_dir=tmp_path)
     mean, eigval, eigvec = numpy_stats(images)
@@ -90,6 +93,7 @@ def test_rgb_statistics_of_streamed_set_equal_in_memory(tmp_path):
 
 
 # --- Augmentation ------------------------------------------------------------------------------
+
 
 def test_pca_shift_with_fixed_alpha_is_the_hand_formula():
     eigvec = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))[0]
@@ -122,7 +126,7 @@ def test_fixed_scale_at_crop_is_an_exact_crop():
     _, _, _, oy, ox = crop_offsets(draws, 32, 48, 32)
     assert len(set(ox.tolist())) > 1
     for i in range(8):
-        window = images[i, :, oy[i]:oy[i] + 32, ox[i]:ox[i] + 32].float() / 255
+        window = images[i, :, oy[i] : oy[i] + 32, ox[i] : ox[i] + 32].float() / 255
         assert torch.allclose(out[i], window, atol=1e-5)
     constant = torch.full((4, 3, 28, 28), 200, dtype=torch.uint8)  # upscaled 28 -> 32: still constant
     up = TrainAugment(32, FIXED_AT_CROP, ZERO_STATS, pca_std=0.0)(constant, torch.Generator().manual_seed(0))
@@ -136,10 +140,12 @@ def test_downscale_is_antialiased_rescale_then_crop():
     assert s == 37
     draws = params(3, s)
     out = augment.apply(images, draws)
-    rescaled = F.interpolate(images.float() / 255, size=(37, 49), mode="bilinear", antialias=True, align_corners=False)
+    rescaled = F.interpolate(
+        images.float() / 255, size=(37, 49), mode="bilinear", antialias=True, align_corners=False
+    )
     _, _, _, oy, ox = crop_offsets(draws, 37, 49, 32)
     for i in range(3):
-        assert torch.allclose(out[i], rescaled[i, :, oy[i]:oy[i] + 32, ox[i]:ox[i] + 32], atol=1e-5)
+        assert torch.allclose(out[i], rescaled[i, :, oy[i] : oy[i] + 32, ox[i] : ox[i] + 32], atol=1e-5)
 
 
 def test_jitter_draws_cover_the_range_and_stay_inside():
@@ -157,8 +163,12 @@ def test_flips_are_half_and_mirror_the_unflipped_crop():
     assert 0.45 < draws.flip.float().mean() < 0.55
     images = random_images(16, 28, 28)
     some = draws[:16]
-    plain = augment.apply(images, AugmentParams(some.scale, some.offset, torch.zeros(16, dtype=torch.bool), some.alpha))
-    flipped = augment.apply(images, AugmentParams(some.scale, some.offset, torch.ones(16, dtype=torch.bool), some.alpha))
+    plain = augment.apply(
+        images, AugmentParams(some.scale, some.offset, torch.zeros(16, dtype=torch.bool), some.alpha)
+    )
+    flipped = augment.apply(
+        images, AugmentParams(some.scale, some.offset, torch.ones(16, dtype=torch.bool), some.alpha)
+    )
     assert torch.allclose(flipped, torch.flip(plain, dims=[-1]), atol=1e-5)
     assert not torch.allclose(flipped, plain, atol=1e-3)
     off = TrainAugment(32, TrainScale(256, 512), ZERO_STATS, flip=False).draw(100, torch.Generator())
@@ -192,6 +202,7 @@ def test_eval_preprocess_rescales_and_subtracts_mean():
 
 
 # --- Loaders -----------------------------------------------------------------------------------
+
 
 def test_ranks_see_slices_of_the_single_process_batches():
     images, labels = random_images(100, 28, 28), torch.arange(100) % 10
@@ -236,6 +247,7 @@ def test_eval_loader_in_order_and_grouped_by_size(tmp_path):
 
 
 # --- Sources -----------------------------------------------------------------------------------
+
 
 def test_stratified_subset_has_exact_class_counts():
     labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 20)
@@ -283,7 +295,9 @@ def test_idx_parsing_and_a_torchvision_style_fashion_mnist_root(tmp_path):
     assert torch.equal(data.train.images[:, 0], torch.from_numpy(train_images).to(torch.uint8))
     assert torch.equal(data.train.images[:, 0], data.train.images[:, 2])
     with gzip.open(raw / "t10k-images-idx3-ubyte.gz", "wb") as handle:
-        handle.write(bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") * 1 + (28).to_bytes(4, "big") * 2 + b"\0" * 100)
+        handle.write(
+            bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") * 1 + (28).to_bytes(4, "big") * 2 + b"\0" * 100
+        )
     with pytest.raises(VggbenchError, match="truncated"):
         load_dataset("fashion-mnist", root=tmp_path)
 
@@ -294,7 +308,9 @@ def test_missing_fashion_mnist_names_the_folder_and_the_fix(tmp_path):
     assert str(tmp_path) in str(error.value)
 
 
-@pytest.mark.skipif(not DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
+)
 def test_real_fashion_mnist_limited():
     assert read_idx(DEBIAN_FASHION_MNIST / "train-labels-idx1-ubyte.gz").shape == (60000,)
     data = load_dataset("fashion-mnist", limit_train=1000)
@@ -310,7 +326,13 @@ def write_cifar(root: Path, hundred: bool = False) -> np.ndarray:
         folder, train_files, val_files, meta = root / "cifar-100-python", ["train"], ["test"], "meta"
         names_key, labels_key, k = "fine_label_names", "fine_labels", 100
     else:
-        folder, meta, names_key, labels_key, k = root / "cifar-10-batches-py", "batches.meta", "label_names", "labels", 10
+        folder, meta, names_key, labels_key, k = (
+            root / "cifar-10-batches-py",
+            "batches.meta",
+            "label_names",
+            "labels",
+            10,
+        )
         train_files, val_files = [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]
     folder.mkdir(parents=True)
     first = None
@@ -362,7 +384,10 @@ def test_imagefolder_tree_loads_with_classes_and_sizes(tmp_path):
     loader = TrainLoader(data.train, augment, 2, "cpu", seed=0)
     batches = list(loader.epoch(0))
     assert len(batches) == 2 and batches[0][0].shape == (2, 3, 32, 32)
-    ranks = [list(TrainLoader(data.train, augment, 1, "cpu", seed=0, rank=r, world_size=2).epoch(0)) for r in (0, 1)]
+    ranks = [
+        list(TrainLoader(data.train, augment, 1, "cpu", seed=0, rank=r, world_size=2).epoch(0))
+        for r in (0, 1)
+    ]
     for b, (x, y) in enumerate(batches):
         assert torch.allclose(torch.cat([ranks[0][b][0], ranks[1][b][0]]), x, atol=1e-6)
 
@@ -402,21 +427,24 @@ def test_corrupt_images_fail_naming_the_file_or_are_counted(tmp_path):
         list(TrainLoader(data.train, augment, 7, "cpu", seed=0).epoch(0))
     data = load_dataset(f"imagefolder:{root}", skip_bad_images=True)
     loader = TrainLoader(data.train, augment, 7, "cpu", seed=0)
-    (x, y), = list(loader.epoch(0))
+    ((x, y),) = list(loader.epoch(0))
     assert loader.skipped == 1 and x.shape[0] == 6 and len(y) == 6
     evaluation = EvalLoader(data.train, 4, "cpu")
     assert sum(len(y) for _, y in evaluation) == 6 and evaluation.skipped == 1
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"spec": "imagenet"}, "unknown dataset 'imagenet'; valid: synthetic"),
-    ({"spec": "synthetic", "limit_train": 0}, "--limit-train 0 must be at least 1"),
-    ({"spec": "synthetic", "limit_val": -1}, "--limit-val -1 must be at least 1"),
-    ({"spec": "synthetic", "val_split": 1.5}, "--val-split 1.5 must be a fraction"),
-    ({"spec": "synthetic", "val_split": 0.0}, "--val-split 0.0 must be a fraction"),
-    ({"spec": "imagefolder:"}, "needs a path"),
-    ({"spec": "synthetic", "synthetic_classes": 1}, "at least 2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"spec": "imagenet"}, "unknown dataset 'imagenet'; valid: synthetic"),
+        ({"spec": "synthetic", "limit_train": 0}, "--limit-train 0 must be at least 1"),
+        ({"spec": "synthetic", "limit_val": -1}, "--limit-val -1 must be at least 1"),
+        ({"spec": "synthetic", "val_split": 1.5}, "--val-split 1.5 must be a fraction"),
+        ({"spec": "synthetic", "val_split": 0.0}, "--val-split 0.0 must be a fraction"),
+        ({"spec": "imagefolder:"}, "needs a path"),
+        ({"spec": "synthetic", "synthetic_classes": 1}, "at least 2"),
+    ],
+)
 def test_bad_input_is_a_helpful_error(kwargs, message):
     spec = kwargs.pop("spec")
     with pytest.raises(VggbenchError, match=message.replace("(", r"\(").replace(".", r"\.")):
@@ -425,7 +453,9 @@ def test_bad_input_is_a_helpful_error(kwargs, message):
 
 
 def test_limits_and_val_split_are_stratified():
-    data = load_dataset("synthetic", limit_train=100, limit_val=20, synthetic_size=16, synthetic_count=(200, 100))
+    data = load_dataset(
+        "synthetic", limit_train=100, limit_val=20, synthetic_size=16, synthetic_count=(200, 100)
+    )
     assert torch.bincount(data.train.labels).tolist() == [10] * 10
     assert torch.bincount(data.val.labels).tolist() == [2] * 10
     split = load_dataset("synthetic", val_split=0.1, synthetic_size=16, synthetic_count=(200, 100))

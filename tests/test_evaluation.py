@@ -4,14 +4,13 @@ import json
 
 import pytest
 import torch
-
 from conftest import assert_one_line_error
+
 from vggbench import evaluation as ev
-from vggbench import paper
+from vggbench import paper, scales
 from vggbench.counting import count_macs
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec, build_model, init_weights, to_fully_convolutional, uninitialised_model
-from vggbench import scales
 
 TINY = dict(width=1 / 16, crop=32)
 
@@ -45,7 +44,7 @@ def batches(n=12, size=(40, 52), classes=10, seed=0, batch=5):
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, *size), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, classes, (n,), generator=generator)
-    return [(images[i:i + batch], labels[i:i + batch]) for i in range(0, n, batch)]
+    return [(images[i : i + batch], labels[i : i + batch]) for i in range(0, n, batch)]
 
 
 # --- The protocols -------------------------------------------------------------------------------
@@ -63,7 +62,9 @@ def test_dense_at_q_equal_to_the_crop_without_flip_is_the_fc_softmax(config):
 def test_dense_at_the_crop_scale_and_center_crop_give_the_same_errors():
     model = tiny()
     data = batches(size=(32, 32))
-    out = ev.evaluate_batches([model], data, centered, methods=["dense", "center"], scales_px=[32], flip=False)
+    out = ev.evaluate_batches(
+        [model], data, centered, methods=["dense", "center"], scales_px=[32], flip=False
+    )
     assert (out["dense"].top1_err, out["dense"].top5_err) == (out["center"].top1_err, out["center"].top5_err)
 
 
@@ -86,11 +87,14 @@ def test_fifty_forward_passes_per_scale_and_one_batched_pass_per_group():
     calls = []
     handle = model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     # three equal-size images in one batch: their 150 crops go through the net in one pass
-    out = ev.evaluate_batches([model], batches(n=3, batch=3), centered, methods=["multi-crop"], scales_px=[32],
-                              batch_size=150)
+    out = ev.evaluate_batches(
+        [model], batches(n=3, batch=3), centered, methods=["multi-crop"], scales_px=[32], batch_size=150
+    )
     handle.remove()
     assert calls == [150] and out["multi-crop"].forward_passes_per_image == 50
-    three = ev.evaluate_batches([model], batches(n=3), centered, methods=["multi-crop"], scales_px=[32, 37, 41])
+    three = ev.evaluate_batches(
+        [model], batches(n=3), centered, methods=["multi-crop"], scales_px=[32, 37, 41]
+    )
     assert three["multi-crop"].forward_passes_per_image == 150
 
 
@@ -99,8 +103,12 @@ def test_symmetric_input_gives_the_same_dense_output_with_and_without_flip():
     half = torch.randn(2, 3, 40, 26)
     x = torch.cat([half, half.flip(-1)], dim=-1)  # mirror-symmetric, 40 x 52
     with torch.no_grad():
-        torch.testing.assert_close(ev.dense_probabilities(conv, x, flip=True),
-                                   ev.dense_probabilities(conv, x, flip=False), atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            ev.dense_probabilities(conv, x, flip=True),
+            ev.dense_probabilities(conv, x, flip=False),
+            atol=1e-6,
+            rtol=0,
+        )
 
 
 def test_both_is_the_mean_of_dense_and_multi_crop_posteriors():
@@ -110,8 +118,13 @@ def test_both_is_the_mean_of_dense_and_multi_crop_posteriors():
         dense = ev.dense_probabilities(to_fully_convolutional(model), x)
         crops = ev.multi_crop_probabilities(model, x, 32)
     labels = (0.5 * (dense + crops)).argmax(1)  # labels the fused posterior gets right, the parts may not
-    out = ev.evaluate_batches([model], [(batches(n=4, batch=4)[0][0], labels)], centered,
-                              methods=["multi-crop+dense"], scales_px=[37])
+    out = ev.evaluate_batches(
+        [model],
+        [(batches(n=4, batch=4)[0][0], labels)],
+        centered,
+        methods=["multi-crop+dense"],
+        scales_px=[37],
+    )
     assert out["multi-crop+dense"].top1_err == 0
 
 
@@ -124,9 +137,14 @@ def test_images_of_different_sizes_are_grouped_by_shape():
     handle = conv.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
     out = ev.evaluate_batches([conv], [(images, labels)], centered, methods=["dense"], scales_px=[32])
     handle.remove()
-    assert sorted(calls) == [(4, 3, 32, 44), (10, 3, 32, 48)]  # 3 image shapes, 2 net shapes; flips in the batch
-    alone = [ev.evaluate_batches([conv], [([im], labels[i:i + 1])], centered, methods=["dense"], scales_px=[32])
-             for i, im in enumerate(images)]
+    assert sorted(calls) == [
+        (4, 3, 32, 44),
+        (10, 3, 32, 48),
+    ]  # 3 image shapes, 2 net shapes; flips in the batch
+    alone = [
+        ev.evaluate_batches([conv], [([im], labels[i : i + 1])], centered, methods=["dense"], scales_px=[32])
+        for i, im in enumerate(images)
+    ]
     assert out["dense"].top1_err == pytest.approx(sum(a["dense"].top1_err for a in alone) / 7)
 
 
@@ -138,12 +156,22 @@ def test_evaluate_reads_an_image_set_and_subtracts_the_training_mean():
     train = TensorImages(images.flip(0), labels)
     stats = rgb_statistics(train)
     model = tiny()
-    out = ev.evaluate([model], TensorImages(images, labels), stats, methods=["dense", "center"], scales_px=[37],
-                      batch_size=4)
-    by_hand = ev.evaluate_batches([model], data, lambda x, q: eval_preprocess(x, q, stats), methods=["dense", "center"],
-                                  scales_px=[37])
+    out = ev.evaluate(
+        [model],
+        TensorImages(images, labels),
+        stats,
+        methods=["dense", "center"],
+        scales_px=[37],
+        batch_size=4,
+    )
+    by_hand = ev.evaluate_batches(
+        [model], data, lambda x, q: eval_preprocess(x, q, stats), methods=["dense", "center"], scales_px=[37]
+    )
     for method in ("dense", "center"):
-        assert (out[method].top1_err, out[method].top5_err) == (by_hand[method].top1_err, by_hand[method].top5_err)
+        assert (out[method].top1_err, out[method].top5_err) == (
+            by_hand[method].top1_err,
+            by_hand[method].top5_err,
+        )
     with pytest.raises(VggbenchError, match="crop"):
         ev.evaluate([model], TensorImages(images, labels), stats, methods=["dense"], scales_px=[37], crop=64)
 
@@ -153,16 +181,21 @@ def test_evaluate_reads_an_image_set_and_subtracts_the_training_mean():
 
 def test_top1_top5_errors_of_a_handmade_set():
     # 4 images, 6 classes; class scores fixed by hand
-    probs = torch.tensor([
-        [0.50, 0.20, 0.10, 0.08, 0.07, 0.05],  # label 0: top-1 hit
-        [0.05, 0.50, 0.20, 0.10, 0.08, 0.07],  # label 3: rank 4, a top-5 hit only
-        [0.07, 0.05, 0.50, 0.20, 0.10, 0.08],  # label 1: rank 6, missed by both
-        [0.08, 0.07, 0.05, 0.50, 0.20, 0.10],  # label 4: rank 2, a top-5 hit only
-    ])
+    probs = torch.tensor(
+        [
+            [0.50, 0.20, 0.10, 0.08, 0.07, 0.05],  # label 0: top-1 hit
+            [0.05, 0.50, 0.20, 0.10, 0.08, 0.07],  # label 3: rank 4, a top-5 hit only
+            [0.07, 0.05, 0.50, 0.20, 0.10, 0.08],  # label 1: rank 6, missed by both
+            [0.08, 0.07, 0.05, 0.50, 0.20, 0.10],  # label 4: rank 2, a top-5 hit only
+        ]
+    )
     labels = torch.tensor([0, 3, 1, 4])
     assert ev.topk_errors(probs, labels) == {"top1_err": 75.0, "top5_err": 25.0}
     # with fewer than 5 classes top-5 means top-K: every label is in it
-    assert ev.topk_errors(probs[:, :3].softmax(1), torch.tensor([0, 2, 1, 1])) == {"top1_err": 75.0, "top5_err": 0.0}
+    assert ev.topk_errors(probs[:, :3].softmax(1), torch.tensor([0, 2, 1, 1])) == {
+        "top1_err": 75.0,
+        "top5_err": 0.0,
+    }
 
 
 def test_fusing_a_model_with_itself_is_the_model():
@@ -179,7 +212,9 @@ def test_fusing_a_model_with_itself_is_the_model():
 
 def test_fusing_different_class_sets_raises():
     with pytest.raises(VggbenchError, match="classes"):
-        ev.evaluate_batches([tiny(classes=10), tiny(classes=5)], batches(), centered, methods=["dense"], scales_px=[37])
+        ev.evaluate_batches(
+            [tiny(classes=10), tiny(classes=5)], batches(), centered, methods=["dense"], scales_px=[37]
+        )
     with pytest.raises(VggbenchError, match="class sets differ"):
         ev.check_same_classes([["cat", "dog"], ["dog", "cat"]])
 
@@ -206,8 +241,9 @@ def test_shape_only_macs_agree_with_fvcore_at_odd_sizes(config, size):
 def test_cost_per_image_of_each_method():
     model = tiny()
     spec = model.spec
-    out = ev.evaluate_batches([model], batches(size=(32, 32)), centered, methods=list(ev.METHODS),
-                              scales_px=[32, 37, 41])
+    out = ev.evaluate_batches(
+        [model], batches(size=(32, 32)), centered, methods=list(ev.METHODS), scales_px=[32, 37, 41]
+    )
     dense = sum(2 * ev.macs_per_pass(spec, True, q, q) for q in (32, 37, 41))
     crops = 150 * ev.macs_per_pass(spec, False, 32, 32)
     assert out["dense"].macs_per_image == dense and out["dense"].forward_passes_per_image == 6
@@ -230,7 +266,9 @@ def test_bad_input_raises_one_error_type():
     with pytest.raises(VggbenchError, match="torchvision:vgg16"):
         ev.torchvision_model("torchvision:vgg17")  # fails before any download
     with pytest.raises(VggbenchError, match="outside the model"):
-        ev.evaluate_batches([tiny(classes=3)], batches(classes=10), centered, methods=["dense"], scales_px=[32])
+        ev.evaluate_batches(
+            [tiny(classes=3)], batches(classes=10), centered, methods=["dense"], scales_px=[32]
+        )
 
 
 def test_parse_methods_accepts_lists_and_aliases():
@@ -241,9 +279,19 @@ def test_parse_methods_accepts_lists_and_aliases():
 
 
 def test_paper_table_puts_our_numbers_beside_the_paper():
-    record = {"kind": "eval", "id": "x", "runs": ["r"], "configs": ["D"], "train_scales": ["256:512"],
-              "method": "multi-crop", "test_scales": [256, 384, 512], "dataset": "synthetic",
-              "top1_err": 30.0, "top5_err": 10.0, "created": "2026"}
+    record = {
+        "kind": "eval",
+        "id": "x",
+        "runs": ["r"],
+        "configs": ["D"],
+        "train_scales": ["256:512"],
+        "method": "multi-crop",
+        "test_scales": [256, 384, 512],
+        "dataset": "synthetic",
+        "top1_err": 30.0,
+        "top5_err": 10.0,
+        "created": "2026",
+    }
     frame = ev.paper_table_frame(5, [record])
     row = frame[(frame["net"] == "D") & (frame["method"] == "multi-crop")].iloc[0]
     assert (row["paper top-1"], row["our top-1"]) == (24.6, 30.0)
@@ -255,18 +303,50 @@ def test_paper_table_puts_our_numbers_beside_the_paper():
 
 def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
     def run(run_id, seed, epochs=5):
-        return {"id": run_id, "config": {"config": "A", "scale": "256", "epochs": epochs, "seed": seed,
-                                         "init_from": None, "preinit_from": f"source-{seed}"}}
+        return {
+            "id": run_id,
+            "config": {
+                "config": "A",
+                "scale": "256",
+                "epochs": epochs,
+                "seed": seed,
+                "init_from": None,
+                "preinit_from": f"source-{seed}",
+            },
+        }
 
     def record(record_id, run_id, top1, created):
-        return {"kind": "eval", "id": record_id, "runs": [run_id], "configs": ["A"], "train_scales": ["256"],
-                "method": "dense", "test_scales": [256], "dataset": "fashion-mnist", "limits": {},
-                "top1_err": top1, "top5_err": 1.0, "created": created}
+        return {
+            "kind": "eval",
+            "id": record_id,
+            "runs": [run_id],
+            "configs": ["A"],
+            "train_scales": ["256"],
+            "method": "dense",
+            "test_scales": [256],
+            "dataset": "fashion-mnist",
+            "limits": {},
+            "top1_err": top1,
+            "top5_err": 1.0,
+            "created": created,
+        }
 
-    runs = {r["id"]: r for r in (run("s0", 0), run("s1", 1), run("s2", 2), run("long", 0, epochs=25),
-                                 run("long1", 1, epochs=25))}
-    records = [record("e-long", "long", 11.0, "2026-01"), record("e0", "s0", 20.0, "2026-02"),
-               record("e1", "s1", 22.0, "2026-03"), record("e2", "s2", 27.0, "2026-04")]
+    runs = {
+        r["id"]: r
+        for r in (
+            run("s0", 0),
+            run("s1", 1),
+            run("s2", 2),
+            run("long", 0, epochs=25),
+            run("long1", 1, epochs=25),
+        )
+    }
+    records = [
+        record("e-long", "long", 11.0, "2026-01"),
+        record("e0", "s0", 20.0, "2026-02"),
+        record("e1", "s1", 22.0, "2026-03"),
+        record("e2", "s2", 27.0, "2026-04"),
+    ]
     row = ev.paper_table_frame(3, records, runs=runs).iloc[0]
     assert (row["net"], row["our top-1"], row["seeds"], row["record"]) == ("A", 23.0, 3, "e2")
     assert row["delta top-1"] == pytest.approx(23.0 - 29.6)
@@ -280,7 +360,12 @@ def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
     again = records + [record("e1-again", "s1", 25.0, "2026-05")]
     row = ev.paper_table_frame(3, again, runs=runs).iloc[0]
     assert (row["our top-1"], row["seeds"]) == (24.0, 3)
-    assert ev.paper_table_frame(3, records[:3] + [record("e9", "gone", 40.0, "2026-06")], runs=runs).iloc[0]["seeds"] == 1
+    assert (
+        ev.paper_table_frame(3, records[:3] + [record("e9", "gone", 40.0, "2026-06")], runs=runs).iloc[0][
+            "seeds"
+        ]
+        == 1
+    )
 
 
 # --- End to end through the CLI ------------------------------------------------------------------
@@ -294,38 +379,104 @@ def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     ids = []
     for config in ("A", "B"):
-        cfg = TrainConfig(config=config, width=1 / 16, crop=32, data="synthetic", epochs=1, batch_size=32,
-                          limit_train=64, limit_val=16, scale="256:512")
+        cfg = TrainConfig(
+            config=config,
+            width=1 / 16,
+            crop=32,
+            data="synthetic",
+            epochs=1,
+            batch_size=32,
+            limit_train=64,
+            limit_val=16,
+            scale="256:512",
+        )
         ids.append(train(cfg, results_dir=root, device="cpu", quiet=True)["id"])
     return root, ids
 
 
 def test_cli_multi_crop_and_dense_at_the_jitter_scales(cli, store):
     root, (run_a, _) = store
-    result = cli("eval", run_a[:6], "--multi-crop", "--dense", "--scales", "jitter", "--limit-val", "20",
-                 "--results-dir", str(root), "--format", "json", "--quiet")
+    result = cli(
+        "eval",
+        run_a[:6],
+        "--multi-crop",
+        "--dense",
+        "--scales",
+        "jitter",
+        "--limit-val",
+        "20",
+        "--results-dir",
+        str(root),
+        "--format",
+        "json",
+        "--quiet",
+    )
     assert result.code == 0, result.err
     records = json.loads(result.out)
     assert [r["method"] for r in records] == ["dense", "multi-crop", "multi-crop+dense"]
     by = {r["method"]: r for r in records}
     assert by["dense"]["test_scales"] == [256, 384, 512] and by["dense"]["test_scales_px"] == [37, 55, 73]
-    assert by["dense"]["forward_passes_per_image"] == 6 and by["multi-crop"]["forward_passes_per_image"] == 150
+    assert (
+        by["dense"]["forward_passes_per_image"] == 6 and by["multi-crop"]["forward_passes_per_image"] == 150
+    )
     assert by["multi-crop+dense"]["forward_passes_per_image"] == 156
     assert all(r["images"] == 20 and r["runs"] == [run_a] for r in records)
-    for key in ("id", "kind", "configs", "train_scales", "crop", "dataset", "top1_err", "top5_err",
-                "macs_per_image", "images_per_s", "device", "torch_version", "created"):
+    for key in (
+        "id",
+        "kind",
+        "configs",
+        "train_scales",
+        "crop",
+        "dataset",
+        "top1_err",
+        "top5_err",
+        "macs_per_image",
+        "images_per_s",
+        "device",
+        "torch_version",
+        "created",
+    ):
         assert key in by["dense"]
     assert (root / "evals" / f"{by['dense']['id']}.json").exists()
 
 
 def test_cli_selects_runs_by_filter_and_fuses(cli, store):
     root, (run_a, run_b) = store
-    selected = cli("eval", "--config", "B", "--scale", "256:512", "--multi-crop", "--scales", "jitter",
-                   "--max-images", "4", "--results-dir", str(root), "--format", "json", "--quiet")
+    selected = cli(
+        "eval",
+        "--config",
+        "B",
+        "--scale",
+        "256:512",
+        "--multi-crop",
+        "--scales",
+        "jitter",
+        "--max-images",
+        "4",
+        "--results-dir",
+        str(root),
+        "--format",
+        "json",
+        "--quiet",
+    )
     assert selected.code == 0, selected.err
     assert json.loads(selected.out)[0]["runs"] == [run_b]
-    fused = cli("eval", "--fuse", run_a, run_b, "--dense", "--scales", "multi", "--max-images", "6",
-                "--results-dir", str(root), "--format", "markdown", "--quiet")
+    fused = cli(
+        "eval",
+        "--fuse",
+        run_a,
+        run_b,
+        "--dense",
+        "--scales",
+        "multi",
+        "--max-images",
+        "6",
+        "--results-dir",
+        str(root),
+        "--format",
+        "markdown",
+        "--quiet",
+    )
     assert fused.code == 0, fused.err
     assert "A+B" in fused.out and "256,384,512" in fused.out
 
@@ -341,8 +492,26 @@ def test_cli_evaluates_a_checkpoint_of_torchvision_layout(cli, store, tmp_path):
     state = {k: torch.randn(v.shape, generator=generator) * 0.01 for k, v in theirs.state_dict().items()}
     path = tmp_path / "vgg11.pt"
     torch.save(state, path)
-    result = cli("eval", "--checkpoint", str(path), "--config", "A", "--norm", "imagenet", "--data", "synthetic",
-                 "--max-images", "1", "--method", "center", "--results-dir", str(root), "--format", "json", "--quiet")
+    result = cli(
+        "eval",
+        "--checkpoint",
+        str(path),
+        "--config",
+        "A",
+        "--norm",
+        "imagenet",
+        "--data",
+        "synthetic",
+        "--max-images",
+        "1",
+        "--method",
+        "center",
+        "--results-dir",
+        str(root),
+        "--format",
+        "json",
+        "--quiet",
+    )
     assert result.code == 0, result.err
     record = json.loads(result.out)[0]
     assert record["runs"][0].startswith("checkpoint:") and record["normalization"] == ["imagenet"]
@@ -355,15 +524,31 @@ def test_cli_bad_input_is_one_line(cli, store, tmp_path):
     assert_one_line_error(cli("eval", run_a, "--scales", "200,256", *base), "test scale")
     assert_one_line_error(cli("eval", run_a, "--method", "sparse", *base), "unknown method")
     assert_one_line_error(cli("eval", run_a, "--scales", "several", *base), "bad test scales")
-    assert_one_line_error(cli("eval", "--weights", "torchvision:vgg17", "--data", "synthetic", *base),
-                          "torchvision:vgg16")
+    assert_one_line_error(
+        cli("eval", "--weights", "torchvision:vgg17", "--data", "synthetic", *base), "torchvision:vgg16"
+    )
     assert_one_line_error(cli("eval", "--fuse", run_a, *base), "at least two")
     assert_one_line_error(cli("eval", *base), "nothing to evaluate")
     # a model whose number of classes differs from the dataset's
     seven = build_model(ModelSpec("A", num_classes=7, **TINY))
     torch.save(seven.state_dict(), tmp_path / "seven.pt")
-    assert_one_line_error(cli("eval", "--checkpoint", str(tmp_path / "seven.pt"), "--config", "A", "--width", "0.0625",
-                              "--crop", "32", "--data", "synthetic", *base), "7 classes")
+    assert_one_line_error(
+        cli(
+            "eval",
+            "--checkpoint",
+            str(tmp_path / "seven.pt"),
+            "--config",
+            "A",
+            "--width",
+            "0.0625",
+            "--crop",
+            "32",
+            "--data",
+            "synthetic",
+            *base,
+        ),
+        "7 classes",
+    )
     # an empty val folder
     from PIL import Image
 

@@ -6,8 +6,15 @@ import torchvision
 
 from vggbench.errors import VggbenchError
 from vggbench.models import (
-    VGG, ModelSpec, build_model, convert_state, init_weights, load_state, preinit_from,
-    to_fully_connected, to_fully_convolutional,
+    VGG,
+    ModelSpec,
+    build_model,
+    convert_state,
+    init_weights,
+    load_state,
+    preinit_from,
+    to_fully_connected,
+    to_fully_convolutional,
 )
 
 TORCHVISION = {"A": "vgg11", "B": "vgg13", "D": "vgg16", "E": "vgg19"}
@@ -74,16 +81,22 @@ def test_load_state_of_another_config_names_the_mismatch():
         load_state(model, other.state_dict())
 
 
-@pytest.mark.parametrize("scheme, std", [("paper", 0.01), ("paper", 0.1), ("glorot", None), ("kaiming", None)])
+@pytest.mark.parametrize(
+    "scheme, std", [("paper", 0.01), ("paper", 0.1), ("glorot", None), ("kaiming", None)]
+)
 def test_init_schemes_give_the_stated_statistics(scheme, std):
     model = VGG(ModelSpec("A", num_classes=10, width=0.5, crop=32))
     init_weights(model, scheme, std=std or 0.01, generator=torch.Generator().manual_seed(0))
     layer = model.conv_layers[2]  # conv 128 -> 256 at width 1/2: 64 -> 128 channels, 3x3
     fan_in, fan_out = layer.weight[0].numel(), layer.weight.shape[0] * layer.weight[0, 0].numel()
-    expected = {"paper": std, "glorot": (2 / (fan_in + fan_out)) ** 0.5, "kaiming": (2 / fan_out) ** 0.5}[scheme]
+    expected = {"paper": std, "glorot": (2 / (fan_in + fan_out)) ** 0.5, "kaiming": (2 / fan_out) ** 0.5}[
+        scheme
+    ]
     assert layer.weight.std().item() == pytest.approx(expected, rel=0.03)
     assert layer.weight.mean().abs().item() < 0.05 * expected
-    assert all(torch.count_nonzero(m.bias) == 0 for m in model.modules() if hasattr(m, "bias") and m.bias is not None)
+    assert all(
+        torch.count_nonzero(m.bias) == 0 for m in model.modules() if hasattr(m, "bias") and m.bias is not None
+    )
 
 
 def test_unknown_init_scheme():
@@ -96,8 +109,12 @@ def test_preinit_stage_mapping_copies_four_convs_and_three_fc_layers_into_d():
     target = build_model(ModelSpec("D", num_classes=10, width=0.125, crop=32))
     copied = preinit_from(target, source.state_dict(), source.spec, mapping="stage")
     # A's convs at features 0, 3, 6, 8 -> D's first conv of stages 1, 2, 3 and second of stage 3.
-    assert copied[:4] == ["features.0 -> features.0", "features.3 -> features.5",
-                          "features.6 -> features.10", "features.8 -> features.12"]
+    assert copied[:4] == [
+        "features.0 -> features.0",
+        "features.3 -> features.5",
+        "features.6 -> features.10",
+        "features.8 -> features.12",
+    ]
     assert copied[4:] == [f"classifier.{i} -> classifier.{i}" for i in (0, 3, 6)]
     assert torch.equal(target.features[12].weight, source.features[8].weight)
     assert torch.equal(target.classifier[6].bias, source.classifier[6].bias)

@@ -19,23 +19,71 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import assert_one_line_error
+
 from vggbench import results, training
 from vggbench.errors import VggbenchError
 from vggbench.models import VGG, ModelSpec, init_weights
-from vggbench.training import PlateauSchedule, TrainConfig, TrainingInterrupted, load_run, micro_batches, train
+from vggbench.training import (
+    PlateauSchedule,
+    TrainConfig,
+    TrainingInterrupted,
+    load_run,
+    micro_batches,
+    train,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
-TINY = dict(config="A", width=1 / 16, crop=32, data="synthetic", limit_train=64, limit_val=32, batch_size=16,
-            epochs=2, deterministic=True)
+TINY = dict(
+    config="A",
+    width=1 / 16,
+    crop=32,
+    data="synthetic",
+    limit_train=64,
+    limit_val=32,
+    batch_size=16,
+    epochs=2,
+    deterministic=True,
+)
 RECORD_KEYS = {
-    "id", "kind", "status", "config", "model", "dataset", "num_classes", "classes", "seed", "train_scale", "crop",
-    "width", "init", "init_from", "recipe", "epochs_log", "final", "checkpoint", "wall_time_s", "images_per_s",
-    "data_time_fraction", "device", "machine", "torch_version", "code_version", "created",
+    "id",
+    "kind",
+    "status",
+    "config",
+    "model",
+    "dataset",
+    "num_classes",
+    "classes",
+    "seed",
+    "train_scale",
+    "crop",
+    "width",
+    "init",
+    "init_from",
+    "recipe",
+    "epochs_log",
+    "final",
+    "checkpoint",
+    "wall_time_s",
+    "images_per_s",
+    "data_time_fraction",
+    "device",
+    "machine",
+    "torch_version",
+    "code_version",
+    "created",
 }
-EPOCH_KEYS = {"epoch", "train_loss", "val_top1_err", "val_top5_err", "lr", "data_time_fraction", "images_per_s", "wall_s"}
+EPOCH_KEYS = {
+    "epoch",
+    "train_loss",
+    "val_top1_err",
+    "val_top5_err",
+    "lr",
+    "data_time_fraction",
+    "images_per_s",
+    "wall_s",
+}
 
 
 def tiny(**overrides) -> TrainConfig:
@@ -67,7 +115,7 @@ def test_plateau_divides_by_ten_after_patience_bad_epochs_and_stops_after_three(
     for error in errors:
         schedule.step(error)
         lrs.append(schedule.lr)
-    expected = [1, 1, 1, .1, .1, .01, .01, .01, .001, .001, .001, .001, .001, .001]
+    expected = [1, 1, 1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001]
     assert lrs == pytest.approx(expected)
     assert schedule.decreases == 3
 
@@ -81,7 +129,9 @@ def test_plateau_state_round_trips():
     assert copy_ == schedule
 
 
-@pytest.mark.parametrize("batch, limit, expected", [(256, None, 1), (256, 256, 1), (256, 100, 4), (12, 5, 3), (7, 2, 7)])
+@pytest.mark.parametrize(
+    "batch, limit, expected", [(256, None, 1), (256, 256, 1), (256, 100, 4), (12, 5, 3), (7, 2, 7)]
+)
 def test_micro_batches_divide_the_batch_evenly(batch, limit, expected):
     k = micro_batches(batch, limit)
     assert k == expected and batch % k == 0 and (limit is None or batch // k <= limit)
@@ -136,8 +186,13 @@ def test_run_id_depends_on_what_defines_the_result_only():
     base = tiny()
     assert tiny().run_id == base.run_id
     assert tiny(config="a", scale="256:256").run_id == base.run_id  # normalised
-    for execution in (dict(data_root="/elsewhere"), dict(max_device_batch=4), dict(deterministic=False),
-                      dict(workers=2), dict(init_std=0.1)):  # init_std only matters for --init paper
+    for execution in (
+        dict(data_root="/elsewhere"),
+        dict(max_device_batch=4),
+        dict(deterministic=False),
+        dict(workers=2),
+        dict(init_std=0.1),
+    ):  # init_std only matters for --init paper
         assert tiny(**execution).run_id == base.run_id, execution
     for change in (dict(lr=0.02), dict(seed=1), dict(scale="384"), dict(init="glorot"), dict(epochs=3)):
         assert tiny(**change).run_id != base.run_id, change
@@ -216,8 +271,12 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
     a, b = final_weights(tmp_path / "whole", whole), final_weights(tmp_path / "cut", resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     for x, y in zip(whole["epochs_log"], resumed["epochs_log"]):
-        assert (x["train_loss"], x["val_top1_err"], x["val_top5_err"], x["lr"]) == \
-            (y["train_loss"], y["val_top1_err"], y["val_top5_err"], y["lr"])
+        assert (x["train_loss"], x["val_top1_err"], x["val_top5_err"], x["lr"]) == (
+            y["train_loss"],
+            y["val_top1_err"],
+            y["val_top5_err"],
+            y["lr"],
+        )
 
 
 def test_a_leftover_checkpoint_needs_resume_or_force_and_resume_checks_the_config(tmp_path):
@@ -250,8 +309,13 @@ def test_init_from_a_run_whose_shapes_do_not_fit_is_an_error(stored):
 
 def test_init_from_a_run_with_other_classes_is_an_error(stored, tmp_path):
     root, record = stored
-    other = dict(record, id="fiveclasses0", num_classes=5, model={**record["model"], "num_classes": 5},
-                 checkpoint="checkpoints/fiveclasses0/model.pt")
+    other = dict(
+        record,
+        id="fiveclasses0",
+        num_classes=5,
+        model={**record["model"], "num_classes": 5},
+        checkpoint="checkpoints/fiveclasses0/model.pt",
+    )
     results.write_record(tmp_path, "runs", other["id"], other)
     state = VGG(ModelSpec(**other["model"])).state_dict()
     (tmp_path / "checkpoints" / "fiveclasses0").mkdir(parents=True)
@@ -297,16 +361,55 @@ def test_two_gloo_processes_give_the_weights_of_one_process_on_the_same_global_b
     # The loader gives each rank its slice of every global batch with the same augmentation draws.
     config = tiny(dropout=0.0)
     single = run_tiny(tmp_path / "single", config=config)
-    argv = [sys.executable, "-m", "vggbench", "train", "--config", "A", "--width", "0.0625", "--crop", "32",
-            "--data", "synthetic", "--limit-train", "64", "--limit-val", "32", "--batch", "16", "--epochs", "2",
-            "--dropout", "0", "--deterministic", "--device", "cpu", "--quiet", "--json",
-            "--results-dir", str(tmp_path / "ddp")]
+    argv = [
+        sys.executable,
+        "-m",
+        "vggbench",
+        "train",
+        "--config",
+        "A",
+        "--width",
+        "0.0625",
+        "--crop",
+        "32",
+        "--data",
+        "synthetic",
+        "--limit-train",
+        "64",
+        "--limit-val",
+        "32",
+        "--batch",
+        "16",
+        "--epochs",
+        "2",
+        "--dropout",
+        "0",
+        "--deterministic",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--json",
+        "--results-dir",
+        str(tmp_path / "ddp"),
+    ]
     port = str(_free_port())
     procs = []
     for rank in range(2):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=port, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-        procs.append(subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = dict(
+            os.environ,
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+            OMP_NUM_THREADS="1",
+            PYTHONPATH=str(REPO),
+        )
+        procs.append(
+            subprocess.Popen(
+                argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     outputs = [p.communicate(timeout=300) for p in procs]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
@@ -315,7 +418,9 @@ def test_two_gloo_processes_give_the_weights_of_one_process_on_the_same_global_b
     a, b = final_weights(tmp_path / "single", single), final_weights(tmp_path / "ddp", record)
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
-    assert record["epochs_log"][-1]["train_loss"] == pytest.approx(single["epochs_log"][-1]["train_loss"], rel=1e-4)
+    assert record["epochs_log"][-1]["train_loss"] == pytest.approx(
+        single["epochs_log"][-1]["train_loss"], rel=1e-4
+    )
 
 
 # --- Learning and the CLI -------------------------------------------------------------------------------
@@ -335,8 +440,15 @@ def test_the_default_init_learns_where_the_papers_normal_init_stays_at_chance(tm
     # The synthetic set is too hard for a BN-free VGG in a test's budget (a BN net needs ~200 steps
     # to leave chance), so this uses 2048 Fashion-MNIST images: 160 steps of batch 64 (~15 s each).
     _fashion_mnist_or_skip()
-    setting = dict(width=1 / 8, data="fashion-mnist", limit_train=2048, limit_val=500, batch_size=64, epochs=5,
-                   deterministic=False)
+    setting = dict(
+        width=1 / 8,
+        data="fashion-mnist",
+        limit_train=2048,
+        limit_val=500,
+        batch_size=64,
+        epochs=5,
+        deterministic=False,
+    )
     learns = run_tiny(tmp_path, config=tiny(**setting))
     assert learns["final"]["top1_err"] < 70, learns["epochs_log"]  # chance: 90
     assert not learns["warnings"]
@@ -346,8 +458,28 @@ def test_the_default_init_learns_where_the_papers_normal_init_stays_at_chance(tm
 
 
 def test_cli_trains_and_prints_the_record_as_json(cli, tmp_path):
-    argv = ["train", "--data", "synthetic", "--crop", "32", "--width", "0.0625", "--batch", "16", "--limit-train",
-            "64", "--limit-val", "32", "--epochs", "1", "--device", "cpu", "--results-dir", str(tmp_path), "--quiet"]
+    argv = [
+        "train",
+        "--data",
+        "synthetic",
+        "--crop",
+        "32",
+        "--width",
+        "0.0625",
+        "--batch",
+        "16",
+        "--limit-train",
+        "64",
+        "--limit-val",
+        "32",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(tmp_path),
+        "--quiet",
+    ]
     result = cli(*argv, "--json")
     assert result.code == 0, result.err
     record = json.loads(result.out)
@@ -356,19 +488,33 @@ def test_cli_trains_and_prints_the_record_as_json(cli, tmp_path):
     assert again.code == 0 and again.out.startswith(f"run {record['id']} (stored") and "top-1" in again.out
 
 
-@pytest.mark.parametrize("options, fragment", [
-    (["--crop", "30"], "multiple of 32"),
-    (["--scale", "512:256"], "reversed"),
-    (["--scale", "abc"], "bad scale"),
-    (["--scale", "0"], "bad scale"),
-    (["--init", "preinit"], "--preinit-from"),
-    (["--data", "imagefolder:/no/such/folder"], "/no/such/folder"),
-    (["--init-from", "nosuchrun"], "no stored run"),
-    (["--resume"], "nothing to resume"),
-    (["--lr", "-1"], "learning rate"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (["--crop", "30"], "multiple of 32"),
+        (["--scale", "512:256"], "reversed"),
+        (["--scale", "abc"], "bad scale"),
+        (["--scale", "0"], "bad scale"),
+        (["--init", "preinit"], "--preinit-from"),
+        (["--data", "imagefolder:/no/such/folder"], "/no/such/folder"),
+        (["--init-from", "nosuchrun"], "no stored run"),
+        (["--resume"], "nothing to resume"),
+        (["--lr", "-1"], "learning rate"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(cli, tmp_path, options, fragment):
-    result = cli("train", "--crop", "32", "--width", "0.0625", "--device", "cpu", "--results-dir", str(tmp_path),
-                 "--quiet", *options)
+    result = cli(
+        "train",
+        "--crop",
+        "32",
+        "--width",
+        "0.0625",
+        "--device",
+        "cpu",
+        "--results-dir",
+        str(tmp_path),
+        "--quiet",
+        *options,
+    )
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "runs").exists()

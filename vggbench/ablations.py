@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import statistics
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from scipy import stats as scipy_stats
 
 from vggbench import paper
@@ -25,16 +25,48 @@ PRESETS = ("smoke", "quick", "paper")
 EXPECTATIONS = ("lower", "no_better", "similar")
 CONFIDENCE = 0.95
 
-_SPEC_KEYS = {"title", "section", "claim", "choices", "default", "paper_top1_gap", "arms", "evaluations",
-              "comparisons", "presets"}
+_SPEC_KEYS = {
+    "title",
+    "section",
+    "claim",
+    "choices",
+    "default",
+    "paper_top1_gap",
+    "arms",
+    "evaluations",
+    "comparisons",
+    "presets",
+}
 _REQUIRED_SPEC_KEYS = {"title", "claim", "choices", "arms", "evaluations", "comparisons"}
-_ARM_KEYS = {"name", "config", "scale", "init", "init_std", "preinit_from", "init_from", "lr", "paper", "paper_multi"}
+_ARM_KEYS = {
+    "name",
+    "config",
+    "scale",
+    "init",
+    "init_std",
+    "preinit_from",
+    "init_from",
+    "lr",
+    "paper",
+    "paper_multi",
+}
 _REQUIRED_ARM_KEYS = {"name", "config", "scale"}
 _EVALUATION_KEYS = {"name", "method", "scales"}
 _COMPARISON_KEYS = {"baseline", "treatment", "evaluation", "expect", "margin"}
 _REQUIRED_COMPARISON_KEYS = {"baseline", "treatment", "evaluation", "expect"}
 _PAPER_REF_KEYS = {"table", "net", "scale"}
-PRESET_KEYS = {"data", "width", "crop", "epochs", "batch", "limit_train", "limit_val", "lr", "init", "init_std"}
+PRESET_KEYS = {
+    "data",
+    "width",
+    "crop",
+    "epochs",
+    "batch",
+    "limit_train",
+    "limit_val",
+    "lr",
+    "init",
+    "init_std",
+}
 
 
 @dataclass(frozen=True)
@@ -121,7 +153,9 @@ def available_ablations(spec_dir: Path = SPEC_DIR) -> list[str]:
 def _check_keys(table: dict, allowed: set[str], required: set[str], where: str, path: Path) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise VggbenchError(f"{path}: unknown key {unknown[0]!r} in {where}; allowed keys: {', '.join(sorted(allowed))}")
+        raise VggbenchError(
+            f"{path}: unknown key {unknown[0]!r} in {where}; allowed keys: {', '.join(sorted(allowed))}"
+        )
     missing = sorted(required - set(table))
     if missing:
         raise VggbenchError(f"{path}: missing key {missing[0]!r} in {where}")
@@ -148,14 +182,18 @@ def load_spec(name_or_path: str, config: str | None = None, spec_dir: Path = SPE
     if path.suffix != ".toml":
         path = spec_dir / f"{name_or_path}.toml"
         if not path.exists():
-            raise VggbenchError(f"unknown ablation {name_or_path!r}; choose one of {', '.join(available_ablations(spec_dir))}")
+            raise VggbenchError(
+                f"unknown ablation {name_or_path!r}; choose one of {', '.join(available_ablations(spec_dir))}"
+            )
     raw = _read_toml(path)
     _check_keys(raw, _SPEC_KEYS, _REQUIRED_SPEC_KEYS, "the spec", path)
     choices = tuple(raw["choices"])
     default = raw.get("default", choices[0])
     chosen = config or default
     if chosen.upper() not in (c.upper() for c in choices):
-        raise VggbenchError(f"ablation {path.stem!r} cannot use --config {chosen}; choose one of {', '.join(choices)}")
+        raise VggbenchError(
+            f"ablation {path.stem!r} cannot use --config {chosen}; choose one of {', '.join(choices)}"
+        )
     chosen = next(c for c in choices if c.upper() == chosen.upper())
 
     def fill(value: Any) -> Any:
@@ -171,13 +209,17 @@ def load_spec(name_or_path: str, config: str | None = None, spec_dir: Path = SPE
         table = fill(table)
         for ref_key in ("paper", "paper_multi"):
             if ref_key in table:
-                _check_keys(table[ref_key], _PAPER_REF_KEYS, _PAPER_REF_KEYS, f"arms[{index}].{ref_key}", path)
+                _check_keys(
+                    table[ref_key], _PAPER_REF_KEYS, _PAPER_REF_KEYS, f"arms[{index}].{ref_key}", path
+                )
                 table[ref_key] = PaperRef(**table[ref_key])
         arms.append(Arm(**table))
     names = [a.name for a in arms]
     for arm in arms:
         if arm.depends_on and arm.depends_on not in names[: names.index(arm.name)]:
-            raise VggbenchError(f"{path}: arm {arm.name!r} starts from {arm.depends_on!r}, which is not an earlier arm")
+            raise VggbenchError(
+                f"{path}: arm {arm.name!r} starts from {arm.depends_on!r}, which is not an earlier arm"
+            )
     evaluations = []
     for index, table in enumerate(raw["evaluations"]):
         _check_keys(table, _EVALUATION_KEYS, _EVALUATION_KEYS, f"evaluations[{index}]", path)
@@ -187,18 +229,36 @@ def load_spec(name_or_path: str, config: str | None = None, spec_dir: Path = SPE
         _check_keys(table, _COMPARISON_KEYS, _REQUIRED_COMPARISON_KEYS, f"comparisons[{index}]", path)
         comparison = Comparison(**fill(table))
         if comparison.expect not in EXPECTATIONS:
-            raise VggbenchError(f"{path}: comparisons[{index}].expect {comparison.expect!r}; choose one of {', '.join(EXPECTATIONS)}")
+            raise VggbenchError(
+                f"{path}: comparisons[{index}].expect {comparison.expect!r}; choose one of {', '.join(EXPECTATIONS)}"
+            )
         unknown = {comparison.baseline, comparison.treatment} - set(names)
         if unknown:
-            raise VggbenchError(f"{path}: comparisons[{index}] names arm {sorted(unknown)[0]!r}, which the spec does not define")
+            raise VggbenchError(
+                f"{path}: comparisons[{index}] names arm {sorted(unknown)[0]!r}, which the spec does not define"
+            )
         if comparison.evaluation not in {e.name for e in evaluations}:
-            raise VggbenchError(f"{path}: comparisons[{index}] names evaluation {comparison.evaluation!r}, which the spec does not define")
+            raise VggbenchError(
+                f"{path}: comparisons[{index}] names evaluation {comparison.evaluation!r}, which the spec does not define"
+            )
         comparisons.append(comparison)
     presets = raw.get("presets", {})
     for preset, values in presets.items():
         _check_keys(values, PRESET_KEYS, set(), f"presets.{preset}", path)
-    return AblationSpec(path.stem, raw["title"], raw.get("section", ""), raw["claim"], choices, chosen, tuple(arms),
-                        tuple(evaluations), tuple(comparisons), presets, raw.get("paper_top1_gap"), path)
+    return AblationSpec(
+        path.stem,
+        raw["title"],
+        raw.get("section", ""),
+        raw["claim"],
+        choices,
+        chosen,
+        tuple(arms),
+        tuple(evaluations),
+        tuple(comparisons),
+        presets,
+        raw.get("paper_top1_gap"),
+        path,
+    )
 
 
 def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -331,8 +391,12 @@ def sweep(spec: AblationSpec, seeds: int, shard: tuple[int, int] = (1, 1)) -> li
 
 def with_budget(arm: Arm, budget: dict[str, Any]) -> Arm:
     """The arm's own init/lr override the preset's."""
-    return replace(arm, init=arm.init or budget.get("init"), init_std=arm.init_std or budget.get("init_std"),
-                   lr=arm.lr or budget.get("lr"))
+    return replace(
+        arm,
+        init=arm.init or budget.get("init"),
+        init_std=arm.init_std or budget.get("init_std"),
+        lr=arm.lr or budget.get("lr"),
+    )
 
 
 # --- Running a sweep and analysing it ----------------------------------------------------------
@@ -346,9 +410,16 @@ def train_config(arm: Arm, seed: int, budget: dict[str, Any], run_ids: dict[tupl
 
     arm = with_budget(arm, budget)
     options: dict[str, Any] = {
-        "config": arm.config, "scale": arm.scale, "seed": seed, "data": budget["data"], "width": budget["width"],
-        "crop": budget["crop"], "epochs": budget["epochs"], "batch_size": budget["batch"],
-        "limit_train": budget.get("limit_train"), "limit_val": budget.get("limit_val"),
+        "config": arm.config,
+        "scale": arm.scale,
+        "seed": seed,
+        "data": budget["data"],
+        "width": budget["width"],
+        "crop": budget["crop"],
+        "epochs": budget["epochs"],
+        "batch_size": budget["batch"],
+        "limit_train": budget.get("limit_train"),
+        "limit_val": budget.get("limit_val"),
     }
     for key, value in (("init", arm.init), ("init_std", arm.init_std), ("lr", arm.lr)):
         if value is not None:
@@ -361,9 +432,18 @@ def train_config(arm: Arm, seed: int, budget: dict[str, Any], run_ids: dict[tupl
     return TrainConfig(**options)
 
 
-def run_ablation(spec: AblationSpec, *, seeds: int, preset: str, overrides: dict[str, Any] | None = None,
-                 results_dir: Path, shard: tuple[int, int] = (1, 1), device: str = "auto",
-                 quiet: bool = False, say=None) -> dict[str, Any]:
+def run_ablation(
+    spec: AblationSpec,
+    *,
+    seeds: int,
+    preset: str,
+    overrides: dict[str, Any] | None = None,
+    results_dir: Path,
+    shard: tuple[int, int] = (1, 1),
+    device: str = "auto",
+    quiet: bool = False,
+    say=None,
+) -> dict[str, Any]:
     """Train and evaluate this shard's arms x seeds (stored runs and evaluations are reused, an
     interrupted run resumes), then analyse every record of the sweep found in the store."""
     from vggbench import training
@@ -374,8 +454,13 @@ def run_ablation(spec: AblationSpec, *, seeds: int, preset: str, overrides: dict
         config = train_config(arm, seed, budget, run_ids)
         if say:
             say(f"{spec.name}: arm {arm.name!r}, seed {seed} (run {config.run_id})")
-        record = training.train(config, results_dir=results_dir, device=device, quiet=quiet,
-                                resume=training.has_checkpoint(results_dir, config))
+        record = training.train(
+            config,
+            results_dir=results_dir,
+            device=device,
+            quiet=quiet,
+            resume=training.has_checkpoint(results_dir, config),
+        )
         run_ids[(arm.name, seed)] = record["id"]
         for evaluation in spec.evaluations:
             evaluate_run(record, evaluation, results_dir, device)
@@ -387,13 +472,20 @@ def _eval_request(run: dict[str, Any], evaluation: Evaluation, results_dir: Path
     from vggbench.evaluation import EvalRequest
 
     config = run["config"]
-    return EvalRequest(runs=[run["id"]], methods=[evaluation.method], scales=evaluation.scales,
-                       data_root=config.get("data_root"), limit_val=config.get("limit_val"),
-                       results_dir=str(results_dir), device=device)
+    return EvalRequest(
+        runs=[run["id"]],
+        methods=[evaluation.method],
+        scales=evaluation.scales,
+        data_root=config.get("data_root"),
+        limit_val=config.get("limit_val"),
+        results_dir=str(results_dir),
+        device=device,
+    )
 
 
-def find_eval_record(run: dict[str, Any], evaluation: Evaluation, results_dir: Path,
-                     evals: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+def find_eval_record(
+    run: dict[str, Any], evaluation: Evaluation, results_dir: Path, evals: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     """The stored evaluation of `run` with this method and scale set, if there is one. `evals`: the
     store's eval records when the caller has read them already (reading them all is the slow part)."""
     from vggbench.results import read_records
@@ -401,14 +493,20 @@ def find_eval_record(run: dict[str, Any], evaluation: Evaluation, results_dir: P
 
     expected = list(test_scales(evaluation.scales, parse_train_scale(run["train_scale"])))
     for record in read_records(results_dir, "evals") if evals is None else evals:
-        if (record["runs"] == [run["id"]] and record["method"] == evaluation.method
-                and record["test_scales"] == expected and record["limits"].get("max_images") is None
-                and record["limits"].get("limit_val") == run["config"].get("limit_val")):
+        if (
+            record["runs"] == [run["id"]]
+            and record["method"] == evaluation.method
+            and record["test_scales"] == expected
+            and record["limits"].get("max_images") is None
+            and record["limits"].get("limit_val") == run["config"].get("limit_val")
+        ):
             return record
     return None
 
 
-def evaluate_run(run: dict[str, Any], evaluation: Evaluation, results_dir: Path, device: str = "auto") -> dict[str, Any]:
+def evaluate_run(
+    run: dict[str, Any], evaluation: Evaluation, results_dir: Path, device: str = "auto"
+) -> dict[str, Any]:
     """Evaluate a run with one protocol, or find that evaluation in the store."""
     from vggbench.evaluation import run_eval
 
@@ -450,7 +548,9 @@ def stalled_run(run: dict[str, Any]) -> bool:
     return any(warning.startswith(NOT_LEARNING) for warning in run.get("warnings", []))
 
 
-def analyse(spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, Any], results_dir: Path) -> dict[str, Any]:
+def analyse(
+    spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, Any], results_dir: Path
+) -> dict[str, Any]:
     """Each arm's mean and std over seeds, each comparison's difference, interval and verdict,
     with the paper's numbers beside ours. Stored as one record under <results>/ablations/."""
     from vggbench.results import record_id, write_record
@@ -467,28 +567,49 @@ def analyse(spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, An
             top5 = summarize([r["top5_err"] for r in records.values()])
             curves = [runs[(arm.name, s)].get("epochs_log", []) for s in sorted(records)]
             stalled = [s for s in sorted(records) if stalled_run(runs[(arm.name, s)])]
-            arms.append({
-                "name": arm.name, "config": arm.config, "scale": arm.scale, "evaluation": evaluation.name,
-                "method": evaluation.method, "scales": evaluation.scales, "runs": [r["runs"][0] for r in records.values()],
-                "seeds": sorted(records), "top1_mean": top1.mean, "top1_std": top1.std, "top5_mean": top5.mean,
-                "top5_std": top5.std, "macs_per_image": statistics.fmean(r["macs_per_image"] for r in records.values()),
-                "init": next(iter(runs[(arm.name, s)]["init"] for s in records)), "curves": curves,
-                "stalled_seeds": stalled,
-                "paper_top1": row.top1 if row else None, "paper_top5": row.top5 if row else None,
-            })
+            arms.append(
+                {
+                    "name": arm.name,
+                    "config": arm.config,
+                    "scale": arm.scale,
+                    "evaluation": evaluation.name,
+                    "method": evaluation.method,
+                    "scales": evaluation.scales,
+                    "runs": [r["runs"][0] for r in records.values()],
+                    "seeds": sorted(records),
+                    "top1_mean": top1.mean,
+                    "top1_std": top1.std,
+                    "top5_mean": top5.mean,
+                    "top5_std": top5.std,
+                    "macs_per_image": statistics.fmean(r["macs_per_image"] for r in records.values()),
+                    "init": next(iter(runs[(arm.name, s)]["init"] for s in records)),
+                    "curves": curves,
+                    "stalled_seeds": stalled,
+                    "paper_top1": row.top1 if row else None,
+                    "paper_top5": row.top5 if row else None,
+                }
+            )
     comparisons = []
     for comparison in spec.comparisons:
         base = found.get((comparison.baseline, comparison.evaluation), {})
         treat = found.get((comparison.treatment, comparison.evaluation), {})
         if not base or not treat:
             continue
-        diff = difference({s: r["top1_err"] for s, r in base.items()}, {s: r["top1_err"] for s, r in treat.items()})
+        diff = difference(
+            {s: r["top1_err"] for s, r in base.items()}, {s: r["top1_err"] for s, r in treat.items()}
+        )
         entry = {
-            "baseline": comparison.baseline, "treatment": comparison.treatment, "evaluation": comparison.evaluation,
-            "expect": comparison.expect, "margin": comparison.margin, "top1": diff.top1,
+            "baseline": comparison.baseline,
+            "treatment": comparison.treatment,
+            "evaluation": comparison.evaluation,
+            "expect": comparison.expect,
+            "margin": comparison.margin,
+            "top1": diff.top1,
             "ci95_low": None if diff.ci95_low is None else float(diff.ci95_low),
             "ci95_high": None if diff.ci95_high is None else float(diff.ci95_high),
-            "paired": diff.paired, "n": diff.n, "verdict": verdict(diff, comparison.expect, comparison.margin),
+            "paired": diff.paired,
+            "n": diff.n,
+            "verdict": verdict(diff, comparison.expect, comparison.margin),
             "paper_top1": paper_difference(spec, comparison),
         }
         if diff.ci95_low is None:
@@ -496,20 +617,34 @@ def analyse(spec: AblationSpec, *, seeds: int, preset: str, budget: dict[str, An
         comparisons.append(entry)
     primary = comparisons[0] if comparisons else None
     result = {
-        "kind": "ablation", "ablation": spec.name, "title": spec.title, "section": spec.section, "claim": spec.claim,
-        "config": spec.config, "preset": preset, "budget": budget, "seeds": seeds,
-        "arms": arms, "comparisons": comparisons,
+        "kind": "ablation",
+        "ablation": spec.name,
+        "title": spec.title,
+        "section": spec.section,
+        "claim": spec.claim,
+        "config": spec.config,
+        "preset": preset,
+        "budget": budget,
+        "seeds": seeds,
+        "arms": arms,
+        "comparisons": comparisons,
         "difference": {k: primary[k] for k in ("top1", "ci95_low", "ci95_high")} if primary else None,
         "verdict": primary["verdict"] if primary else "incomplete",
-        "paper": {"claim": spec.claim, "section": spec.section, "top1_difference": primary["paper_top1"] if primary else None},
-        "runs_found": len(runs), "runs_expected": seeds * len(spec.arms),
+        "paper": {
+            "claim": spec.claim,
+            "section": spec.section,
+            "top1_difference": primary["paper_top1"] if primary else None,
+        },
+        "runs_found": len(runs),
+        "runs_expected": seeds * len(spec.arms),
         "cost": {
             "train_s": sum(run.get("train_time_s") or run["wall_time_s"] for run in runs.values()),
             "eval_s": sum(record["seconds"] for records in found.values() for record in records.values()),
             "machines": sorted({run.get("machine") or run["device"] for run in runs.values()}),
         },
     }
-    result["id"] = record_id({"ablation": spec.name, "config": spec.config, "preset": preset,
-                              "budget": budget, "seeds": seeds})
+    result["id"] = record_id(
+        {"ablation": spec.name, "config": spec.config, "preset": preset, "budget": budget, "seeds": seeds}
+    )
     write_record(results_dir, ABLATIONS_KIND, result["id"], result)
     return result

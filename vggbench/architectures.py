@@ -57,7 +57,9 @@ ARCHITECTURES: dict[str, Architecture] = {
             (_c(64) + (LRN(),), _c(128), _c(256, 256), _c(512, 512), _c(512, 512)),
             "A with LRN after the first conv",
         ),
-        Architecture("B", (_c(64, 64), _c(128, 128), _c(256, 256), _c(512, 512), _c(512, 512)), "13 weight layers"),
+        Architecture(
+            "B", (_c(64, 64), _c(128, 128), _c(256, 256), _c(512, 512), _c(512, 512)), "13 weight layers"
+        ),
         Architecture(
             "C",
             (
@@ -69,9 +71,18 @@ ARCHITECTURES: dict[str, Architecture] = {
             ),
             "16 weight layers; the last conv of stages 3-5 is 1x1",
         ),
-        Architecture("D", (_c(64, 64), _c(128, 128), _c(256, 256, 256), _c(512, 512, 512), _c(512, 512, 512)), "VGG-16"),
         Architecture(
-            "E", (_c(64, 64), _c(128, 128), _c(256, 256, 256, 256), _c(512, 512, 512, 512), _c(512, 512, 512, 512)),
+            "D", (_c(64, 64), _c(128, 128), _c(256, 256, 256), _c(512, 512, 512), _c(512, 512, 512)), "VGG-16"
+        ),
+        Architecture(
+            "E",
+            (
+                _c(64, 64),
+                _c(128, 128),
+                _c(256, 256, 256, 256),
+                _c(512, 512, 512, 512),
+                _c(512, 512, 512, 512),
+            ),
             "VGG-19",
         ),
         Architecture(

@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from vggbench import paper
 from vggbench.errors import VggbenchError
 from vggbench.machine import load_average, machine_info, machine_name, synchronize
-from vggbench.options import parse_choices
 from vggbench.models import ModelSpec, build_model
+from vggbench.options import parse_choices
 from vggbench.results import record_id, write_record
 from vggbench.training import StepLoop
 
@@ -152,7 +152,8 @@ def is_out_of_memory(error: BaseException) -> bool:
         return True
     message = str(error).lower()
     return isinstance(error, (RuntimeError, MemoryError)) and (
-        "out of memory" in message or "can't allocate memory" in message or isinstance(error, MemoryError))
+        "out of memory" in message or "can't allocate memory" in message or isinstance(error, MemoryError)
+    )
 
 
 def _free_memory() -> None:
@@ -161,8 +162,9 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def with_oom_halving(measure: Callable[[int], T], batch: int, notes: list[str] | None = None,
-                     what: str = "") -> tuple[T, int]:
+def with_oom_halving(
+    measure: Callable[[int], T], batch: int, notes: list[str] | None = None, what: str = ""
+) -> tuple[T, int]:
     """Run measure(batch); on out-of-memory halve the batch and retry, down to 1.
 
     Returns (result, the batch that ran). Each halving appends a line to `notes`."""
@@ -177,8 +179,10 @@ def with_oom_halving(measure: Callable[[int], T], batch: int, notes: list[str] |
         # outside the except block, so the failed attempt's frames (and tensors) are released
         _free_memory()
         if batch == 1:
-            raise VggbenchError(f"{what or 'the measurement'} runs out of memory even at batch 1; "
-                                "use a smaller --width or --crop")
+            raise VggbenchError(
+                f"{what or 'the measurement'} runs out of memory even at batch 1; "
+                "use a smaller --width or --crop"
+            )
         line = f"{what + ': ' if what else ''}batch {batch} ran out of memory; halved to {batch // 2}"
         if notes is not None:
             notes.append(line)
@@ -200,8 +204,9 @@ def timed(step: Callable[[], object], steps: int, warmup: int, device: torch.dev
     return time.perf_counter() - start
 
 
-def interleaved(steps: dict[str, Callable[[], object]], n_steps: int, warmup: int, repeats: int,
-                device: torch.device) -> dict[str, list[float]]:
+def interleaved(
+    steps: dict[str, Callable[[], object]], n_steps: int, warmup: int, repeats: int, device: torch.device
+) -> dict[str, list[float]]:
     """Seconds of each of `repeats` blocks of `n_steps` calls, per named step, the order of the names
     alternating between blocks (ABBA...); `warmup` untimed calls of each first."""
     names = list(steps)
@@ -233,8 +238,13 @@ def autocast(device: torch.device, options: BenchOptions) -> contextlib.Abstract
     return contextlib.nullcontext()
 
 
-def prepare_model(spec: ModelSpec, options: BenchOptions, device: torch.device, train: bool = True,
-                  fully_convolutional: bool = False) -> torch.nn.Module:
+def prepare_model(
+    spec: ModelSpec,
+    options: BenchOptions,
+    device: torch.device,
+    train: bool = True,
+    fully_convolutional: bool = False,
+) -> torch.nn.Module:
     """The model on the device in the requested memory format; the model itself (not compiled)."""
     torch.manual_seed(options.seed)
     model = build_model(spec, fully_convolutional).to(device=device, memory_format=_memory_format(options))
@@ -245,8 +255,9 @@ def maybe_compile(model: torch.nn.Module, options: BenchOptions) -> torch.nn.Mod
     return torch.compile(model) if options.compile else model
 
 
-def synthetic_batch(spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def synthetic_batch(
+    spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-made normalised-looking input and labels on the device."""
     generator = torch.Generator().manual_seed(options.seed)
     x = torch.randn(batch, 3, spec.crop, spec.crop, generator=generator)
@@ -256,12 +267,19 @@ def synthetic_batch(spec: ModelSpec, batch: int, device: torch.device, options: 
 
 def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
     """The paper's optimiser: SGD, momentum 0.9, weight decay 5e-4."""
-    return torch.optim.SGD(model.parameters(), lr=paper.LEARNING_RATE, momentum=paper.MOMENTUM,
-                           weight_decay=paper.WEIGHT_DECAY)
+    return torch.optim.SGD(
+        model.parameters(), lr=paper.LEARNING_RATE, momentum=paper.MOMENTUM, weight_decay=paper.WEIGHT_DECAY
+    )
 
 
-def bare_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-              device: torch.device, options: BenchOptions) -> Callable[[], None]:
+def bare_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    device: torch.device,
+    options: BenchOptions,
+) -> Callable[[], None]:
     """The baseline: a plain PyTorch SGD step on pre-made tensors."""
 
     def step() -> None:
@@ -274,8 +292,9 @@ def bare_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch
     return step
 
 
-def inference_step(model: torch.nn.Module, x: torch.Tensor, device: torch.device,
-                   options: BenchOptions) -> Callable[[], None]:
+def inference_step(
+    model: torch.nn.Module, x: torch.Tensor, device: torch.device, options: BenchOptions
+) -> Callable[[], None]:
     def step() -> None:
         with torch.inference_mode(), autocast(device, options):
             model(x)
@@ -293,17 +312,24 @@ def macs_per_image(spec: ModelSpec) -> int:
 # --- Our training step and the fast path (vggbench.training, vggbench.data) -----------------
 
 
-def our_loop(step_model: torch.nn.Module, model: torch.nn.Module, device: torch.device,
-             options: BenchOptions) -> StepLoop:
+def our_loop(
+    step_model: torch.nn.Module, model: torch.nn.Module, device: torch.device, options: BenchOptions
+) -> StepLoop:
     """The training loop's own per-step work (`training.StepLoop`) with the optimiser the loop builds.
     The rest of the loop (`_Run._epoch`) needs a dataset, a run folder and validation, so it is not
     timed whole."""
-    return StepLoop(step_model, sgd(model), device, autocast=autocast(device, options),
-                    channels_last=options.channels_last)
+    return StepLoop(
+        step_model,
+        sgd(model),
+        device,
+        autocast=autocast(device, options),
+        channels_last=options.channels_last,
+    )
 
 
-def fast_path_loader(spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions,
-                     images: int | None = None):
+def fast_path_loader(
+    spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions, images: int | None = None
+):
     """The in-memory fast path: a TrainLoader over synthetic uint8 images of the crop's size (CIFAR-like),
     augmented with the paper's TrainAugment at the options' training scale."""
     from vggbench.data import TrainAugment, TrainLoader
@@ -347,29 +373,51 @@ class Case:
 
 
 def _row(case: Case, batch: int, **values: Any) -> dict[str, Any]:
-    return {"config": case.config, "width": case.width, "crop": case.crop, "requested_batch": case.batch,
-            "batch": batch, "halved": batch != case.batch, **values}
+    return {
+        "config": case.config,
+        "width": case.width,
+        "crop": case.crop,
+        "requested_batch": case.batch,
+        "batch": batch,
+        "halved": batch != case.batch,
+        **values,
+    }
 
 
-def measure_training(case: Case, options: BenchOptions, device: torch.device, notes: list[str],
-                     peak: float | None) -> dict[str, Any]:
+def measure_training(
+    case: Case, options: BenchOptions, device: torch.device, notes: list[str], peak: float | None
+) -> dict[str, Any]:
     spec = case.spec(options)
 
     def measure(batch: int) -> float:
         model = prepare_model(spec, options, device)
         optimizer = sgd(model)
         x, y = synthetic_batch(spec, batch, device, options)
-        return timed(bare_step(maybe_compile(model, options), optimizer, x, y, device, options),
-                     options.steps, options.warmup, device)
+        return timed(
+            bare_step(maybe_compile(model, options), optimizer, x, y, device, options),
+            options.steps,
+            options.warmup,
+            device,
+        )
 
     seconds, batch = with_oom_halving(measure, case.batch, notes, f"train {case.label}")
     ips = batch * options.steps / seconds
     macs = macs_per_image(spec)
-    return _row(case, batch, mode="train", images_per_s=ips, ms_per_step=1e3 * seconds / options.steps,
-                macs_per_image=macs, gflops=ips * training_flops_per_image(macs) / 1e9, mfu=mfu(ips, macs, peak))
+    return _row(
+        case,
+        batch,
+        mode="train",
+        images_per_s=ips,
+        ms_per_step=1e3 * seconds / options.steps,
+        macs_per_image=macs,
+        gflops=ips * training_flops_per_image(macs) / 1e9,
+        mfu=mfu(ips, macs, peak),
+    )
 
 
-def measure_inference(case: Case, options: BenchOptions, device: torch.device, notes: list[str]) -> dict[str, Any]:
+def measure_inference(
+    case: Case, options: BenchOptions, device: torch.device, notes: list[str]
+) -> dict[str, Any]:
     spec = case.spec(options)
 
     def measure(batch: int) -> float:
@@ -380,11 +428,21 @@ def measure_inference(case: Case, options: BenchOptions, device: torch.device, n
     seconds, batch = with_oom_halving(measure, case.batch, notes, f"infer {case.label}")
     ips = batch * options.steps / seconds
     macs = macs_per_image(spec)
-    return _row(case, batch, mode="infer", images_per_s=ips, ms_per_step=1e3 * seconds / options.steps,
-                macs_per_image=macs, gflops=ips * 2 * macs / 1e9, mfu=None)
+    return _row(
+        case,
+        batch,
+        mode="infer",
+        images_per_s=ips,
+        ms_per_step=1e3 * seconds / options.steps,
+        macs_per_image=macs,
+        gflops=ips * 2 * macs / 1e9,
+        mfu=None,
+    )
 
 
-def measure_overhead(case: Case, options: BenchOptions, device: torch.device, notes: list[str]) -> dict[str, Any]:
+def measure_overhead(
+    case: Case, options: BenchOptions, device: torch.device, notes: list[str]
+) -> dict[str, Any]:
     """Our step vs the bare loop, and our step fed by the fast path vs the bare loop, interleaved."""
     spec = case.spec(options)
 
@@ -402,29 +460,44 @@ def measure_overhead(case: Case, options: BenchOptions, device: torch.device, no
         def ours_with_data() -> None:
             loop.step(*next(batches))
 
-        return interleaved({"bare": bare, "ours": ours, "ours+data": ours_with_data},
-                           1, options.warmup, options.steps * options.repeats, device)
+        return interleaved(
+            {"bare": bare, "ours": ours, "ours+data": ours_with_data},
+            1,
+            options.warmup,
+            options.steps * options.repeats,
+            device,
+        )
 
     seconds, batch = with_oom_halving(measure, case.batch, notes, f"overhead {case.label}")
     n = batch * options.steps * options.repeats
-    return _row(case, batch, bare_images_per_s=n / sum(seconds["bare"]),
-                ours_images_per_s=n / sum(seconds["ours"]),
-                ours_data_images_per_s=n / sum(seconds["ours+data"]),
-                step_ratio=paired_ratio(seconds["ours"], seconds["bare"]),
-                data_ratio=paired_ratio(seconds["ours+data"], seconds["bare"]),
-                pairs=options.steps * options.repeats)
+    return _row(
+        case,
+        batch,
+        bare_images_per_s=n / sum(seconds["bare"]),
+        ours_images_per_s=n / sum(seconds["ours"]),
+        ours_data_images_per_s=n / sum(seconds["ours+data"]),
+        step_ratio=paired_ratio(seconds["ours"], seconds["bare"]),
+        data_ratio=paired_ratio(seconds["ours+data"], seconds["bare"]),
+        pairs=options.steps * options.repeats,
+    )
 
 
-def measure_augmentation(case: Case, options: BenchOptions, device: torch.device,
-                         train_images_per_s: float | None) -> dict[str, Any]:
+def measure_augmentation(
+    case: Case, options: BenchOptions, device: torch.device, train_images_per_s: float | None
+) -> dict[str, Any]:
     """The fast path alone (gather + TrainAugment on the device) against the model's training throughput."""
     spec = case.spec(options)
     batches = iter(endless_batches(fast_path_loader(spec, case.batch, device, options)))
     seconds = timed(lambda: next(batches), options.steps, options.warmup, device)
     ips = case.batch * options.steps / seconds
-    return _row(case, case.batch, train_scale=options.train_scale, augment_images_per_s=ips,
-                train_images_per_s=train_images_per_s,
-                augment_over_train=ips / train_images_per_s if train_images_per_s else None)
+    return _row(
+        case,
+        case.batch,
+        train_scale=options.train_scale,
+        augment_images_per_s=ips,
+        train_images_per_s=train_images_per_s,
+        augment_over_train=ips / train_images_per_s if train_images_per_s else None,
+    )
 
 
 def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) -> list[dict[str, Any]]:
@@ -440,8 +513,9 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
     spec = case.spec(options)
     model = prepare_model(spec, options, device, train=False)
     generator = torch.Generator().manual_seed(options.seed)
-    images = torch.randint(0, 256, (options.eval_images, 3, case.crop, case.crop), generator=generator,
-                           dtype=torch.uint8)
+    images = torch.randint(
+        0, 256, (options.eval_images, 3, case.crop, case.crop), generator=generator, dtype=torch.uint8
+    )
     labels = torch.randint(0, spec.num_classes, (options.eval_images,), generator=generator)
     stats = RGBStats(torch.tensor([0.5, 0.5, 0.5]), torch.ones(3), torch.eye(3))
     q_paper = test_scales("jitter", parse_train_scale("256:512"))
@@ -454,8 +528,15 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
 
     def once() -> dict[str, evaluation.EvalResult]:
         with autocast(device, options):
-            return evaluation.evaluate_batches([model], [(images.to(device), labels)], prepare, methods=methods,
-                                               scales_px=q_pixels, batch_size=case.batch, device=device)
+            return evaluation.evaluate_batches(
+                [model],
+                [(images.to(device), labels)],
+                prepare,
+                methods=methods,
+                scales_px=q_pixels,
+                batch_size=case.batch,
+                device=device,
+            )
 
     once()
     runs = [once() for _ in range(options.repeats)]
@@ -463,9 +544,19 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
     for method in methods:
         seconds = statistics.median(r[method].seconds for r in runs)
         result = runs[0][method]
-        rows.append(_row(case, case.batch, method=method, test_scales=list(q_paper), test_scales_px=list(q_pixels),
-                         images=result.images, forward_passes_per_image=result.forward_passes_per_image,
-                         macs_per_image=int(round(result.macs_per_image)), ms_per_image=1e3 * seconds / result.images))
+        rows.append(
+            _row(
+                case,
+                case.batch,
+                method=method,
+                test_scales=list(q_paper),
+                test_scales_px=list(q_pixels),
+                images=result.images,
+                forward_passes_per_image=result.forward_passes_per_image,
+                macs_per_image=int(round(result.macs_per_image)),
+                ms_per_image=1e3 * seconds / result.images,
+            )
+        )
     dense = next(r for r in rows if r["method"] == evaluation.DENSE)
     for row in rows:
         row["time_vs_dense"] = row["ms_per_image"] / dense["ms_per_image"]
@@ -489,7 +580,9 @@ def parse_list(values: Iterable[str] | str, cast: Callable[[str], T], name: str)
                 value = cast(part)
             except ValueError:
                 example = {"config": "A,D", "width": "0.125,0.25"}.get(name, "32,64")
-                raise VggbenchError(f"bad --{name} value {part!r}: expected a comma list such as {example}") from None
+                raise VggbenchError(
+                    f"bad --{name} value {part!r}: expected a comma list such as {example}"
+                ) from None
             if value not in out:
                 out.append(value)
     if not out:
@@ -500,11 +593,18 @@ def parse_list(values: Iterable[str] | str, cast: Callable[[str], T], name: str)
 def parse_parts(specs: Iterable[str] | None) -> list[str]:
     if not specs:
         return list(PARTS)
-    return parse_choices(specs, PARTS, what="bench part", none_given="no bench part given", choices_help=PARTS_HELP)
+    return parse_choices(
+        specs, PARTS, what="bench part", none_given="no bench part given", choices_help=PARTS_HELP
+    )
 
 
-def cases(configs: Sequence[str], widths: Sequence[float], crops: Sequence[int], batches: Sequence[int],
-          classes: int = 10) -> list[Case]:
+def cases(
+    configs: Sequence[str],
+    widths: Sequence[float],
+    crops: Sequence[int],
+    batches: Sequence[int],
+    classes: int = 10,
+) -> list[Case]:
     """Every (net, width, crop, batch), each validated (config name, width, crop, batch)."""
     out = []
     for batch in batches:
@@ -520,8 +620,12 @@ def cases(configs: Sequence[str], widths: Sequence[float], crops: Sequence[int],
     return out
 
 
-def run_bench(points: Sequence[Case], options: BenchOptions, parts: Sequence[str] | None = None,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_bench(
+    points: Sequence[Case],
+    options: BenchOptions,
+    parts: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Measure every part for every case; returns the record (see the module docstring)."""
     options = options.check()
     parts = parse_parts(parts)
@@ -542,7 +646,11 @@ def run_bench(points: Sequence[Case], options: BenchOptions, parts: Sequence[str
             "torch_version": torch.__version__,
             "options": {**asdict(options), "device": str(device), "parts": list(parts)},
             "peak_bf16_flops": peak,
-            "train": [], "infer": [], "overhead": [], "data": [], "eval": [],
+            "train": [],
+            "infer": [],
+            "overhead": [],
+            "data": [],
+            "eval": [],
             "notes": notes,
         }
         if device.type != "cuda":
@@ -577,8 +685,9 @@ def run_bench(points: Sequence[Case], options: BenchOptions, parts: Sequence[str
                 say(f"eval {case.label}")
                 record["eval"].extend(measure_evaluation(case, options, device))
         record["load_average_after"] = load_average()
-        record["id"] = record_id({"created": record["created"], "options": record["options"],
-                                  "cases": [asdict(c) for c in points]})
+        record["id"] = record_id(
+            {"created": record["created"], "options": record["options"], "cases": [asdict(c) for c in points]}
+        )
         return record
     finally:
         torch.set_num_threads(previous_threads)
@@ -594,15 +703,34 @@ def save_bench(record: dict[str, Any], results_dir: Path) -> Path:
 # --- Frames and rendering --------------------------------------------------------------------
 
 HEADERS = {
-    "machine": "machine", "device": "device", "config": "net", "width": "width", "crop": "crop", "batch": "batch",
-    "mode": "mode", "images_per_s": "images/s", "ms_per_step": "ms/step", "macs_per_image": "MACs/image",
-    "gflops": "GFLOP/s", "mfu": "MFU", "options": "options",
-    "bare_images_per_s": "bare loop img/s", "ours_images_per_s": "our step img/s",
-    "ours_data_images_per_s": "our step + fast path img/s", "step_ratio": "ours/bare (step)",
-    "data_ratio": "ours/bare (with data)", "train_scale": "train S", "augment_images_per_s": "augment img/s",
-    "train_images_per_s": "train img/s", "augment_over_train": "augment / train",
-    "method": "method", "test_scales_px": "Q (px)", "forward_passes_per_image": "passes/image",
-    "ms_per_image": "ms/image", "time_vs_dense": "time vs dense", "macs_vs_dense": "MACs vs dense",
+    "machine": "machine",
+    "device": "device",
+    "config": "net",
+    "width": "width",
+    "crop": "crop",
+    "batch": "batch",
+    "mode": "mode",
+    "images_per_s": "images/s",
+    "ms_per_step": "ms/step",
+    "macs_per_image": "MACs/image",
+    "gflops": "GFLOP/s",
+    "mfu": "MFU",
+    "options": "options",
+    "bare_images_per_s": "bare loop img/s",
+    "ours_images_per_s": "our step img/s",
+    "ours_data_images_per_s": "our step + fast path img/s",
+    "step_ratio": "ours/bare (step)",
+    "data_ratio": "ours/bare (with data)",
+    "train_scale": "train S",
+    "augment_images_per_s": "augment img/s",
+    "train_images_per_s": "train img/s",
+    "augment_over_train": "augment / train",
+    "method": "method",
+    "test_scales_px": "Q (px)",
+    "forward_passes_per_image": "passes/image",
+    "ms_per_image": "ms/image",
+    "time_vs_dense": "time vs dense",
+    "macs_vs_dense": "MACs vs dense",
 }
 
 
@@ -622,21 +750,73 @@ def bench_frame(records: Sequence[dict[str, Any]], part: str = "throughput"):
     for record in records:
         if record.get("kind") != KIND:
             continue
-        context = {"machine": record.get("machine_name") or machine_name(record["machine"]),
-                   "device": record["options"].get("device"), "options": _option_label(record["options"])}
+        context = {
+            "machine": record.get("machine_name") or machine_name(record["machine"]),
+            "device": record["options"].get("device"),
+            "options": _option_label(record["options"]),
+        }
         sections = ("train", "infer") if part == "throughput" else (part,)
         for section in sections:
             for row in record.get(section, []):
                 rows.append({**context, **row})
     columns = {
-        "throughput": ["machine", "device", "options", "config", "width", "crop", "batch", "mode",
-                       "images_per_s", "ms_per_step", "macs_per_image", "gflops", "mfu"],
-        "overhead": ["machine", "device", "options", "config", "width", "crop", "batch", "bare_images_per_s",
-                     "ours_images_per_s", "ours_data_images_per_s", "step_ratio", "data_ratio"],
-        "data": ["machine", "device", "options", "config", "width", "crop", "batch", "train_scale",
-                 "augment_images_per_s", "train_images_per_s", "augment_over_train"],
-        "eval": ["machine", "device", "options", "config", "width", "crop", "method", "test_scales_px",
-                 "forward_passes_per_image", "macs_per_image", "ms_per_image", "time_vs_dense", "macs_vs_dense"],
+        "throughput": [
+            "machine",
+            "device",
+            "options",
+            "config",
+            "width",
+            "crop",
+            "batch",
+            "mode",
+            "images_per_s",
+            "ms_per_step",
+            "macs_per_image",
+            "gflops",
+            "mfu",
+        ],
+        "overhead": [
+            "machine",
+            "device",
+            "options",
+            "config",
+            "width",
+            "crop",
+            "batch",
+            "bare_images_per_s",
+            "ours_images_per_s",
+            "ours_data_images_per_s",
+            "step_ratio",
+            "data_ratio",
+        ],
+        "data": [
+            "machine",
+            "device",
+            "options",
+            "config",
+            "width",
+            "crop",
+            "batch",
+            "train_scale",
+            "augment_images_per_s",
+            "train_images_per_s",
+            "augment_over_train",
+        ],
+        "eval": [
+            "machine",
+            "device",
+            "options",
+            "config",
+            "width",
+            "crop",
+            "method",
+            "test_scales_px",
+            "forward_passes_per_image",
+            "macs_per_image",
+            "ms_per_image",
+            "time_vs_dense",
+            "macs_vs_dense",
+        ],
     }[part]
     frame = pd.DataFrame(rows, columns=columns)
     if part == "eval" and len(frame):
@@ -669,8 +849,9 @@ def _for_display(frame):
         if column in frame:
             frame[column] = frame[column].map(lambda v: "-" if v is None or v != v else f"{v:.3g}")
     if "mfu" in frame:
-        frame["mfu"] = frame["mfu"].map(lambda v: "n/a" if v is None or v is __import__("pandas").NA
-                                        else f"{100 * v:.1f}%")
+        frame["mfu"] = frame["mfu"].map(
+            lambda v: "n/a" if v is None or v is __import__("pandas").NA else f"{100 * v:.1f}%"
+        )
     return frame
 
 
@@ -684,8 +865,9 @@ def render_bench(record: dict[str, Any], fmt: str = "table") -> str:
         return json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
     out = []
     load = record["machine"].get("load_average")
-    header = (f"Machine: {record['machine_name']}; torch {record['torch_version']}; {record['created']}"
-              + (f"; load average {load[0]:.2f} at the start" if load else ""))
+    header = f"Machine: {record['machine_name']}; torch {record['torch_version']}; {record['created']}" + (
+        f"; load average {load[0]:.2f} at the start" if load else ""
+    )
     out.append(f"**{header}**\n" if fmt == "markdown" else header + "\n")
     for part in ("throughput", "overhead", "data", "eval"):
         frame = bench_frame([record], part)

@@ -17,7 +17,9 @@ from vggbench.render import FORMATS, check_format, render
 
 # Typer vendors click in recent releases and depends on it in older ones: find its exception types
 # through the public BadParameter instead of importing either spelling.
-_CLICK_EXCEPTIONS = sys.modules[next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException").__module__]
+_CLICK_EXCEPTIONS = sys.modules[
+    next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException").__module__
+]
 
 app = typer.Typer(
     help="Benchmarks and ablations for the VGG paper (Simonyan & Zisserman, 2014).",
@@ -38,14 +40,22 @@ def echo(text: str) -> None:
 
 @app.command()
 def params(
-    config: str = typer.Option(None, "--config", help="show the per-layer breakdown of this net (A, A-LRN, B, C, D, E, B-5x5)"),
+    config: str = typer.Option(
+        None, "--config", help="show the per-layer breakdown of this net (A, A-LRN, B, C, D, E, B-5x5)"
+    ),
     fmt: str = typer.Option("table", "--format", help=f"one of {', '.join(FORMATS)}"),
     width: float = typer.Option(1.0, help="width multiplier for the channels (e.g. 0.125)"),
     classes: int = typer.Option(paper.NUM_CLASSES, help="number of classes"),
     size: int = typer.Option(paper.PAPER_CROP, help="input size in pixels, a multiple of 32"),
-    filters: bool = typer.Option(False, "--filters", help="show Section 2.3's stacked 3x3 vs large-filter table"),
+    filters: bool = typer.Option(
+        False, "--filters", help="show Section 2.3's stacked 3x3 vs large-filter table"
+    ),
     channels: int = typer.Option(512, help="channels for --filters"),
-    write: Path = typer.Option(None, "--write", help="also render Table 2 (224 px, 1000 classes, as the paper) as Markdown and LaTeX into this folder"),
+    write: Path = typer.Option(
+        None,
+        "--write",
+        help="also render Table 2 (224 px, 1000 classes, as the paper) as Markdown and LaTeX into this folder",
+    ),
 ) -> None:
     """Table 2 (parameters), MACs, FLOPs, per-layer breakdown and receptive fields."""
     from vggbench import report
@@ -72,40 +82,71 @@ def params(
 @app.command()
 def train(
     config: str = typer.Option("A", "--config", help="the net of Table 1: A, A-LRN, B, C, D, E or B-5x5"),
-    data: str = typer.Option("synthetic", help="synthetic, fashion-mnist, cifar10, cifar100 or imagefolder:PATH"),
-    crop: int = typer.Option(paper.PAPER_CROP, help="training crop in pixels, a multiple of 32 (e.g. 32 on a CPU)"),
+    data: str = typer.Option(
+        "synthetic", help="synthetic, fashion-mnist, cifar10, cifar100 or imagefolder:PATH"
+    ),
+    crop: int = typer.Option(
+        paper.PAPER_CROP, help="training crop in pixels, a multiple of 32 (e.g. 32 on a CPU)"
+    ),
     width: float = typer.Option(1.0, help="width multiplier for the channels (e.g. 0.125 on a CPU)"),
-    scale: str = typer.Option("256", help="training scale S in the paper's units: 256, 384 or a jitter range 256:512"),
+    scale: str = typer.Option(
+        "256", help="training scale S in the paper's units: 256, 384 or a jitter range 256:512"
+    ),
     epochs: int = typer.Option(None, help="epochs (default 10; the paper trained 74)"),
     seed: int = typer.Option(0, help="seed of init, batch order, augmentation and dropout"),
-    init: str = typer.Option(None, help="kaiming (default), glorot, paper (normal, std --init-std) or preinit"),
-    init_std: float = typer.Option(None, help="std of --init paper: 0.01 (default, as commonly implemented) "
-                                               "or 0.1 (the paper's '10^-2 variance' read literally)"),
-    preinit_from: str = typer.Option(None, help="with --init preinit: the stored run of net A to copy layers from"),
+    init: str = typer.Option(
+        None, help="kaiming (default), glorot, paper (normal, std --init-std) or preinit"
+    ),
+    init_std: float = typer.Option(
+        None,
+        help="std of --init paper: 0.01 (default, as commonly implemented) "
+        "or 0.1 (the paper's '10^-2 variance' read literally)",
+    ),
+    preinit_from: str = typer.Option(
+        None, help="with --init preinit: the stored run of net A to copy layers from"
+    ),
     preinit_mapping: str = typer.Option("stage", help="which convs receive A's first four: stage or order"),
-    init_from: str = typer.Option(None, help="fine-tune from this stored run's weights (e.g. S=384 from S=256)"),
-    lr: float = typer.Option(None, help="initial learning rate (default 0.01; 0.001 with --init-from, as the paper)"),
+    init_from: str = typer.Option(
+        None, help="fine-tune from this stored run's weights (e.g. S=384 from S=256)"
+    ),
+    lr: float = typer.Option(
+        None, help="initial learning rate (default 0.01; 0.001 with --init-from, as the paper)"
+    ),
     momentum: float = typer.Option(paper.MOMENTUM, help="SGD momentum"),
     weight_decay: float = typer.Option(paper.WEIGHT_DECAY, help="weight decay (L2)"),
     dropout: float = typer.Option(paper.DROPOUT, help="dropout of the first two FC layers"),
     fc_width: int = typer.Option(None, help="FC6/FC7 width (default 4096 x width)"),
-    batch: int = typer.Option(paper.BATCH_SIZE, help="global batch size (split over processes under torchrun)"),
-    max_device_batch: int = typer.Option(None, help="largest micro-batch on a device: larger batches accumulate gradients"),
-    patience: int = typer.Option(None, help="epochs without a better val top-1 error before lr / 10 (default 2)"),
+    batch: int = typer.Option(
+        paper.BATCH_SIZE, help="global batch size (split over processes under torchrun)"
+    ),
+    max_device_batch: int = typer.Option(
+        None, help="largest micro-batch on a device: larger batches accumulate gradients"
+    ),
+    patience: int = typer.Option(
+        None, help="epochs without a better val top-1 error before lr / 10 (default 2)"
+    ),
     max_lr_decreases: int = typer.Option(paper.MAX_LR_DECREASES, help="at most this many lr decreases"),
     limit_train: int = typer.Option(None, help="a stratified subset of this many training images"),
     limit_val: int = typer.Option(None, help="a stratified subset of this many validation images"),
-    val_split: float = typer.Option(None, help="hold out this fraction of train as val (for data without a val set)"),
+    val_split: float = typer.Option(
+        None, help="hold out this fraction of train as val (for data without a val set)"
+    ),
     data_root: Path = typer.Option(None, help="where the dataset lives (default: the usual places)"),
     download: bool = typer.Option(False, "--download", help="download the dataset if missing (torchvision)"),
-    skip_bad_images: bool = typer.Option(False, "--skip-bad-images", help="skip unreadable images, counting them"),
+    skip_bad_images: bool = typer.Option(
+        False, "--skip-bad-images", help="skip unreadable images, counting them"
+    ),
     workers: int = typer.Option(0, help="DataLoader workers for image folders"),
     results_dir: Path = typer.Option(Path("results"), help="the results store"),
-    resume: bool = typer.Option(False, "--resume", help="continue this config's interrupted run from its checkpoint"),
+    resume: bool = typer.Option(
+        False, "--resume", help="continue this config's interrupted run from its checkpoint"
+    ),
     force: bool = typer.Option(False, "--force", help="train again even if the run is stored"),
     device: str = typer.Option("auto", help="auto (cuda if available), cpu, cuda or cuda:N"),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model"),
-    deterministic: bool = typer.Option(False, "--deterministic", help="deterministic algorithms (exact resume)"),
+    deterministic: bool = typer.Option(
+        False, "--deterministic", help="deterministic algorithms (exact resume)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the run record as JSON"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress output"),
 ) -> None:
@@ -115,30 +156,63 @@ def train(
     from vggbench import results, training
 
     options = {
-        "config": config, "data": data, "crop": crop, "width": width, "scale": scale, "seed": seed,
-        "init": init, "init_std": init_std, "preinit_from": preinit_from, "preinit_mapping": preinit_mapping,
-        "init_from": init_from, "lr": lr if lr is not None else (paper.FINETUNE_LEARNING_RATE if init_from else None),
-        "momentum": momentum, "weight_decay": weight_decay, "dropout": dropout, "fc_width": fc_width,
-        "batch_size": batch, "max_device_batch": max_device_batch, "epochs": epochs, "patience": patience,
-        "max_lr_decreases": max_lr_decreases, "limit_train": limit_train, "limit_val": limit_val,
-        "val_split": val_split, "data_root": str(data_root) if data_root else None, "download": download,
-        "skip_bad_images": skip_bad_images, "workers": workers, "compile": compile_, "deterministic": deterministic,
+        "config": config,
+        "data": data,
+        "crop": crop,
+        "width": width,
+        "scale": scale,
+        "seed": seed,
+        "init": init,
+        "init_std": init_std,
+        "preinit_from": preinit_from,
+        "preinit_mapping": preinit_mapping,
+        "init_from": init_from,
+        "lr": lr if lr is not None else (paper.FINETUNE_LEARNING_RATE if init_from else None),
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "dropout": dropout,
+        "fc_width": fc_width,
+        "batch_size": batch,
+        "max_device_batch": max_device_batch,
+        "epochs": epochs,
+        "patience": patience,
+        "max_lr_decreases": max_lr_decreases,
+        "limit_train": limit_train,
+        "limit_val": limit_val,
+        "val_split": val_split,
+        "data_root": str(data_root) if data_root else None,
+        "download": download,
+        "skip_bad_images": skip_bad_images,
+        "workers": workers,
+        "compile": compile_,
+        "deterministic": deterministic,
     }
     settings = training.TrainConfig(**{k: v for k, v in options.items() if v is not None})
-    stored = not force and (results.read_record(results_dir, training.RUNS, settings.run_id) or {}).get("status")
+    stored = not force and (results.read_record(results_dir, training.RUNS, settings.run_id) or {}).get(
+        "status"
+    )
     with _train_progress(quiet) as progress:
-        record = training.train(settings, results_dir=results_dir, device=device, resume=resume, force=force,
-                                quiet=quiet, progress=progress)
+        record = training.train(
+            settings,
+            results_dir=results_dir,
+            device=device,
+            resume=resume,
+            force=force,
+            quiet=quiet,
+            progress=progress,
+        )
     if as_json:
         echo(json.dumps(record, indent=2, sort_keys=True, default=str))
         return
     final = record["final"]
-    echo(f"run {record['id']}{' (stored; --force retrains)' if stored == 'complete' else ''}: "
-         f"{record['model']['config']} width {record['width']:g} crop {record['crop']} S={record['train_scale']} "
-         f"on {record['dataset']}: val top-1 {final['top1_err']:.2f}% top-5 {final['top5_err']:.2f}% after "
-         f"{len(record['epochs_log'])} epochs, {record['wall_time_s']:.0f} s, {record['images_per_s']:.0f} img/s, "
-         f"data {100 * record['data_time_fraction']:.0f}% of train time; "
-         f"{Path(results_dir) / training.RUNS / (record['id'] + '.json')}")
+    echo(
+        f"run {record['id']}{' (stored; --force retrains)' if stored == 'complete' else ''}: "
+        f"{record['model']['config']} width {record['width']:g} crop {record['crop']} S={record['train_scale']} "
+        f"on {record['dataset']}: val top-1 {final['top1_err']:.2f}% top-5 {final['top5_err']:.2f}% after "
+        f"{len(record['epochs_log'])} epochs, {record['wall_time_s']:.0f} s, {record['images_per_s']:.0f} img/s, "
+        f"data {100 * record['data_time_fraction']:.0f}% of train time; "
+        f"{Path(results_dir) / training.RUNS / (record['id'] + '.json')}"
+    )
 
 
 class _train_progress:
@@ -150,8 +224,14 @@ class _train_progress:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
             self.task = None
 
     def __enter__(self):
@@ -179,11 +259,17 @@ class _train_progress:
 
 @app.command()
 def ablate(
-    name: str = typer.Argument(..., help="lrn, conv1x1, conv5x5, jitter, depth, init, or a spec file (.toml)"),
+    name: str = typer.Argument(
+        ..., help="lrn, conv1x1, conv5x5, jitter, depth, init, or a spec file (.toml)"
+    ),
     config: str = typer.Option(None, "--config", help="the net, where the ablation allows a choice"),
-    preset: str = typer.Option("quick", help="smoke (seconds), quick (CPU minutes), paper (GPUs, full recipe)"),
+    preset: str = typer.Option(
+        "quick", help="smoke (seconds), quick (CPU minutes), paper (GPUs, full recipe)"
+    ),
     seeds: int = typer.Option(3, help="seeds per arm; 3 or more for a confidence interval"),
-    shard: str = typer.Option(None, help="run part i of n of the arms x seeds, e.g. 1/4; records merge in the store"),
+    shard: str = typer.Option(
+        None, help="run part i of n of the arms x seeds, e.g. 1/4; records merge in the store"
+    ),
     data: str = typer.Option(None, help="override the preset's dataset"),
     width: float = typer.Option(None, help="override the preset's width multiplier"),
     crop: int = typer.Option(None, help="override the preset's crop"),
@@ -207,32 +293,60 @@ def ablate(
     spec = ablations.load_spec(name, config)
     shard_range = ablations.parse_shard(shard)
     ablations.sweep(spec, seeds, shard_range)  # validates --seeds before any work
-    overrides = {"data": data, "width": width, "crop": crop, "epochs": epochs, "batch": batch, "lr": lr,
-                 "limit_train": limit_train, "limit_val": limit_val, "init": init}
+    overrides = {
+        "data": data,
+        "width": width,
+        "crop": crop,
+        "epochs": epochs,
+        "batch": batch,
+        "lr": lr,
+        "limit_train": limit_train,
+        "limit_val": limit_val,
+        "init": init,
+    }
     ablations.preset_budget(spec, preset, overrides)  # validates --preset before any work
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
-    result = ablations.run_ablation(spec, seeds=seeds, preset=preset, overrides=overrides, results_dir=results_dir,
-                                    shard=shard_range, device=device, quiet=quiet, say=say)
+    result = ablations.run_ablation(
+        spec,
+        seeds=seeds,
+        preset=preset,
+        overrides=overrides,
+        results_dir=results_dir,
+        shard=shard_range,
+        device=device,
+        quiet=quiet,
+        say=say,
+    )
     if fmt == "json":
         echo(json.dumps(result, indent=2, default=str))
         return
-    echo(f"{result['title']} ({result['section']})\npaper: {result['claim']}\n{report.ablation_budget_line(result)}")
+    echo(
+        f"{result['title']} ({result['section']})\npaper: {result['claim']}\n{report.ablation_budget_line(result)}"
+    )
     echo(render(report.ablation_arms_frame(result), fmt, "arms"))
-    echo(render(report.ablation_comparisons_frame(result), fmt, "comparisons (treatment - baseline top-1 error)"))
+    echo(
+        render(
+            report.ablation_comparisons_frame(result), fmt, "comparisons (treatment - baseline top-1 error)"
+        )
+    )
     for comparison in result["comparisons"]:
         if "note" in comparison:
             echo(f"note: {comparison['note']}")
     for note in report.ablation_notes(result):
         echo(f"note: {note}")
     if result["runs_found"] < result["runs_expected"]:
-        echo(f"note: {result['runs_found']} of {result['runs_expected']} runs are in the store; "
-             "run the other shards to complete the sweep")
+        echo(
+            f"note: {result['runs_found']} of {result['runs_expected']} runs are in the store; "
+            "run the other shards to complete the sweep"
+        )
 
 
 @app.command("report")
 def report_command(
     results_dir: Path = typer.Option(Path("results"), help="the results store to read"),
-    out: Path = typer.Option(None, help="where to write REPORT.md, tables/ and plots/ (default: the results store)"),
+    out: Path = typer.Option(
+        None, help="where to write REPORT.md, tables/ and plots/ (default: the results store)"
+    ),
     plots: bool = typer.Option(True, help="also draw PNG plots with matplotlib"),
 ) -> None:
     """Render every table the store can fill, beside the paper's numbers: Markdown, LaTeX, plots."""
@@ -244,31 +358,64 @@ def report_command(
 
 @app.command("eval")
 def eval_command(
-    runs: list[str] = typer.Argument(None, help="stored run ids (unique prefixes are enough); with --fuse, fused"),
-    run_option: list[str] = typer.Option(None, "--run", help="a stored run id (repeatable); same as the arguments"),
-    fuse: bool = typer.Option(False, "--fuse", help="fuse the named runs: average their softmax posteriors (Table 6)"),
-    method: list[str] = typer.Option(None, "--method",
-                                     help="center, dense, multi-crop or multi-crop+dense; repeatable or a comma list"),
+    runs: list[str] = typer.Argument(
+        None, help="stored run ids (unique prefixes are enough); with --fuse, fused"
+    ),
+    run_option: list[str] = typer.Option(
+        None, "--run", help="a stored run id (repeatable); same as the arguments"
+    ),
+    fuse: bool = typer.Option(
+        False, "--fuse", help="fuse the named runs: average their softmax posteriors (Table 6)"
+    ),
+    method: list[str] = typer.Option(
+        None, "--method", help="center, dense, multi-crop or multi-crop+dense; repeatable or a comma list"
+    ),
     dense: bool = typer.Option(False, "--dense", help="same as --method dense"),
-    multi_crop: bool = typer.Option(False, "--multi-crop", help="same as --method multi-crop (with --dense: also both)"),
+    multi_crop: bool = typer.Option(
+        False, "--multi-crop", help="same as --method multi-crop (with --dense: also both)"
+    ),
     center: bool = typer.Option(False, "--center", help="same as --method center"),
-    scales: str = typer.Option("single", "--scales", help="single, multi, jitter, or paper-unit scales such as 224,256,288"),
-    config: str = typer.Option(None, "--config", help="select stored runs of this net; or the net of --checkpoint"),
-    scale: str = typer.Option(None, "--scale", help="select stored runs of this train scale (256, 384, 256:512); "
-                                                    "or the train scale of --checkpoint/--weights (default 256)"),
-    checkpoint: str = typer.Option(None, "--checkpoint", help="a weights file: a state dict or a training checkpoint"),
-    weights: str = typer.Option(None, "--weights", help="torchvision:vgg11, vgg13, vgg16 or vgg19 (public ImageNet "
-                                                        "weights, downloaded on first use; ImageNet mean/std)"),
+    scales: str = typer.Option(
+        "single", "--scales", help="single, multi, jitter, or paper-unit scales such as 224,256,288"
+    ),
+    config: str = typer.Option(
+        None, "--config", help="select stored runs of this net; or the net of --checkpoint"
+    ),
+    scale: str = typer.Option(
+        None,
+        "--scale",
+        help="select stored runs of this train scale (256, 384, 256:512); "
+        "or the train scale of --checkpoint/--weights (default 256)",
+    ),
+    checkpoint: str = typer.Option(
+        None, "--checkpoint", help="a weights file: a state dict or a training checkpoint"
+    ),
+    weights: str = typer.Option(
+        None,
+        "--weights",
+        help="torchvision:vgg11, vgg13, vgg16 or vgg19 (public ImageNet "
+        "weights, downloaded on first use; ImageNet mean/std)",
+    ),
     classes: int = typer.Option(None, "--classes", help="classes of --checkpoint (default: from its FC8)"),
     width: float = typer.Option(None, "--width", help="width multiplier of --checkpoint (default 1)"),
     crop: int = typer.Option(None, "--crop", help="crop of --checkpoint (default 224)"),
-    norm: str = typer.Option(None, "--norm", help="train (the paper: subtract the training mean RGB) or imagenet "
-                                                  "(torchvision's mean/std); default imagenet for --weights, else train"),
-    data: str = typer.Option(None, "--data", help="evaluate on this dataset's validation split (default: the run's)"),
+    norm: str = typer.Option(
+        None,
+        "--norm",
+        help="train (the paper: subtract the training mean RGB) or imagenet "
+        "(torchvision's mean/std); default imagenet for --weights, else train",
+    ),
+    data: str = typer.Option(
+        None, "--data", help="evaluate on this dataset's validation split (default: the run's)"
+    ),
     data_root: str = typer.Option(None, "--data-root", help="where datasets live"),
-    limit_val: int = typer.Option(None, "--limit-val", help="a stratified subset of this many validation images"),
+    limit_val: int = typer.Option(
+        None, "--limit-val", help="a stratified subset of this many validation images"
+    ),
     max_images: int = typer.Option(None, "--max-images", help="stop after this many images (a quick look)"),
-    batch: int = typer.Option(64, "--batch", help="net inputs per forward pass (an image's 50 crops stay together)"),
+    batch: int = typer.Option(
+        64, "--batch", help="net inputs per forward pass (an image's 50 crops stay together)"
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N"),
     results_dir: Path = typer.Option(Path("results"), "--results-dir", help="the results store"),
     fmt: str = typer.Option("table", "--format", help="table, markdown, latex or json"),
@@ -281,14 +428,31 @@ def eval_command(
 
     check_format(fmt, ("table", "markdown", "latex", "json"))
     chosen = list(method or [])
-    chosen += [name for flag, name in ((dense, "dense"), (multi_crop, "multi-crop"), (center, "center")) if flag]
+    chosen += [
+        name for flag, name in ((dense, "dense"), (multi_crop, "multi-crop"), (center, "center")) if flag
+    ]
     if dense and multi_crop:
         chosen.append("multi-crop+dense")
     request = evaluation.EvalRequest(
-        runs=list(runs or []) + list(run_option or []), fuse=fuse, methods=chosen or ["dense"], scales=scales,
-        config=config, scale=scale, checkpoint=checkpoint, weights=weights, classes=classes, width=width, crop=crop,
-        norm=norm, data=data, data_root=data_root, limit_val=limit_val, max_images=max_images, batch=batch,
-        device=device, results_dir=str(results_dir),
+        runs=list(runs or []) + list(run_option or []),
+        fuse=fuse,
+        methods=chosen or ["dense"],
+        scales=scales,
+        config=config,
+        scale=scale,
+        checkpoint=checkpoint,
+        weights=weights,
+        classes=classes,
+        width=width,
+        crop=crop,
+        norm=norm,
+        data=data,
+        data_root=data_root,
+        limit_val=limit_val,
+        max_images=max_images,
+        batch=batch,
+        device=device,
+        results_dir=str(results_dir),
     )
     with evaluation.progress_bars(quiet) as factory:
         records = evaluation.run_eval(request, factory)
@@ -296,29 +460,48 @@ def eval_command(
         echo(json.dumps(records, indent=2, default=str))
         return
     frame = evaluation.results_frame(records)
-    echo(render(frame.rename(columns=evaluation.RESULT_HEADERS), fmt,
-                "Evaluation (errors in percent, MACs = multiply-accumulates per image)"))
+    echo(
+        render(
+            frame.rename(columns=evaluation.RESULT_HEADERS),
+            fmt,
+            "Evaluation (errors in percent, MACs = multiply-accumulates per image)",
+        )
+    )
 
 
 @app.command()
 def bench(
-    config: list[str] = typer.Option(["A"], "--config", help="nets to measure (repeat or comma list), e.g. A,D"),
+    config: list[str] = typer.Option(
+        ["A"], "--config", help="nets to measure (repeat or comma list), e.g. A,D"
+    ),
     width: list[str] = typer.Option(["0.125"], "--width", help="width multipliers (repeat or comma list)"),
-    crop: list[str] = typer.Option(["32"], "--crop", help="crops in pixels, multiples of 32 (repeat or comma list)"),
-    batch: list[str] = typer.Option(["64"], "--batch", help="batch sizes (repeat or comma list); halved on out-of-memory"),
+    crop: list[str] = typer.Option(
+        ["32"], "--crop", help="crops in pixels, multiples of 32 (repeat or comma list)"
+    ),
+    batch: list[str] = typer.Option(
+        ["64"], "--batch", help="batch sizes (repeat or comma list); halved on out-of-memory"
+    ),
     steps: int = typer.Option(10, help="timed steps per measurement"),
     warmup: int = typer.Option(3, help="untimed warm-up steps before timing"),
-    repeats: int = typer.Option(3, help="overhead: steps x repeats interleaved step pairs; evaluation: timed passes (median)"),
-    parts: list[str] = typer.Option(None, "--parts", help="train, infer, overhead, data, eval (default: all)"),
+    repeats: int = typer.Option(
+        3, help="overhead: steps x repeats interleaved step pairs; evaluation: timed passes (median)"
+    ),
+    parts: list[str] = typer.Option(
+        None, "--parts", help="train, infer, overhead, data, eval (default: all)"
+    ),
     classes: int = typer.Option(10, help="number of classes of the measured nets"),
     eval_images: int = typer.Option(8, help="images per evaluation-cost measurement"),
     device: str = typer.Option("auto", help="auto (cuda if available), cpu or cuda"),
-    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format (model and input)"),
+    channels_last: bool = typer.Option(
+        False, "--channels-last", help="channels_last memory format (model and input)"
+    ),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast"),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model"),
     threads: int = typer.Option(None, help="torch CPU threads (default: torch's)"),
     fmt: str = typer.Option("table", "--format", help="table, json or markdown"),
-    results_dir: Path = typer.Option(Path("results"), help="the results store (the record goes to <dir>/bench/)"),
+    results_dir: Path = typer.Option(
+        Path("results"), help="the results store (the record goes to <dir>/bench/)"
+    ),
     save: bool = typer.Option(True, "--save/--no-save", help="store the record under <results-dir>/bench/"),
 ) -> None:
     """Throughput, our loop's overhead, data and evaluation cost, MFU on GPUs (see `vggbench.bench`)."""
@@ -326,11 +509,27 @@ def bench(
 
     check_format(fmt, bench_lib.BENCH_FORMATS)
     options = bench_lib.BenchOptions(
-        device=device, channels_last=channels_last, bf16=bf16, compile=compile_, threads=threads, steps=steps,
-        warmup=warmup, repeats=repeats, classes=classes, eval_images=eval_images).check()
-    points = bench_lib.cases(bench_lib.parse_list(config, str, "config"), bench_lib.parse_list(width, float, "width"),
-                             bench_lib.parse_list(crop, int, "crop"), bench_lib.parse_list(batch, int, "batch"), classes)
-    record = bench_lib.run_bench(points, options, parts, progress=lambda line: sys.stderr.write(f"bench: {line}\n"))
+        device=device,
+        channels_last=channels_last,
+        bf16=bf16,
+        compile=compile_,
+        threads=threads,
+        steps=steps,
+        warmup=warmup,
+        repeats=repeats,
+        classes=classes,
+        eval_images=eval_images,
+    ).check()
+    points = bench_lib.cases(
+        bench_lib.parse_list(config, str, "config"),
+        bench_lib.parse_list(width, float, "width"),
+        bench_lib.parse_list(crop, int, "crop"),
+        bench_lib.parse_list(batch, int, "batch"),
+        classes,
+    )
+    record = bench_lib.run_bench(
+        points, options, parts, progress=lambda line: sys.stderr.write(f"bench: {line}\n")
+    )
     echo(bench_lib.render_bench(record, fmt))
     if save:
         sys.stderr.write(f"wrote {bench_lib.save_bench(record, results_dir)}\n")

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
-
-import warnings
 
 import torch
 from torch import nn
@@ -119,7 +118,10 @@ def receptive_fields(model: VGG) -> dict[str, tuple[int, int]]:
     fields, rf, jump = {}, 1, 1
     for index, module in enumerate(model.features):
         if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
-            kernel, stride = nn.modules.utils._pair(module.kernel_size)[0], nn.modules.utils._pair(module.stride)[0]
+            kernel, stride = (
+                nn.modules.utils._pair(module.kernel_size)[0],
+                nn.modules.utils._pair(module.stride)[0],
+            )
             rf, jump = rf + (kernel - 1) * jump, jump * stride
         fields[f"features.{index}"] = (rf, jump)
     return fields
@@ -142,15 +144,23 @@ def layer_breakdown(spec: ModelSpec, size: int | None = None) -> list[LayerRow]:
     shapes: dict[str, tuple[int, ...]] = {}
     named = [(f"features.{i}", m) for i, m in enumerate(model.features)]
     named += [(f"classifier.{i}", m) for i, m in enumerate(model.classifier)]
-    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
-             for n, m in named]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
+        for n, m in named
+    ]
     with torch.no_grad():
         model(torch.zeros(1, 3, size, size))
     for hook in hooks:
         hook.remove()
     return [
-        LayerRow(name, _describe(module), shapes[name], count_parameters(module), by_module.get(name, 0),
-                 *fields.get(name, (None, None)))
+        LayerRow(
+            name,
+            _describe(module),
+            shapes[name],
+            count_parameters(module),
+            by_module.get(name, 0),
+            *fields.get(name, (None, None)),
+        )
         for name, module in named
         if not isinstance(module, (nn.ReLU, nn.Dropout))
     ]
@@ -179,8 +189,18 @@ def summarize(spec: ModelSpec) -> NetSummary:
     paper_value = paper.TABLE2_PARAMS_MILLIONS.get(spec.config)
     comparable = spec.num_classes == paper.NUM_CLASSES and spec.crop == paper.PAPER_CROP and spec.width == 1
     agrees = paper_millions(params) == paper_value if paper_value is not None and comparable else None
-    return NetSummary(spec.config, spec.architecture.weight_layers, params, paper_millions(params),
-                      paper_value, agrees, conv_macs, macs, 2 * macs, receptive_field(spec))
+    return NetSummary(
+        spec.config,
+        spec.architecture.weight_layers,
+        params,
+        paper_millions(params),
+        paper_value,
+        agrees,
+        conv_macs,
+        macs,
+        2 * macs,
+        receptive_field(spec),
+    )
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ from torch import nn
 from vggbench import paper
 from vggbench.errors import VggbenchError
 from vggbench.machine import machine_info, machine_name, synchronize
-from vggbench.options import parse_choices
 from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional, uninitialised_model
+from vggbench.options import parse_choices
 
 CENTER, DENSE, MULTI_CROP, BOTH = "center", "dense", "multi-crop", "multi-crop+dense"
 METHODS = (CENTER, DENSE, MULTI_CROP, BOTH)
@@ -56,9 +56,15 @@ Prepare = Callable[[torch.Tensor, int], torch.Tensor]
 
 def parse_methods(specs: Iterable[str]) -> list[str]:
     """'dense', 'multi-crop,dense', ... -> canonical method names in METHODS order, no repeats."""
-    return parse_choices(specs, METHODS, what="method", none_given="no evaluation method given",
-                         choices_help=METHOD_HELP, aliases=_METHOD_ALIASES,
-                         normalize=lambda s: s.strip().lower().replace("_", "-").replace(" ", ""))
+    return parse_choices(
+        specs,
+        METHODS,
+        what="method",
+        none_given="no evaluation method given",
+        choices_help=METHOD_HELP,
+        aliases=_METHOD_ALIASES,
+        normalize=lambda s: s.strip().lower().replace("_", "-").replace(" ", ""),
+    )
 
 
 def base_methods(methods: Iterable[str]) -> list[str]:
@@ -129,15 +135,21 @@ def center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
     if min(h, w) < crop:
         raise VggbenchError(f"an image of {h}x{w} px is smaller than the crop ({crop} px)")
     top, left = (h - crop) // 2, (w - crop) // 2
-    return x[..., top:top + crop, left:left + crop]
+    return x[..., top : top + crop, left : left + crop]
 
 
 def center_probabilities(fc_model: VGG, x: torch.Tensor, crop: int) -> torch.Tensor:
     return scores_to_probabilities(fc_model(center_crop(x, crop)))
 
 
-def multi_crop_probabilities(fc_model: VGG, x: torch.Tensor, crop: int, max_batch: int = 250,
-                             grid: int = paper.CROP_GRID, flips: bool = True) -> torch.Tensor:
+def multi_crop_probabilities(
+    fc_model: VGG,
+    x: torch.Tensor,
+    crop: int,
+    max_batch: int = 250,
+    grid: int = paper.CROP_GRID,
+    flips: bool = True,
+) -> torch.Tensor:
     """Multi-crop evaluation of a batch of equal-size images: (N, K), the mean softmax over crops.
 
     All crops of an image go through the net in the same forward pass; a pass holds as many whole
@@ -147,7 +159,7 @@ def multi_crop_probabilities(fc_model: VGG, x: torch.Tensor, crop: int, max_batc
     step = max(1, max_batch // per_image)
     out = []
     for start in range(0, n, step):
-        chunk = crops[start:start + step]
+        chunk = crops[start : start + step]
         probs = scores_to_probabilities(fc_model(chunk.reshape(-1, *chunk.shape[2:])))
         out.append(probs.view(chunk.shape[0], per_image, -1).mean(dim=1))
     return torch.cat(out)
@@ -159,19 +171,24 @@ def fuse(posteriors: Sequence[torch.Tensor]) -> torch.Tensor:
         raise VggbenchError("nothing to fuse")
     shapes = {tuple(p.shape) for p in posteriors}
     if len(shapes) > 1:
-        raise VggbenchError(f"cannot fuse posteriors of different shapes {sorted(shapes)}: the models' class sets differ")
+        raise VggbenchError(
+            f"cannot fuse posteriors of different shapes {sorted(shapes)}: the models' class sets differ"
+        )
     return torch.stack(list(posteriors)).mean(dim=0)
 
 
 def check_same_classes(class_sets: Sequence[Sequence[str] | int], names: Sequence[str] | None = None) -> None:
     """Fusion needs one class set: the same class names in the same order (or the same count)."""
+
     def key(classes: Sequence[str] | int) -> object:
         return classes if isinstance(classes, int) else list(classes)
 
     for index, other in enumerate(class_sets[1:], start=1):
         if key(other) != key(class_sets[0]):
             who = f"{names[0]} and {names[index]}" if names else f"model 1 and model {index + 1}"
-            raise VggbenchError(f"cannot fuse {who}: their class sets differ; fuse only models trained on one dataset")
+            raise VggbenchError(
+                f"cannot fuse {who}: their class sets differ; fuse only models trained on one dataset"
+            )
 
 
 # --- Errors ------------------------------------------------------------------------------------
@@ -182,15 +199,19 @@ def effective_k(k: int, num_classes: int) -> int:
     return min(k, num_classes)
 
 
-def topk_correct(probabilities: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, int]:
+def topk_correct(
+    probabilities: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)
+) -> dict[int, int]:
     """How many labels are among the top-min(k, K) classes, for each k."""
     labels = labels.to(probabilities.device).long()
     top = probabilities.topk(effective_k(max(ks), probabilities.shape[1]), dim=1).indices
     hits = top == labels[:, None]
-    return {k: int(hits[:, :effective_k(k, probabilities.shape[1])].any(dim=1).sum()) for k in ks}
+    return {k: int(hits[:, : effective_k(k, probabilities.shape[1])].any(dim=1).sum()) for k in ks}
 
 
-def topk_errors(probabilities: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+def topk_errors(
+    probabilities: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)
+) -> dict[str, float]:
     """{'top1_err': %, 'top5_err': %}: the percentage of images whose label is not among the
     k highest-scoring classes; with K < k classes, top-k means top-K (error 0 by definition)."""
     n = len(labels)
@@ -227,8 +248,11 @@ def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width
         elif isinstance(module, nn.LocalResponseNorm):
             total += output.numel() * module.size
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear, nn.LocalResponseNorm))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.LocalResponseNorm))
+    ]
     try:
         with torch.no_grad():
             model(torch.empty(1, 3, height, width, device="meta"))
@@ -279,10 +303,14 @@ def _nets(models: Sequence[VGG], device: torch.device | str) -> list[_Net]:
         nets.append(_Net(fc.to(device).eval(), conv.to(device).eval(), model.spec))
     classes = [n.spec.num_classes for n in nets]
     if len(set(classes)) > 1:
-        raise VggbenchError(f"cannot fuse models with different numbers of classes {classes}; fuse models of one dataset")
+        raise VggbenchError(
+            f"cannot fuse models with different numbers of classes {classes}; fuse models of one dataset"
+        )
     crops = {n.spec.crop for n in nets}
     if len(crops) > 1:
-        raise VggbenchError(f"cannot fuse models trained at different crops {sorted(crops)}; fuse models of one crop size")
+        raise VggbenchError(
+            f"cannot fuse models trained at different crops {sorted(crops)}; fuse models of one crop size"
+        )
     return nets
 
 
@@ -296,13 +324,16 @@ def same_size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
     return [(idx, torch.stack([images[i] for i in idx])) for idx in by_shape.values()]
 
 
-def _per_model_scales(scales_px: Sequence[int] | Sequence[Sequence[int]], n_models: int,
-                      crop: int) -> list[tuple[int, ...]]:
+def _per_model_scales(
+    scales_px: Sequence[int] | Sequence[Sequence[int]], n_models: int, crop: int
+) -> list[tuple[int, ...]]:
     """One scale set shared by every model, or one per model (Table 6's submission fuses nets each
     at its own multi-scale set)."""
     if scales_px and all(isinstance(s, (list, tuple)) for s in scales_px):
         if len(scales_px) != n_models:
-            raise VggbenchError(f"{len(scales_px)} scale sets for {n_models} models; give one set or one per model")
+            raise VggbenchError(
+                f"{len(scales_px)} scale sets for {n_models} models; give one set or one per model"
+            )
         return [check_scales(s, crop) for s in scales_px]
     return [check_scales(scales_px, crop)] * n_models
 
@@ -340,7 +371,9 @@ def evaluate_batches(
     per_model = _per_model_scales(scales_px, len(nets), crop)
     prepares = list(prepare) if isinstance(prepare, (list, tuple)) else [prepare] * len(nets)
     if len(prepares) != len(nets):
-        raise VggbenchError(f"{len(prepares)} preprocessings for {len(nets)} models; give one or one per model")
+        raise VggbenchError(
+            f"{len(prepares)} preprocessings for {len(nets)} models; give one or one per model"
+        )
     distinct = list(dict.fromkeys(prepares))  # models sharing a preprocessing share its rescaled images
     scales = tuple(sorted(set().union(*per_model)))
     ks = (1, 5)
@@ -368,7 +401,9 @@ def evaluate_batches(
                     f"a label ({int(labels.max())}) is outside the model's {num_classes} classes; "
                     "evaluate on the dataset the model was trained on"
                 )
-            posterior = {(i, m): torch.zeros(b, num_classes, device=device) for i in range(n_models) for m in bases}
+            posterior = {
+                (i, m): torch.zeros(b, num_classes, device=device) for i in range(n_models) for m in bases
+            }
             groups = same_size_groups(images)
             for q in scales:
                 for prep in distinct:
@@ -387,7 +422,9 @@ def evaluate_batches(
                     for (h, w), parts in merged.items():
                         x = torch.cat([p for _, p in parts]) if len(parts) > 1 else parts[0][1]
                         if min(h, w) < crop:
-                            raise VggbenchError(f"an image rescaled to {h}x{w} px is smaller than the crop ({crop} px)")
+                            raise VggbenchError(
+                                f"an image rescaled to {h}x{w} px is smaller than the crop ({crop} px)"
+                            )
                         where = torch.tensor([i for idx, _ in parts for i in idx], device=device)
                         g = len(where)
                         for i in users:
@@ -396,23 +433,40 @@ def evaluate_batches(
                                 start = time.perf_counter()
                                 if method == DENSE:
                                     step = max(1, batch_size // per_view[DENSE])
-                                    p = torch.cat([dense_probabilities(net.conv, x[s:s + step], flip)
-                                                   for s in range(0, g, step)])
+                                    p = torch.cat(
+                                        [
+                                            dense_probabilities(net.conv, x[s : s + step], flip)
+                                            for s in range(0, g, step)
+                                        ]
+                                    )
                                 elif method == MULTI_CROP:
-                                    p = multi_crop_probabilities(net.fc, x, crop, max(batch_size, views), flips=flip)
+                                    p = multi_crop_probabilities(
+                                        net.fc, x, crop, max(batch_size, views), flips=flip
+                                    )
                                 else:
-                                    p = torch.cat([center_probabilities(net.fc, x[s:s + batch_size], crop)
-                                                   for s in range(0, g, batch_size)])
+                                    p = torch.cat(
+                                        [
+                                            center_probabilities(net.fc, x[s : s + batch_size], crop)
+                                            for s in range(0, g, batch_size)
+                                        ]
+                                    )
                                 posterior[i, method].index_add_(0, where, p, alpha=1.0 / len(per_model[i]))
                                 synchronize(device)
                                 seconds[method] += time.perf_counter() - start
                                 runs = g * per_view[method]
                                 passes[method] += runs
-                                macs[method] += runs * (macs_per_pass(net.spec, True, h, w) if method == DENSE
-                                                        else macs_per_pass(net.spec, False, crop, crop))
+                                macs[method] += runs * (
+                                    macs_per_pass(net.spec, True, h, w)
+                                    if method == DENSE
+                                    else macs_per_pass(net.spec, False, crop, crop)
+                                )
             for method in methods:
-                members = [0.5 * (posterior[i, DENSE] + posterior[i, MULTI_CROP]) if method == BOTH
-                           else posterior[i, method] for i in range(n_models)]
+                members = [
+                    0.5 * (posterior[i, DENSE] + posterior[i, MULTI_CROP])
+                    if method == BOTH
+                    else posterior[i, method]
+                    for i in range(n_models)
+                ]
                 for key, value in topk_correct(fuse(members), labels, ks).items():
                     correct[method][key] += value
                 if n_models > 1:
@@ -425,7 +479,9 @@ def evaluate_batches(
             if max_images is not None and seen >= max_images:
                 break
     if seen == 0:
-        raise VggbenchError("no images to evaluate: the validation set is empty; check --data and --limit-val")
+        raise VggbenchError(
+            "no images to evaluate: the validation set is empty; check --data and --limit-val"
+        )
     results = {}
     for method in methods:
         parts = (DENSE, MULTI_CROP) if method == BOTH else (method,)
@@ -442,8 +498,12 @@ def evaluate_batches(
             scales_px=per_model[0] if len(set(per_model)) == 1 else tuple(per_model),
             crop=crop,
             top5_k=effective_k(5, num_classes),
-            members=[{"top1_err": 100.0 * (seen - c[1]) / seen, "top5_err": 100.0 * (seen - c[5]) / seen}
-                     for c in member_correct[method]] if n_models > 1 else [],
+            members=[
+                {"top1_err": 100.0 * (seen - c[1]) / seen, "top5_err": 100.0 * (seen - c[5]) / seen}
+                for c in member_correct[method]
+            ]
+            if n_models > 1
+            else [],
         )
     return results
 
@@ -470,22 +530,35 @@ def make_prepare(stats) -> Prepare:
     from vggbench.data import eval_preprocess, rescale_shorter_side
 
     if isinstance(stats, Normalization):
+
         def prepare(images: torch.Tensor, q: int) -> torch.Tensor:
             x = rescale_shorter_side(images, q)
             mean = torch.tensor(stats.mean, device=x.device).view(1, 3, 1, 1)
             std = torch.tensor(stats.std, device=x.device).view(1, 3, 1, 1)
             return (x - mean) / std
+
         return prepare
 
     def prepare_stats(images: torch.Tensor, q: int) -> torch.Tensor:
         return eval_preprocess(images, q, stats)
+
     return prepare_stats
 
 
-def evaluate(models: Sequence[VGG], imageset, stats, *, methods: Sequence[str],
-             scales_px: Sequence[int] | Sequence[Sequence[int]], crop: int | None = None, batch_size: int = 64,
-             device: torch.device | str = "cpu", max_images: int | None = None, flip: bool = True,
-             progress: Callable[[int], None] | None = None) -> dict[str, EvalResult]:
+def evaluate(
+    models: Sequence[VGG],
+    imageset,
+    stats,
+    *,
+    methods: Sequence[str],
+    scales_px: Sequence[int] | Sequence[Sequence[int]],
+    crop: int | None = None,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    max_images: int | None = None,
+    flip: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, EvalResult]:
     """Evaluate `models` (one, or several fused) on a `data.ImageSet` with each method.
 
     `stats`: the training set's `RGBStats` or a `Normalization`, one for all models or one per
@@ -493,27 +566,50 @@ def evaluate(models: Sequence[VGG], imageset, stats, *, methods: Sequence[str],
     from vggbench.data import EvalLoader
 
     if crop is not None and any(m.spec.crop != crop for m in models):
-        raise VggbenchError(f"crop {crop} differs from the models' crop {models[0].spec.crop}; "
-                            "a model's crop is fixed by its FC6 layer")
+        raise VggbenchError(
+            f"crop {crop} differs from the models' crop {models[0].spec.crop}; "
+            "a model's crop is fixed by its FC6 layer"
+        )
     if len(imageset) == 0:
-        raise VggbenchError("no images to evaluate: the validation set is empty; check --data and --limit-val")
+        raise VggbenchError(
+            "no images to evaluate: the validation set is empty; check --data and --limit-val"
+        )
     if isinstance(stats, (list, tuple)):
         cache: dict[int, Prepare] = {}
         prepare: Prepare | list[Prepare] = [cache.setdefault(id(s), make_prepare(s)) for s in stats]
     else:
         prepare = make_prepare(stats)
     loader = EvalLoader(imageset, batch_size, device)
-    return evaluate_batches(models, loader, prepare, methods=methods, scales_px=scales_px, batch_size=batch_size,
-                            device=device, max_images=max_images, flip=flip, progress=progress)
+    return evaluate_batches(
+        models,
+        loader,
+        prepare,
+        methods=methods,
+        scales_px=scales_px,
+        batch_size=batch_size,
+        device=device,
+        max_images=max_images,
+        flip=flip,
+        progress=progress,
+    )
 
 
 # --- Records and the paper's table shapes ------------------------------------------------------
 
 #: Columns of an eval record that the result tables show, with their display headers.
 RESULT_HEADERS = {
-    "runs": "runs", "configs": "net", "train_scales": "train S", "method": "method", "test_scales": "test Q",
-    "test_scales_px": "Q (px)", "dataset": "dataset", "images": "images", "top1_err": "top-1 err (%)",
-    "top5_err": "top-5 err (%)", "forward_passes_per_image": "passes/image", "macs_per_image": "MACs/image",
+    "runs": "runs",
+    "configs": "net",
+    "train_scales": "train S",
+    "method": "method",
+    "test_scales": "test Q",
+    "test_scales_px": "Q (px)",
+    "dataset": "dataset",
+    "images": "images",
+    "top1_err": "top-1 err (%)",
+    "top5_err": "top-5 err (%)",
+    "forward_passes_per_image": "passes/image",
+    "macs_per_image": "MACs/image",
     "images_per_s": "images/s",
 }
 
@@ -527,17 +623,41 @@ class Evaluated:
     train_scale: str  # paper units: "256" or "256:512"
 
 
-def eval_record_id(run_ids: Sequence[str], method: str, test_scales: object, dataset: str,
-                   limits: dict, extra: dict | None = None) -> str:
+def eval_record_id(
+    run_ids: Sequence[str],
+    method: str,
+    test_scales: object,
+    dataset: str,
+    limits: dict,
+    extra: dict | None = None,
+) -> str:
     from vggbench.results import record_id
 
-    return record_id({"runs": list(run_ids), "method": method, "test_scales": test_scales, "dataset": dataset,
-                      "limits": limits, **(extra or {})})
+    return record_id(
+        {
+            "runs": list(run_ids),
+            "method": method,
+            "test_scales": test_scales,
+            "dataset": dataset,
+            "limits": limits,
+            **(extra or {}),
+        }
+    )
 
 
-def eval_record(result: EvalResult, evaluated: Sequence[Evaluated], *, test_scales: Sequence, test_scales_px: Sequence,
-                dataset: str, limits: dict, device: str, machine: str, extra: dict | None = None,
-                details: dict | None = None) -> dict:
+def eval_record(
+    result: EvalResult,
+    evaluated: Sequence[Evaluated],
+    *,
+    test_scales: Sequence,
+    test_scales_px: Sequence,
+    dataset: str,
+    limits: dict,
+    device: str,
+    machine: str,
+    extra: dict | None = None,
+    details: dict | None = None,
+) -> dict:
     """The stored record of one evaluation (one method, one model or fusion, one scale set).
 
     `extra` fields define the evaluation (they enter the id, as the runs, method, test scales,
@@ -553,9 +673,11 @@ def eval_record(result: EvalResult, evaluated: Sequence[Evaluated], *, test_scal
         "train_scales": [e.train_scale for e in evaluated],
         "fused": len(ids) > 1,
         "method": result.method,
-        "test_scales": [list(s) for s in test_scales] if test_scales and isinstance(test_scales[0], (list, tuple))
+        "test_scales": [list(s) for s in test_scales]
+        if test_scales and isinstance(test_scales[0], (list, tuple))
         else list(test_scales),
-        "test_scales_px": [list(s) for s in test_scales_px] if test_scales_px and isinstance(test_scales_px[0], (list, tuple))
+        "test_scales_px": [list(s) for s in test_scales_px]
+        if test_scales_px and isinstance(test_scales_px[0], (list, tuple))
         else list(test_scales_px),
         "crop": result.crop,
         "dataset": dataset,
@@ -591,21 +713,25 @@ def results_frame(records: Sequence[dict]):
 
     rows = []
     for r in records:
-        rows.append({
-            "runs": "+".join(r["runs"]),
-            "configs": "+".join(r["configs"]),
-            "train_scales": "+".join(r["train_scales"]) if len(set(r["train_scales"])) > 1 else r["train_scales"][0],
-            "method": r["method"],
-            "test_scales": _scale_label(r["test_scales"]),
-            "test_scales_px": _scale_label(r["test_scales_px"]),
-            "dataset": r["dataset"],
-            "images": r["images"],
-            "top1_err": r["top1_err"],
-            "top5_err": r["top5_err"],
-            "forward_passes_per_image": r["forward_passes_per_image"],
-            "macs_per_image": int(round(r["macs_per_image"])),
-            "images_per_s": r["images_per_s"],
-        })
+        rows.append(
+            {
+                "runs": "+".join(r["runs"]),
+                "configs": "+".join(r["configs"]),
+                "train_scales": "+".join(r["train_scales"])
+                if len(set(r["train_scales"])) > 1
+                else r["train_scales"][0],
+                "method": r["method"],
+                "test_scales": _scale_label(r["test_scales"]),
+                "test_scales_px": _scale_label(r["test_scales_px"]),
+                "dataset": r["dataset"],
+                "images": r["images"],
+                "top1_err": r["top1_err"],
+                "top5_err": r["top5_err"],
+                "forward_passes_per_image": r["forward_passes_per_image"],
+                "macs_per_image": int(round(r["macs_per_image"])),
+                "images_per_s": r["images_per_s"],
+            }
+        )
     return pd.DataFrame(rows, columns=list(RESULT_HEADERS))
 
 
@@ -620,9 +746,15 @@ def _matches(row: paper.PaperResult, record: dict) -> bool:
     if row.table == 6:
         if row.net == paper.SUBMISSION_7_NETS:  # each net at its own multi-scale Q set
             return _net_key(configs, trains) == sorted(row.net.split("+"))
-        return _net_key(configs, trains) == sorted(row.net.split("+")) and _flat(record["test_scales"]) == list(row.test_scales)
-    return (len(configs) == 1 and configs[0] == row.net and trains[0] == row.train_scale
-            and _flat(record["test_scales"]) == list(row.test_scales))
+        return _net_key(configs, trains) == sorted(row.net.split("+")) and _flat(
+            record["test_scales"]
+        ) == list(row.test_scales)
+    return (
+        len(configs) == 1
+        and configs[0] == row.net
+        and trains[0] == row.train_scale
+        and _flat(record["test_scales"]) == list(row.test_scales)
+    )
 
 
 def _flat(scales: object) -> list:
@@ -651,13 +783,17 @@ def recipe_key(record: dict, runs: dict[str, dict]) -> str:
         if run is None:
             return f"record {record.get('id')}"
         config = {k: v for k, v in run["config"].items() if k not in ("seed", "init_from", "preinit_from")}
-        config.update(init_from=bool(run["config"].get("init_from")), preinit_from=bool(run["config"].get("preinit_from")))
+        config.update(
+            init_from=bool(run["config"].get("init_from")),
+            preinit_from=bool(run["config"].get("preinit_from")),
+        )
         configs.append(config)
     return json.dumps([configs, record.get("dataset"), record.get("limits")], sort_keys=True)
 
 
-def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | None = None,
-                      runs: dict[str, dict] | None = None):
+def paper_table_frame(
+    table: int, eval_records: Sequence[dict], dataset: str | None = None, runs: dict[str, dict] | None = None
+):
     """One of Tables 3-6 with the paper's errors beside ours: one row per paper row, blank where we
     have none. Ours come from the matching eval records (same net(s), train scale(s), test scales in
     paper units and method; restricted to `dataset` when given): the newest one, or, given the run
@@ -667,8 +803,14 @@ def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | N
     import pandas as pd
 
     if table not in PAPER_TABLES:
-        raise VggbenchError(f"no paper table {table} of evaluations; choose one of {', '.join(map(str, PAPER_TABLES))}")
-    records = [r for r in eval_records if r.get("kind") == "eval" and (dataset is None or r.get("dataset") == dataset)]
+        raise VggbenchError(
+            f"no paper table {table} of evaluations; choose one of {', '.join(map(str, PAPER_TABLES))}"
+        )
+    records = [
+        r
+        for r in eval_records
+        if r.get("kind") == "eval" and (dataset is None or r.get("dataset") == dataset)
+    ]
     records = sorted(records, key=lambda r: r.get("created", ""))
     rows = []
     for row in PAPER_TABLES[table]:
@@ -683,21 +825,23 @@ def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | N
                 group = sorted(same.values(), key=lambda r: r.get("created", ""))
         top1 = statistics.fmean(r["top1_err"] for r in group) if group else None
         top5 = statistics.fmean(r["top5_err"] for r in group) if group else None
-        rows.append({
-            "net": row.net,
-            "train scale": row.train_scale,
-            "test scales": ",".join(map(str, row.test_scales)) if row.test_scales else "multi (each net)",
-            "method": row.method,
-            "paper top-1": row.top1,
-            "paper top-5": row.top5,
-            "our top-1": top1,
-            "our top-5": top5,
-            "delta top-1": top1 - row.top1 if group and row.top1 is not None else None,
-            "delta top-5": top5 - row.top5 if group and row.top5 is not None else None,
-            "seeds": len(group) or None,
-            "dataset": group[-1]["dataset"] if group else None,
-            "record": group[-1]["id"] if group else None,
-        })
+        rows.append(
+            {
+                "net": row.net,
+                "train scale": row.train_scale,
+                "test scales": ",".join(map(str, row.test_scales)) if row.test_scales else "multi (each net)",
+                "method": row.method,
+                "paper top-1": row.top1,
+                "paper top-5": row.top5,
+                "our top-1": top1,
+                "our top-5": top5,
+                "delta top-1": top1 - row.top1 if group and row.top1 is not None else None,
+                "delta top-5": top5 - row.top5 if group and row.top5 is not None else None,
+                "seeds": len(group) or None,
+                "dataset": group[-1]["dataset"] if group else None,
+                "record": group[-1]["id"] if group else None,
+            }
+        )
     frame = pd.DataFrame(rows)
     for column in ("paper top-1", "paper top-5", "our top-1", "our top-5", "delta top-1", "delta top-5"):
         frame[column] = frame[column].astype("Float64")
@@ -705,7 +849,9 @@ def paper_table_frame(table: int, eval_records: Sequence[dict], dataset: str | N
     return frame
 
 
-def render_paper_table(table: int, eval_records: Sequence[dict], fmt: str = "table", dataset: str | None = None) -> str:
+def render_paper_table(
+    table: int, eval_records: Sequence[dict], fmt: str = "table", dataset: str | None = None
+) -> str:
     """`paper_table_frame` rendered (terminal, Markdown, LaTeX, JSON, CSV)."""
     from vggbench.render import render
 
@@ -765,21 +911,25 @@ def torchvision_model(name: str, progress: bool = True) -> tuple[VGG, list[str],
     normalisation those weights expect (ImageNet mean and std on the [0, 1] scale)."""
     from vggbench.models import load_state
 
-    key = name[len(TORCHVISION_PREFIX):] if name.lower().startswith(TORCHVISION_PREFIX) else name
+    key = name[len(TORCHVISION_PREFIX) :] if name.lower().startswith(TORCHVISION_PREFIX) else name
     key = key.strip().lower()
     valid = ", ".join(TORCHVISION_PREFIX + k for k in paper.TORCHVISION_CONFIG)
     if key not in paper.TORCHVISION_CONFIG:
-        raise VggbenchError(f"unknown torchvision weights {name!r}; choose one of {valid} "
-                            "(torchvision's VGG without batch norm: nets A, B, D, E)")
+        raise VggbenchError(
+            f"unknown torchvision weights {name!r}; choose one of {valid} "
+            "(torchvision's VGG without batch norm: nets A, B, D, E)"
+        )
     from torchvision.models import get_model_weights
 
     weights = get_model_weights(key).IMAGENET1K_V1
     try:
         state = weights.get_state_dict(progress=progress)
     except Exception as error:  # no network, a broken cache file, ...
-        raise VggbenchError(f"cannot fetch {key} weights ({weights.url}): {error}; check the network, or download "
-                            "the file and pass it with --checkpoint FILE --config "
-                            f"{paper.TORCHVISION_CONFIG[key]} --norm imagenet") from None
+        raise VggbenchError(
+            f"cannot fetch {key} weights ({weights.url}): {error}; check the network, or download "
+            "the file and pass it with --checkpoint FILE --config "
+            f"{paper.TORCHVISION_CONFIG[key]} --norm imagenet"
+        ) from None
     model = uninitialised_model(ModelSpec(paper.TORCHVISION_CONFIG[key]))
     load_state(model, state)
     transform = weights.transforms()
@@ -807,11 +957,15 @@ def load_checkpoint_file(path: str, spec_options: dict) -> tuple[VGG, dict]:
     else:
         state = loaded
     if not isinstance(state, dict) or "classifier.6.weight" not in state:
-        raise VggbenchError(f"checkpoint {file} holds no VGG state dict (no classifier.6.weight); "
-                            "expected the weights of a Table 1 net")
+        raise VggbenchError(
+            f"checkpoint {file} holds no VGG state dict (no classifier.6.weight); "
+            "expected the weights of a Table 1 net"
+        )
     config = spec_options.get("config") or stored.get("config")
     if not config:
-        raise VggbenchError(f"--checkpoint {file}: give --config (A, A-LRN, B, C, D, E or B-5x5) to rebuild the net")
+        raise VggbenchError(
+            f"--checkpoint {file}: give --config (A, A-LRN, B, C, D, E or B-5x5) to rebuild the net"
+        )
     spec = ModelSpec(
         config,
         spec_options.get("classes") or int(state["classifier.6.weight"].shape[0]),
@@ -839,9 +993,15 @@ def _run_candidate(record: dict, model: VGG) -> Candidate:
         "val_split": config.get("val_split"),
         "skip_bad_images": config.get("skip_bad_images", False),
     }
-    return Candidate(Evaluated(record["id"], model.spec.config, str(parse_train_scale(record["train_scale"]))),
-                     model, parse_train_scale(record["train_scale"]), list(record.get("classes") or []) or None,
-                     None, training_data, training_data["spec"])
+    return Candidate(
+        Evaluated(record["id"], model.spec.config, str(parse_train_scale(record["train_scale"]))),
+        model,
+        parse_train_scale(record["train_scale"]),
+        list(record.get("classes") or []) or None,
+        None,
+        training_data,
+        training_data["spec"],
+    )
 
 
 def select_runs(results_dir, config: str | None, scale: str | None, data: str | None) -> list[str]:
@@ -865,8 +1025,10 @@ def select_runs(results_dir, config: str | None, scale: str | None, data: str | 
         chosen.append(record["id"])
     if not chosen:
         what = ", ".join(f"{k} {v}" for k, v in (("config", config), ("scale", scale), ("data", data)) if v)
-        raise VggbenchError(f"no complete stored run with {what} in {results_dir}/runs; train one first "
-                            "(vggbench train) or name a run")
+        raise VggbenchError(
+            f"no complete stored run with {what} in {results_dir}/runs; train one first "
+            "(vggbench train) or name a run"
+        )
     return chosen
 
 
@@ -878,10 +1040,14 @@ def candidates(request: EvalRequest) -> list[Candidate]:
 
     sources = sum(bool(x) for x in (request.weights, request.checkpoint, request.runs))
     if sources > 1:
-        raise VggbenchError("give one source of models: run ids, --checkpoint FILE or --weights torchvision:NAME")
+        raise VggbenchError(
+            "give one source of models: run ids, --checkpoint FILE or --weights torchvision:NAME"
+        )
     scale = parse_train_scale(request.scale or DEFAULT_CHECKPOINT_SCALE)
     if request.norm not in (None, "train", "imagenet"):
-        raise VggbenchError(f"unknown normalisation {request.norm!r}; choose train (the paper's mean RGB) or imagenet")
+        raise VggbenchError(
+            f"unknown normalisation {request.norm!r}; choose train (the paper's mean RGB) or imagenet"
+        )
     if request.weights:
         model, _categories, normalization = torchvision_model(request.weights)
         if request.norm == "train":
@@ -889,27 +1055,50 @@ def candidates(request: EvalRequest) -> list[Candidate]:
         name = TORCHVISION_PREFIX + request.weights.lower().split(":")[-1]
         # its class names (English) are not an image folder's (WordNet ids): only their number is checked;
         # ImageNet's folders sorted by name are in torchvision's class order
-        return [Candidate(Evaluated(name, model.spec.config, str(scale)), model, scale, None, normalization,
-                          None, None)]
+        return [
+            Candidate(
+                Evaluated(name, model.spec.config, str(scale)), model, scale, None, normalization, None, None
+            )
+        ]
     if request.checkpoint:
-        options = {"config": request.config, "classes": request.classes, "width": request.width, "crop": request.crop}
+        options = {
+            "config": request.config,
+            "classes": request.classes,
+            "width": request.width,
+            "crop": request.crop,
+        }
         model, info = load_checkpoint_file(request.checkpoint, options)
         stored = info["config"]
         if request.scale is None and stored.get("scale"):
             scale = parse_train_scale(stored["scale"])
         training_data = None
         if stored.get("data"):
-            training_data = {"spec": stored["data"], "root": stored.get("data_root"),
-                             "limit_train": stored.get("limit_train"), "val_split": stored.get("val_split"),
-                             "skip_bad_images": stored.get("skip_bad_images", False)}
+            training_data = {
+                "spec": stored["data"],
+                "root": stored.get("data_root"),
+                "limit_train": stored.get("limit_train"),
+                "val_split": stored.get("val_split"),
+                "skip_bad_images": stored.get("skip_bad_images", False),
+            }
         normalization = IMAGENET_NORMALIZATION if request.norm == "imagenet" else None
-        return [Candidate(Evaluated(f"checkpoint:{info['sha']}", model.spec.config, str(scale)), model, scale,
-                          None, normalization, training_data, stored.get("data"))]
+        return [
+            Candidate(
+                Evaluated(f"checkpoint:{info['sha']}", model.spec.config, str(scale)),
+                model,
+                scale,
+                None,
+                normalization,
+                training_data,
+                stored.get("data"),
+            )
+        ]
     ids = list(request.runs)
     if not ids:
         if not (request.config or request.scale):
-            raise VggbenchError("nothing to evaluate: name a stored run (or several with --fuse), select runs with "
-                                "--config/--scale, or give --checkpoint FILE or --weights torchvision:vgg16")
+            raise VggbenchError(
+                "nothing to evaluate: name a stored run (or several with --fuse), select runs with "
+                "--config/--scale, or give --checkpoint FILE or --weights torchvision:vgg16"
+            )
         ids = select_runs(request.results_dir, request.config, request.scale, request.data)
     out = []
     for run_id in ids:
@@ -934,8 +1123,14 @@ def _stats_for(candidate: Candidate, dataset, data_args: dict, results_dir) -> o
     same = ("spec", "limit_train", "val_split", "skip_bad_images")
     if own is None or all(own.get(k) == data_args.get(k) for k in same):
         return rgb_statistics(dataset.train, cache)
-    train = load_dataset(own["spec"], root=own["root"], limit_train=own["limit_train"], val_split=own["val_split"],
-                         seed=DATA_SEED, skip_bad_images=own["skip_bad_images"]).train
+    train = load_dataset(
+        own["spec"],
+        root=own["root"],
+        limit_train=own["limit_train"],
+        val_split=own["val_split"],
+        seed=DATA_SEED,
+        skip_bad_images=own["skip_bad_images"],
+    ).train
     return rgb_statistics(train, cache)
 
 
@@ -948,8 +1143,9 @@ def plan_groups(request: EvalRequest, found: list[Candidate]) -> list[list[Candi
     return [[c] for c in found]
 
 
-def run_eval(request: EvalRequest, progress_factory: Callable[[str, int], Callable[[int], None]] | None = None
-             ) -> list[dict]:
+def run_eval(
+    request: EvalRequest, progress_factory: Callable[[str, int], Callable[[int], None]] | None = None
+) -> list[dict]:
     """Carry out `vggbench eval`: evaluate each model (or their fusion) with each method on the
     validation split, write one record per (models, method) to <results>/evals, return the records."""
     from vggbench import results
@@ -973,24 +1169,42 @@ def run_eval(request: EvalRequest, progress_factory: Callable[[str, int], Callab
         first = group[0]
         spec = request.data or first.data
         if not spec:
-            raise VggbenchError(f"{names[0]}: give --data (e.g. imagefolder:/data/imagenet for ImageNet weights); "
-                                "the model carries no dataset")
+            raise VggbenchError(
+                f"{names[0]}: give --data (e.g. imagefolder:/data/imagenet for ImageNet weights); "
+                "the model carries no dataset"
+            )
         own = first.training_data if first.training_data and first.training_data["spec"] == spec else None
-        data_args = {"spec": spec, "root": request.data_root or (own or {}).get("root"),
-                     "limit_train": (own or {}).get("limit_train"), "val_split": (own or {}).get("val_split"),
-                     "skip_bad_images": request.skip_bad_images or (own or {}).get("skip_bad_images", False)}
-        dataset = load_dataset(spec, root=data_args["root"], limit_train=data_args["limit_train"],
-                               limit_val=request.limit_val, val_split=data_args["val_split"], seed=DATA_SEED,
-                               skip_bad_images=data_args["skip_bad_images"])
+        data_args = {
+            "spec": spec,
+            "root": request.data_root or (own or {}).get("root"),
+            "limit_train": (own or {}).get("limit_train"),
+            "val_split": (own or {}).get("val_split"),
+            "skip_bad_images": request.skip_bad_images or (own or {}).get("skip_bad_images", False),
+        }
+        dataset = load_dataset(
+            spec,
+            root=data_args["root"],
+            limit_train=data_args["limit_train"],
+            limit_val=request.limit_val,
+            val_split=data_args["val_split"],
+            seed=DATA_SEED,
+            skip_bad_images=data_args["skip_bad_images"],
+        )
         for c in group:
             if c.model.spec.num_classes != dataset.num_classes:
-                raise VggbenchError(f"{c.evaluated.id} has {c.model.spec.num_classes} classes but {dataset.name} has "
-                                    f"{dataset.num_classes}; evaluate on the dataset the model was trained on")
+                raise VggbenchError(
+                    f"{c.evaluated.id} has {c.model.spec.num_classes} classes but {dataset.name} has "
+                    f"{dataset.num_classes}; evaluate on the dataset the model was trained on"
+                )
             if c.classes and list(c.classes) != list(dataset.classes):
-                raise VggbenchError(f"{c.evaluated.id} was trained on other classes than those of {dataset.name}; "
-                                    "evaluate on the dataset the model was trained on")
+                raise VggbenchError(
+                    f"{c.evaluated.id} was trained on other classes than those of {dataset.name}; "
+                    "evaluate on the dataset the model was trained on"
+                )
         if len(dataset.val) == 0:
-            raise VggbenchError(f"the validation split of {dataset.name} is empty; check --data and --limit-val")
+            raise VggbenchError(
+                f"the validation split of {dataset.name} is empty; check --data and --limit-val"
+            )
         stats = [_stats_for(c, dataset, data_args, request.results_dir) for c in group]
         paper_scales = [test_scales(request.scales, c.train_scale) for c in group]
         crop = first.model.spec.crop
@@ -999,19 +1213,40 @@ def run_eval(request: EvalRequest, progress_factory: Callable[[str, int], Callab
         n = min(len(dataset.val), request.max_images or len(dataset.val))
         label = f"eval {'+'.join(name[:12] for name in names)} ({', '.join(methods)})"
         progress = progress_factory(label, n) if progress_factory else None
-        out = evaluate([c.model for c in group], dataset.val, stats, methods=methods,
-                       scales_px=pixel_scales[0] if same else pixel_scales, batch_size=request.batch,
-                       device=device, max_images=request.max_images, progress=progress)
-        limits = {"limit_val": request.limit_val, "max_images": request.max_images, "val_split": data_args["val_split"],
-                  "limit_train": data_args["limit_train"]}
+        out = evaluate(
+            [c.model for c in group],
+            dataset.val,
+            stats,
+            methods=methods,
+            scales_px=pixel_scales[0] if same else pixel_scales,
+            batch_size=request.batch,
+            device=device,
+            max_images=request.max_images,
+            progress=progress,
+        )
+        limits = {
+            "limit_val": request.limit_val,
+            "max_images": request.max_images,
+            "val_split": data_args["val_split"],
+            "limit_train": data_args["limit_train"],
+        }
         for method, result in out.items():
-            record = eval_record(result, [c.evaluated for c in group],
-                                 test_scales=paper_scales[0] if same else paper_scales,
-                                 test_scales_px=pixel_scales[0] if same else pixel_scales,
-                                 dataset=dataset.name, limits=limits, device=str(device), machine=machine,
-                                 extra={"normalization": [s.name if isinstance(s, Normalization) else "train mean RGB"
-                                                          for s in stats]},
-                                 details={"scales_spec": request.scales})
+            record = eval_record(
+                result,
+                [c.evaluated for c in group],
+                test_scales=paper_scales[0] if same else paper_scales,
+                test_scales_px=pixel_scales[0] if same else pixel_scales,
+                dataset=dataset.name,
+                limits=limits,
+                device=str(device),
+                machine=machine,
+                extra={
+                    "normalization": [
+                        s.name if isinstance(s, Normalization) else "train mean RGB" for s in stats
+                    ]
+                },
+                details={"scales_spec": request.scales},
+            )
             results.write_record(Path(request.results_dir), "evals", record["id"], record)
             records.append(record)
     return records
@@ -1028,8 +1263,16 @@ def progress_bars(quiet: bool = False):
 
     console = Console(stderr=True)
     disabled = quiet or not sys.stderr.isatty()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=disabled, transient=True) as bars:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disabled,
+        transient=True,
+    ) as bars:
+
         def factory(label: str, total: int) -> Callable[[int], None]:
             task = bars.add_task(label, total=total)
             return lambda n: bars.advance(task, n)

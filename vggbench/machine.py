@@ -24,8 +24,11 @@ def cpu_model() -> str:
 
 def machine_info(device: torch.device | None = None) -> dict[str, Any]:
     """What the figures were measured on."""
-    gpu = torch.cuda.get_device_name(device if device is not None and device.type == "cuda" else 0) \
-        if torch.cuda.is_available() else None
+    gpu = (
+        torch.cuda.get_device_name(device if device is not None and device.type == "cuda" else 0)
+        if torch.cuda.is_available()
+        else None
+    )
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),

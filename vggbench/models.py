@@ -90,7 +90,10 @@ class VGG(nn.Module):
                 if isinstance(layer, Conv):
                     out = scaled(layer.width, spec.width)
                     self.conv_positions.append((stage_index, position, len(layers)))
-                    layers += [nn.Conv2d(channels, out, layer.kernel, padding=layer.padding), nn.ReLU(inplace=True)]
+                    layers += [
+                        nn.Conv2d(channels, out, layer.kernel, padding=layer.padding),
+                        nn.ReLU(inplace=True),
+                    ]
                     channels, position = out, position + 1
                 elif isinstance(layer, LRN):
                     layers.append(_lrn())
@@ -107,8 +110,12 @@ class VGG(nn.Module):
             fc7 = nn.Linear(hidden, hidden)
             fc8 = nn.Linear(hidden, spec.num_classes)
         self.classifier = nn.Sequential(
-            fc6, nn.ReLU(inplace=True), nn.Dropout(spec.dropout),
-            fc7, nn.ReLU(inplace=True), nn.Dropout(spec.dropout),
+            fc6,
+            nn.ReLU(inplace=True),
+            nn.Dropout(spec.dropout),
+            fc7,
+            nn.ReLU(inplace=True),
+            nn.Dropout(spec.dropout),
             fc8,
         )
 
@@ -198,7 +205,9 @@ def load_state(model: VGG, state: dict[str, torch.Tensor]) -> None:
 # --- Initialisation (Section 3.1) ----------------------------------------------------------------
 
 
-def init_weights(model: VGG, scheme: str = "paper", std: float = 0.01, generator: torch.Generator | None = None) -> None:
+def init_weights(
+    model: VGG, scheme: str = "paper", std: float = 0.01, generator: torch.Generator | None = None
+) -> None:
     """Initialise every conv and FC layer; biases zero.
 
     paper: normal(0, std). The paper's "10^-2 variance" reads as std 0.1 literally; most
@@ -224,8 +233,9 @@ def init_weights(model: VGG, scheme: str = "paper", std: float = 0.01, generator
             module.bias.zero_()
 
 
-def preinit_from(target: VGG, source_state: dict[str, torch.Tensor], source_spec: ModelSpec,
-                 mapping: str = "stage") -> list[str]:
+def preinit_from(
+    target: VGG, source_state: dict[str, torch.Tensor], source_spec: ModelSpec, mapping: str = "stage"
+) -> list[str]:
     """Copy net A's first four conv layers and last three FC layers into `target` where shapes
     match (Section 3.1); the rest keeps its random init. Returns 'source -> target' for each copy.
 
@@ -235,7 +245,9 @@ def preinit_from(target: VGG, source_state: dict[str, torch.Tensor], source_spec
     four fit); mapping='order' copies A's i-th conv to the i-th conv, skipping shape mismatches.
     """
     if mapping not in PREINIT_MAPPINGS:
-        raise VggbenchError(f"unknown pre-init mapping {mapping!r}; choose one of {', '.join(PREINIT_MAPPINGS)}")
+        raise VggbenchError(
+            f"unknown pre-init mapping {mapping!r}; choose one of {', '.join(PREINIT_MAPPINGS)}"
+        )
     source = VGG(source_spec, fully_convolutional=target.fully_convolutional)
     load_state(source, source_state)
     src_state, dst_state = source.state_dict(), target.state_dict()

@@ -7,9 +7,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from vggbench.errors import VggbenchError
 
 
-def parse_choices(specs: Iterable[str], choices: Sequence[str], *, what: str, none_given: str, choices_help: str,
-                  normalize: Callable[[str], str] = lambda s: s.strip().lower(),
-                  aliases: Mapping[str, str] | None = None) -> list[str]:
+def parse_choices(
+    specs: Iterable[str],
+    choices: Sequence[str],
+    *,
+    what: str,
+    none_given: str,
+    choices_help: str,
+    normalize: Callable[[str], str] = lambda s: s.strip().lower(),
+    aliases: Mapping[str, str] | None = None,
+) -> list[str]:
     """The chosen names, in the order of `choices`, each once; an unknown one (named as `what`) or
     none at all (`none_given`) is a VggbenchError that names the valid choices."""
     chosen = set()

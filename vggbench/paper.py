@@ -73,34 +73,42 @@ def _rows(table: int, method: str, rows: list[tuple]) -> tuple[PaperResult, ...]
 
 
 # Table 3: single test scale (dense evaluation).
-TABLE3 = _rows(3, "dense", [
-    ("A", "256", (256,), 29.6, 10.4),
-    ("A-LRN", "256", (256,), 29.7, 10.5),
-    ("B", "256", (256,), 28.7, 9.9),
-    ("C", "256", (256,), 28.1, 9.4),
-    ("C", "384", (384,), 28.1, 9.3),
-    ("C", "256:512", (384,), 27.3, 8.8),
-    ("D", "256", (256,), 27.0, 8.8),
-    ("D", "384", (384,), 26.8, 8.7),
-    ("D", "256:512", (384,), 25.6, 8.1),
-    ("E", "256", (256,), 27.3, 9.0),
-    ("E", "384", (384,), 26.9, 8.7),
-    ("E", "256:512", (384,), 25.5, 8.0),
-])
+TABLE3 = _rows(
+    3,
+    "dense",
+    [
+        ("A", "256", (256,), 29.6, 10.4),
+        ("A-LRN", "256", (256,), 29.7, 10.5),
+        ("B", "256", (256,), 28.7, 9.9),
+        ("C", "256", (256,), 28.1, 9.4),
+        ("C", "384", (384,), 28.1, 9.3),
+        ("C", "256:512", (384,), 27.3, 8.8),
+        ("D", "256", (256,), 27.0, 8.8),
+        ("D", "384", (384,), 26.8, 8.7),
+        ("D", "256:512", (384,), 25.6, 8.1),
+        ("E", "256", (256,), 27.3, 9.0),
+        ("E", "384", (384,), 26.9, 8.7),
+        ("E", "256:512", (384,), 25.5, 8.0),
+    ],
+)
 
 # Table 4: multi-scale test (dense evaluation).
-TABLE4 = _rows(4, "dense", [
-    ("B", "256", (224, 256, 288), 28.2, 9.6),
-    ("C", "256", (224, 256, 288), 27.7, 9.2),
-    ("C", "384", (352, 384, 416), 27.8, 9.2),
-    ("C", "256:512", (256, 384, 512), 26.3, 8.2),
-    ("D", "256", (224, 256, 288), 26.6, 8.6),
-    ("D", "384", (352, 384, 416), 26.5, 8.6),
-    ("D", "256:512", (256, 384, 512), 24.8, 7.5),
-    ("E", "256", (224, 256, 288), 26.9, 8.7),
-    ("E", "384", (352, 384, 416), 26.7, 8.6),
-    ("E", "256:512", (256, 384, 512), 24.8, 7.5),
-])
+TABLE4 = _rows(
+    4,
+    "dense",
+    [
+        ("B", "256", (224, 256, 288), 28.2, 9.6),
+        ("C", "256", (224, 256, 288), 27.7, 9.2),
+        ("C", "384", (352, 384, 416), 27.8, 9.2),
+        ("C", "256:512", (256, 384, 512), 26.3, 8.2),
+        ("D", "256", (224, 256, 288), 26.6, 8.6),
+        ("D", "384", (352, 384, 416), 26.5, 8.6),
+        ("D", "256:512", (256, 384, 512), 24.8, 7.5),
+        ("E", "256", (224, 256, 288), 26.9, 8.7),
+        ("E", "384", (352, 384, 416), 26.7, 8.6),
+        ("E", "256:512", (256, 384, 512), 24.8, 7.5),
+    ],
+)
 
 # Table 5: evaluation method, S in [256;512], Q = {256, 384, 512}.
 TABLE5 = tuple(
@@ -135,23 +143,26 @@ class StateOfTheArt:
     top5_test: float | None
 
 
-TABLE7 = tuple(StateOfTheArt(*row) for row in [
-    ("VGG (2 nets, multi-crop & dense eval.)", 23.7, 6.8, 6.8),
-    ("VGG (1 net, multi-crop & dense eval.)", 24.4, 7.1, 7.0),
-    ("VGG (ILSVRC submission, 7 nets, dense eval.)", 24.7, 7.5, 7.3),
-    ("GoogLeNet (1 net)", None, 7.9, None),
-    ("GoogLeNet (7 nets)", None, 6.7, None),
-    ("MSRA (11 nets)", None, None, 8.1),
-    ("MSRA (1 net)", 27.9, 9.1, 9.1),
-    ("Clarifai (multiple nets)", None, None, 11.7),
-    ("Clarifai (1 net)", None, None, 12.5),
-    ("Zeiler & Fergus (6 nets)", 36.0, 14.7, 14.8),
-    ("Zeiler & Fergus (1 net)", 37.5, 16.0, 16.1),
-    ("OverFeat (7 nets)", 34.0, 13.2, 13.6),
-    ("OverFeat (1 net)", 35.7, 14.2, None),
-    ("Krizhevsky et al. (5 nets)", 38.1, 16.4, 16.4),
-    ("Krizhevsky et al. (1 net)", 40.7, 18.2, None),
-])
+TABLE7 = tuple(
+    StateOfTheArt(*row)
+    for row in [
+        ("VGG (2 nets, multi-crop & dense eval.)", 23.7, 6.8, 6.8),
+        ("VGG (1 net, multi-crop & dense eval.)", 24.4, 7.1, 7.0),
+        ("VGG (ILSVRC submission, 7 nets, dense eval.)", 24.7, 7.5, 7.3),
+        ("GoogLeNet (1 net)", None, 7.9, None),
+        ("GoogLeNet (7 nets)", None, 6.7, None),
+        ("MSRA (11 nets)", None, None, 8.1),
+        ("MSRA (1 net)", 27.9, 9.1, 9.1),
+        ("Clarifai (multiple nets)", None, None, 11.7),
+        ("Clarifai (1 net)", None, None, 12.5),
+        ("Zeiler & Fergus (6 nets)", 36.0, 14.7, 14.8),
+        ("Zeiler & Fergus (1 net)", 37.5, 16.0, 16.1),
+        ("OverFeat (7 nets)", 34.0, 13.2, 13.6),
+        ("OverFeat (1 net)", 35.7, 14.2, None),
+        ("Krizhevsky et al. (5 nets)", 38.1, 16.4, 16.4),
+        ("Krizhevsky et al. (1 net)", 40.7, 18.2, None),
+    ]
+)
 
 #: torchvision's IMAGENET1K_V1 weights (224 center crop after resize 256): acc@1, acc@5.
 TORCHVISION_ACCURACY: dict[str, tuple[float, float]] = {

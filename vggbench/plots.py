@@ -28,14 +28,29 @@ def error_vs_depth(result: dict, path: Path) -> Path:
     lines = []
     evaluations = list(dict.fromkeys(a["evaluation"] for a in result["arms"]))
     for index, evaluation in enumerate(evaluations):
-        arms = sorted((a for a in result["arms"] if a["evaluation"] == evaluation),
-                      key=lambda a: get_architecture(a["config"]).weight_layers)
+        arms = sorted(
+            (a for a in result["arms"] if a["evaluation"] == evaluation),
+            key=lambda a: get_architecture(a["config"]).weight_layers,
+        )
         depth = [get_architecture(a["config"]).weight_layers for a in arms]
-        lines.append(axis.errorbar(depth, [a["top1_mean"] for a in arms], yerr=[a["top1_std"] or 0 for a in arms],
-                                   marker="o", capsize=3, color=f"C{index}",
-                                   label=f"ours, {evaluation} ({result['budget']['data']})"))
-    paper_points = sorted({(get_architecture(a["config"]).weight_layers, a["paper_top1"])
-                           for a in result["arms"] if a["paper_top1"] is not None})
+        lines.append(
+            axis.errorbar(
+                depth,
+                [a["top1_mean"] for a in arms],
+                yerr=[a["top1_std"] or 0 for a in arms],
+                marker="o",
+                capsize=3,
+                color=f"C{index}",
+                label=f"ours, {evaluation} ({result['budget']['data']})",
+            )
+        )
+    paper_points = sorted(
+        {
+            (get_architecture(a["config"]).weight_layers, a["paper_top1"])
+            for a in result["arms"]
+            if a["paper_top1"] is not None
+        }
+    )
     if paper_points:
         twin = axis.twinx()
         lines += twin.plot(*zip(*paper_points), "s--", color="grey", label="paper (ImageNet, dense)")
@@ -54,9 +69,18 @@ def training_curves(result: dict, path: Path) -> Path:
             continue
         seen.add(arm["name"])
         for curve in arm["curves"]:
-            axis.plot([e["epoch"] for e in curve], [e["val_top1_err"] for e in curve], color=f"C{index}", alpha=0.7,
-                      label=arm["name"] if curve is arm["curves"][0] else None)
-    axis.set(xlabel="epoch", ylabel="val top-1 error (%, center crop)", title=f"Training curves: {result['ablation']}")
+            axis.plot(
+                [e["epoch"] for e in curve],
+                [e["val_top1_err"] for e in curve],
+                color=f"C{index}",
+                alpha=0.7,
+                label=arm["name"] if curve is arm["curves"][0] else None,
+            )
+    axis.set(
+        xlabel="epoch",
+        ylabel="val top-1 error (%, center crop)",
+        title=f"Training curves: {result['ablation']}",
+    )
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.legend()
     return _save(figure, path)
@@ -68,7 +92,9 @@ def error_vs_cost(evals: list[dict], path: Path) -> Path:
     for index, method in enumerate(sorted({e["method"] for e in evals})):
         points = [(e["macs_per_image"], e["top1_err"]) for e in evals if e["method"] == method]
         axis.scatter(*zip(*points), color=f"C{index}", label=method)
-    axis.set(xscale="log", xlabel="MACs per image", ylabel="top-1 error (%)", title="Error vs evaluation cost")
+    axis.set(
+        xscale="log", xlabel="MACs per image", ylabel="top-1 error (%)", title="Error vs evaluation cost"
+    )
     axis.legend()
     return _save(figure, path)
 

@@ -59,7 +59,9 @@ def render_markdown(frame: pd.DataFrame) -> str:
 
 def render_latex(frame: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
     align = "".join(a[0] for a in _alignment(frame))
-    return _display(frame).to_latex(index=False, caption=caption, label=label, column_format=align, escape=True)
+    return _display(frame).to_latex(
+        index=False, caption=caption, label=label, column_format=align, escape=True
+    )
 
 
 def render(frame: pd.DataFrame, fmt: str, title: str | None = None) -> str:

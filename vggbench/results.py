@@ -82,4 +82,6 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise VggbenchError(f"corrupt record {path}: {error.msg}; delete it and rerun the command that made it") from None
+        raise VggbenchError(
+            f"corrupt record {path}: {error.msg}; delete it and rerun the command that made it"
+        ) from None

@@ -24,7 +24,9 @@ def check_crop(crop: int) -> int:
     """The five max-pools need a crop that is a positive multiple of 32."""
     step = 2**paper.POOLS
     if crop < step or crop % step:
-        raise VggbenchError(f"crop/size {crop} is not a multiple of {step} of at least {step}; use e.g. 32, 64 or 224")
+        raise VggbenchError(
+            f"crop/size {crop} is not a multiple of {step} of at least {step}; use e.g. 32, 64 or 224"
+        )
     return crop
 
 

@@ -48,7 +48,15 @@ from torch import nn
 from vggbench import paper, results
 from vggbench.errors import VggbenchError
 from vggbench.machine import machine_info, machine_name, synchronize
-from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, VGG, ModelSpec, init_weights, load_state, preinit_from
+from vggbench.models import (
+    INIT_SCHEMES,
+    PREINIT_MAPPINGS,
+    VGG,
+    ModelSpec,
+    init_weights,
+    load_state,
+    preinit_from,
+)
 from vggbench.scales import parse_train_scale, test_scales, to_pixels
 
 RUNS = "runs"
@@ -137,23 +145,42 @@ class TrainConfig:
         if self.preinit_from and self.init != "preinit":
             raise VggbenchError("--preinit-from needs --init preinit")
         if self.preinit_mapping not in PREINIT_MAPPINGS:
-            raise VggbenchError(f"unknown pre-init mapping {self.preinit_mapping!r}; choose one of {', '.join(PREINIT_MAPPINGS)}")
+            raise VggbenchError(
+                f"unknown pre-init mapping {self.preinit_mapping!r}; choose one of {', '.join(PREINIT_MAPPINGS)}"
+            )
         if self.init_from and self.init == "preinit":
             raise VggbenchError("--init-from and --init preinit both set the initial weights; use one")
         checks = [
-            (self.init_std > 0, f"init std {self.init_std} must be positive; the paper's is 0.01 (or 0.1 literally)"),
-            (self.lr > 0 and math.isfinite(self.lr), f"learning rate {self.lr} must be positive; the paper's is 0.01"),
+            (
+                self.init_std > 0,
+                f"init std {self.init_std} must be positive; the paper's is 0.01 (or 0.1 literally)",
+            ),
+            (
+                self.lr > 0 and math.isfinite(self.lr),
+                f"learning rate {self.lr} must be positive; the paper's is 0.01",
+            ),
             (0 <= self.momentum < 1, f"momentum {self.momentum} must be in [0, 1); the paper's is 0.9"),
             (self.weight_decay >= 0, f"weight decay {self.weight_decay} must be at least 0"),
             (self.batch_size >= 1, f"batch size {self.batch_size} must be at least 1"),
             (self.epochs >= 1, f"epochs {self.epochs} must be at least 1"),
             (self.patience >= 1, f"patience {self.patience} must be at least 1 epoch"),
             (self.max_lr_decreases >= 0, f"max lr decreases {self.max_lr_decreases} must be at least 0"),
-            (self.max_device_batch is None or self.max_device_batch >= 1,
-             f"max device batch {self.max_device_batch} must be at least 1"),
-            (self.limit_train is None or self.limit_train >= 1, f"--limit-train {self.limit_train} must be at least 1"),
-            (self.limit_val is None or self.limit_val >= 1, f"--limit-val {self.limit_val} must be at least 1"),
-            (self.val_split is None or 0 < self.val_split < 1, f"--val-split {self.val_split} must be in (0, 1)"),
+            (
+                self.max_device_batch is None or self.max_device_batch >= 1,
+                f"max device batch {self.max_device_batch} must be at least 1",
+            ),
+            (
+                self.limit_train is None or self.limit_train >= 1,
+                f"--limit-train {self.limit_train} must be at least 1",
+            ),
+            (
+                self.limit_val is None or self.limit_val >= 1,
+                f"--limit-val {self.limit_val} must be at least 1",
+            ),
+            (
+                self.val_split is None or 0 < self.val_split < 1,
+                f"--val-split {self.val_split} must be in (0, 1)",
+            ),
             (self.workers >= 0, f"workers {self.workers} must be at least 0"),
         ]
         for ok, message in checks:
@@ -256,7 +283,9 @@ def distributed_from_env() -> Distributed:
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
     except ValueError:
-        raise VggbenchError("RANK / WORLD_SIZE / LOCAL_RANK must be integers (as torchrun sets them)") from None
+        raise VggbenchError(
+            "RANK / WORLD_SIZE / LOCAL_RANK must be integers (as torchrun sets them)"
+        ) from None
     return Distributed(rank, world, local)
 
 
@@ -330,8 +359,14 @@ def micro_batches(per_rank_batch: int, max_device_batch: int | None) -> int:
     return k
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               accumulation: int = 1, autocast=None) -> torch.Tensor:
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    accumulation: int = 1,
+    autocast=None,
+) -> torch.Tensor:
     """One SGD step on a batch split into `accumulation` equal micro-batches: the gradient of the
     batch's mean loss, as if it were one batch. Under DDP gradients sync on the last micro-batch
     only and are averaged over ranks. Returns the mean loss on the device (no host sync)."""
@@ -355,8 +390,17 @@ class StepLoop:
     device, and one host sync every `LOG_EVERY` steps. `_Run._epoch` drives it and `vggbench bench`
     times it, so the measured overhead is the loop's own."""
 
-    def __init__(self, step_model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device, *,
-                 accumulation: int = 1, autocast=None, channels_last: bool = False, done: int = 0) -> None:
+    def __init__(
+        self,
+        step_model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        *,
+        accumulation: int = 1,
+        autocast=None,
+        channels_last: bool = False,
+        done: int = 0,
+    ) -> None:
         self.step_model, self.optimizer, self.accumulation = step_model, optimizer, accumulation
         self.autocast, self.channels_last = autocast, channels_last
         self.done = done  # steps completed in this epoch
@@ -383,8 +427,15 @@ class StepLoop:
 
 
 @torch.no_grad()
-def validate(model: VGG, imageset, q_pixels: int, stats, device: torch.device, batch_size: int = 256,
-             channels_last: bool = False) -> tuple[float, float]:
+def validate(
+    model: VGG,
+    imageset,
+    q_pixels: int,
+    stats,
+    device: torch.device,
+    batch_size: int = 256,
+    channels_last: bool = False,
+) -> tuple[float, float]:
     """(top-1, top-5) error in percent: center crop of each val image rescaled to Q, FC net, eval mode."""
     from vggbench.data import EvalLoader, eval_preprocess
     from vggbench.evaluation import center_crop, same_size_groups
@@ -453,8 +504,13 @@ def find_run(root: Path, run_id_or_prefix: str) -> str:
     return matches[0]
 
 
-def load_run(root: Path, run_id_or_prefix: str, *, fully_convolutional: bool = False,
-             device: str | torch.device = "cpu") -> tuple[dict[str, Any], VGG]:
+def load_run(
+    root: Path,
+    run_id_or_prefix: str,
+    *,
+    fully_convolutional: bool = False,
+    device: str | torch.device = "cpu",
+) -> tuple[dict[str, Any], VGG]:
     """A stored run's record and its model with the final weights (FC form unless asked)."""
     root = Path(root)
     run_id = find_run(root, run_id_or_prefix)
@@ -497,10 +553,17 @@ def code_version() -> str:
     """The git commit of the source tree (with '+dirty' for local changes), else the package version."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
         if commit.returncode == 0 and commit.stdout.strip():
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
-                                   cwd=here, capture_output=True, text=True, timeout=5)
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
             return commit.stdout.strip()[:12] + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         pass
@@ -612,9 +675,17 @@ class _Log:
             self.progress(event)
 
 
-def train(config: TrainConfig, *, results_dir: Path = results.DEFAULT_ROOT, device: str = "auto",
-          resume: bool = False, force: bool = False, quiet: bool = False, progress: Progress | None = None,
-          on_epoch_end: EpochHook | None = None) -> dict[str, Any]:
+def train(
+    config: TrainConfig,
+    *,
+    results_dir: Path = results.DEFAULT_ROOT,
+    device: str = "auto",
+    resume: bool = False,
+    force: bool = False,
+    quiet: bool = False,
+    progress: Progress | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> dict[str, Any]:
     """Train (or find) the run of `config`; return its record.
 
     A stored, complete record of the same config is returned without training unless `force`.
@@ -639,13 +710,16 @@ def train(config: TrainConfig, *, results_dir: Path = results.DEFAULT_ROOT, devi
             state = _load_checkpoint(last)
             raise VggbenchError(
                 f"run {run_id} has a checkpoint from epoch {state.get('epoch')} of {config.epochs} ({last}); "
-                "pass --resume to continue it or --force to start over")
+                "pass --resume to continue it or --force to start over"
+            )
         checkpoint = _load_checkpoint(last)
         stored_config = checkpoint.get("config", {})
         if TrainConfig.from_dict(stored_config).identity() != config.identity():
             diff = _config_differences(config.identity(), TrainConfig.from_dict(stored_config).identity())
-            raise VggbenchError(f"checkpoint {last} is of another config ({'; '.join(diff[:3])}); "
-                                "rerun without --resume or with --force to start over")
+            raise VggbenchError(
+                f"checkpoint {last} is of another config ({'; '.join(diff[:3])}); "
+                "rerun without --resume or with --force to start over"
+            )
     elif resume and not force:
         raise _no_checkpoint_error(results_dir, config)
 
@@ -653,19 +727,30 @@ def train(config: TrainConfig, *, results_dir: Path = results.DEFAULT_ROOT, devi
     target = resolve_device(device, dist)
     try:
         with _process_group(dist, target), _determinism(config.deterministic, target):
-            return _Run(config, results_dir, target, dist, _Log(dist, quiet, progress), on_epoch_end).run(checkpoint)
+            return _Run(config, results_dir, target, dist, _Log(dist, quiet, progress), on_epoch_end).run(
+                checkpoint
+            )
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt:
         kept = f"the checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
-        raise TrainingInterrupted(f"interrupted; {kept}; rerun the same command with --resume to continue") from None
+        raise TrainingInterrupted(
+            f"interrupted; {kept}; rerun the same command with --resume to continue"
+        ) from None
 
 
 class _Run:
     """One training run's state; `run` trains from scratch or from a checkpoint."""
 
-    def __init__(self, config: TrainConfig, results_dir: Path, device: torch.device, dist: Distributed,
-                 log: _Log, on_epoch_end: EpochHook | None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        results_dir: Path,
+        device: torch.device,
+        dist: Distributed,
+        log: _Log,
+        on_epoch_end: EpochHook | None,
+    ) -> None:
         self.config, self.results_dir, self.device, self.dist = config, results_dir, device, dist
         self.log, self.on_epoch_end, self.flag = log, on_epoch_end, _InterruptFlag()
         self.run_id = config.run_id
@@ -679,13 +764,22 @@ class _Run:
 
         c, dist = self.config, self.dist
         if c.batch_size % dist.world_size:
-            raise VggbenchError(f"batch {c.batch_size} does not split evenly over {dist.world_size} processes; "
-                                f"use a multiple of {dist.world_size}")
+            raise VggbenchError(
+                f"batch {c.batch_size} does not split evenly over {dist.world_size} processes; "
+                f"use a multiple of {dist.world_size}"
+            )
         self.per_rank_batch = c.batch_size // dist.world_size
         self.accumulation = micro_batches(self.per_rank_batch, c.max_device_batch)
-        self.dataset = load_dataset(c.data, root=c.data_root, limit_train=c.limit_train, limit_val=c.limit_val,
-                                    val_split=c.val_split, seed=DATA_SEED, download=c.download,
-                                    skip_bad_images=c.skip_bad_images)
+        self.dataset = load_dataset(
+            c.data,
+            root=c.data_root,
+            limit_train=c.limit_train,
+            limit_val=c.limit_val,
+            val_split=c.val_split,
+            seed=DATA_SEED,
+            download=c.download,
+            skip_bad_images=c.skip_bad_images,
+        )
         self.num_classes = self.dataset.num_classes
         self.spec = c.model_spec(self.num_classes)
         self.stats = rgb_statistics(self.dataset.train, self.results_dir / "cache")
@@ -695,15 +789,25 @@ class _Run:
         augment = TrainAugment(c.crop, self.scale, self.stats)
         # The loader's batch is per process; its draws depend on (seed, epoch, batch) only, so resuming
         # and data parallelism see the same crops, flips and colour shifts as one uninterrupted process.
-        self.loader = TrainLoader(self.dataset.train, augment, self.per_rank_batch, self.device, c.seed,
-                                  rank=dist.rank, world_size=dist.world_size, drop_last=True, workers=c.workers)
+        self.loader = TrainLoader(
+            self.dataset.train,
+            augment,
+            self.per_rank_batch,
+            self.device,
+            c.seed,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            drop_last=True,
+            workers=c.workers,
+        )
         self.model = VGG(self.spec)
         self.init_info = self._initialise()
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=c.lr, momentum=c.momentum,
-                                         weight_decay=c.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+        )
         self.schedule = PlateauSchedule(c.lr, c.patience, c.max_lr_decreases)
         self.step_model: nn.Module = self.model
         if dist.enabled:
@@ -718,30 +822,46 @@ class _Run:
         """Initial weights per the config; returns what the record says about them."""
         c = self.config
         generator = torch.Generator().manual_seed(c.seed)
-        info: dict[str, Any] = {"scheme": c.init, "std": c.init_std if c.init == "paper" else None,
-                                "preinit_from": None, "preinit_mapping": None, "copied_layers": []}
+        info: dict[str, Any] = {
+            "scheme": c.init,
+            "std": c.init_std if c.init == "paper" else None,
+            "preinit_from": None,
+            "preinit_mapping": None,
+            "copied_layers": [],
+        }
         init_weights(self.model, "kaiming" if c.init == "preinit" else c.init, c.init_std, generator)
         if c.init == "preinit":
             record, source = load_run(self.results_dir, c.preinit_from)
             if record["model"]["config"] != "A":
-                self.log.line(f"note: pre-initialising from run {record['id']}, a net {record['model']['config']} "
-                              "(the paper uses net A)")
+                self.log.line(
+                    f"note: pre-initialising from run {record['id']}, a net {record['model']['config']} "
+                    "(the paper uses net A)"
+                )
             copied = preinit_from(self.model, source.state_dict(), source.spec, c.preinit_mapping)
-            info.update(preinit_from=record["id"], preinit_mapping=c.preinit_mapping, copied_layers=copied,
-                        scheme=f"preinit (rest {'kaiming'})")
-            self.log.line(f"pre-initialised from run {record['id']}: copied {len(copied)} layers "
-                          f"({', '.join(copied) or 'none'}); the rest random (kaiming)")
+            info.update(
+                preinit_from=record["id"],
+                preinit_mapping=c.preinit_mapping,
+                copied_layers=copied,
+                scheme=f"preinit (rest {'kaiming'})",
+            )
+            self.log.line(
+                f"pre-initialised from run {record['id']}: copied {len(copied)} layers "
+                f"({', '.join(copied) or 'none'}); the rest random (kaiming)"
+            )
         if c.init_from:
             record, source = load_run(self.results_dir, c.init_from)
             if record["num_classes"] != self.num_classes:
                 raise VggbenchError(
                     f"--init-from {record['id']}: that run has {record['num_classes']} classes, this dataset "
-                    f"{self.num_classes}; fine-tune from a run on the same classes")
+                    f"{self.num_classes}; fine-tune from a run on the same classes"
+                )
             try:
                 load_state(self.model, source.state_dict())
             except VggbenchError as error:
-                raise VggbenchError(f"--init-from {record['id']} (config {record['model']['config']}, width "
-                                    f"{record['model']['width']}, crop {record['model']['crop']}): {error}") from None
+                raise VggbenchError(
+                    f"--init-from {record['id']} (config {record['model']['config']}, width "
+                    f"{record['model']['width']}, crop {record['model']['crop']}): {error}"
+                ) from None
             info["scheme"] = f"init-from {record['id']}"
         return info
 
@@ -792,16 +912,24 @@ class _Run:
         self.start_epoch, self.start_step, self.partial, self.rng = 0, 0, None, None
         if checkpoint is not None:
             self._restore(checkpoint)
-            self.log.line(f"resuming run {self.run_id} after epoch {self.start_epoch}"
-                          + (f", step {self.start_step}" if self.start_step else ""))
+            self.log.line(
+                f"resuming run {self.run_id} after epoch {self.start_epoch}"
+                + (f", step {self.start_step}" if self.start_step else "")
+            )
         c = self.config
         self.log.line(
             f"run {self.run_id}: {c.config} width {c.width:g} crop {c.crop} S={c.scale} (Q={self.q_paper}, "
             f"{self.q_pixels} px) on {self.dataset.name} ({len(self.dataset.train)} train / "
             f"{len(self.dataset.val)} val, {self.num_classes} classes), init {self.init_info['scheme']}, "
-            f"batch {c.batch_size}" + (f" = {self.accumulation} x {self.per_rank_batch // self.accumulation}"
-                                       if self.accumulation > 1 else "")
-            + (f" over {self.dist.world_size} processes" if self.dist.enabled else "") + f", device {self.device}")
+            f"batch {c.batch_size}"
+            + (
+                f" = {self.accumulation} x {self.per_rank_batch // self.accumulation}"
+                if self.accumulation > 1
+                else ""
+            )
+            + (f" over {self.dist.world_size} processes" if self.dist.enabled else "")
+            + f", device {self.device}"
+        )
         with self.flag:  # from here on, Ctrl-C stops between steps and saves a checkpoint
             for epoch in range(self.start_epoch, c.epochs):
                 for group in self.optimizer.param_groups:
@@ -819,10 +947,19 @@ class _Run:
         if resuming:
             _set_rng_state(self.rng)  # the RNG state at the start of this epoch
         epoch_rng = _rng_state()
-        torch.manual_seed(_seed_for(c.seed, epoch, dist.rank))  # dropout masks: a function of (seed, epoch, rank)
+        torch.manual_seed(
+            _seed_for(c.seed, epoch, dist.rank)
+        )  # dropout masks: a function of (seed, epoch, rank)
         partial = self.partial if resume_step else None
-        loop = StepLoop(self.step_model, self.optimizer, self.device, accumulation=self.accumulation,
-                        autocast=_autocast(self.device), channels_last=self.channels_last, done=resume_step)
+        loop = StepLoop(
+            self.step_model,
+            self.optimizer,
+            self.device,
+            accumulation=self.accumulation,
+            autocast=_autocast(self.device),
+            channels_last=self.channels_last,
+            done=resume_step,
+        )
         if partial:
             loop.loss_sum += partial["loss_sum"].to(self.device)
         interval_images = 0
@@ -841,17 +978,28 @@ class _Run:
             if mean is not None:
                 self._check_loss(mean, epoch, done)
                 now = time.perf_counter()
-                self.log.event(kind="step", epoch=epoch + 1, epochs=c.epochs, step=done, steps=steps, loss=mean,
-                               images_per_s=interval_images / max(now - interval_start, 1e-9))
+                self.log.event(
+                    kind="step",
+                    epoch=epoch + 1,
+                    epochs=c.epochs,
+                    step=done,
+                    steps=steps,
+                    loss=mean,
+                    images_per_s=interval_images / max(now - interval_start, 1e-9),
+                )
                 interval_start, interval_images = now, 0
             if done < steps and self._interrupted(done, steps):
-                state = {"loss_sum": loop.loss_sum.cpu(), "dropout_rng": torch.get_rng_state(),
-                         "train_s": time.perf_counter() - started + (partial or {}).get("train_s", 0.0)}
+                state = {
+                    "loss_sum": loop.loss_sum.cpu(),
+                    "dropout_rng": torch.get_rng_state(),
+                    "train_s": time.perf_counter() - started + (partial or {}).get("train_s", 0.0),
+                }
                 self.rng = epoch_rng
                 path = self._save(epoch, done, state)
                 raise TrainingInterrupted(
                     f"interrupted in epoch {epoch + 1} at step {done} of {steps}; checkpoint saved to {path}; "
-                    "rerun the same command with --resume to continue")
+                    "rerun the same command with --resume to continue"
+                )
         if hasattr(batches, "close"):
             batches.close()
         synchronize(self.device)
@@ -892,19 +1040,29 @@ class _Run:
 
     def _diverged(self, loss: float, epoch: int, step: int) -> None:
         last = self.folder / LAST_CHECKPOINT
-        kept = (f"the last good checkpoint (epoch {epoch}) is kept at {last}" if last.exists()
-                else "no checkpoint was written")
+        kept = (
+            f"the last good checkpoint (epoch {epoch}) is kept at {last}"
+            if last.exists()
+            else "no checkpoint was written"
+        )
         raise VggbenchError(
             f"training diverged: loss {loss:.4g} in epoch {epoch + 1} at step {step} (lr {self.schedule.lr:g}); "
-            f"{kept}; try a lower --lr or another --init")
+            f"{kept}; try a lower --lr or another --init"
+        )
 
     def _after_epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
         c = self.config
         t0 = time.perf_counter()
         if self.dist.is_main:
-            top1, top5 = validate(self.model, self.dataset.val, self.q_pixels, self.stats, self.device,
-                                  batch_size=max(self.per_rank_batch // self.accumulation, 1),
-                                  channels_last=self.channels_last)
+            top1, top5 = validate(
+                self.model,
+                self.dataset.val,
+                self.q_pixels,
+                self.stats,
+                self.device,
+                batch_size=max(self.per_rank_batch // self.accumulation, 1),
+                channels_last=self.channels_last,
+            )
         else:
             top1 = top5 = 0.0
         if self.dist.enabled:
@@ -920,7 +1078,8 @@ class _Run:
             f"epoch {epoch + 1}/{c.epochs}: loss {metrics['train_loss']:.4f}, val top-1 {top1:.2f}% top-5 "
             f"{top5:.2f}%, lr {metrics['lr']:g}, {metrics['images_per_s']:.0f} img/s, data "
             f"{100 * metrics['data_time_fraction']:.0f}% of train time"
-            + (f"; lr -> {self.schedule.lr:g}" if decreased else ""))
+            + (f"; lr -> {self.schedule.lr:g}" if decreased else "")
+        )
         self._warn_if_not_learning()
         self.log.event(kind="epoch", epoch=epoch + 1, epochs=c.epochs, metrics=dict(metrics))
         self.rng, self.partial, self.start_step = _rng_state(), None, 0
@@ -930,18 +1089,28 @@ class _Run:
         if self.flag.set:
             raise TrainingInterrupted(
                 f"interrupted after epoch {epoch + 1}; checkpoint saved to {self.folder / LAST_CHECKPOINT}; "
-                "rerun the same command with --resume to continue")
+                "rerun the same command with --resume to continue"
+            )
 
     def _warn_if_not_learning(self) -> None:
         recent = self.epochs_log[-NOT_LEARNING_EPOCHS:]
         chance_err = 100.0 * (1 - min(1.0, CHANCE_MARGIN / self.num_classes))
-        if (len(recent) == NOT_LEARNING_EPOCHS and self.num_classes > 1 and not self.warnings
-                and all(e["val_top1_err"] >= chance_err for e in recent)):
-            fix = ("VGG without batch norm often stalls with the paper's small normal init: try --init kaiming "
-                   "(the default) or --init glorot" if self.config.init == "paper" else
-                   f"try a lower --lr (e.g. {self.config.lr / 3:g}), more data or more epochs")
-            message = (f"{NOT_LEARNING}: validation top-1 error has stayed at chance "
-                       f"({100 * (1 - 1 / self.num_classes):.0f}%) for {NOT_LEARNING_EPOCHS} epochs; {fix}")
+        if (
+            len(recent) == NOT_LEARNING_EPOCHS
+            and self.num_classes > 1
+            and not self.warnings
+            and all(e["val_top1_err"] >= chance_err for e in recent)
+        ):
+            fix = (
+                "VGG without batch norm often stalls with the paper's small normal init: try --init kaiming "
+                "(the default) or --init glorot"
+                if self.config.init == "paper"
+                else f"try a lower --lr (e.g. {self.config.lr / 3:g}), more data or more epochs"
+            )
+            message = (
+                f"{NOT_LEARNING}: validation top-1 error has stayed at chance "
+                f"({100 * (1 - 1 / self.num_classes):.0f}%) for {NOT_LEARNING_EPOCHS} epochs; {fix}"
+            )
             self.warnings.append(message)
             if self.log.active:
                 sys.stderr.write(f"warning: {message}\n")
@@ -975,20 +1144,32 @@ class _Run:
             "init": self.init_info,
             "init_from": c.init_from,
             "recipe": {
-                "lr": c.lr, "momentum": c.momentum, "weight_decay": c.weight_decay, "dropout": c.dropout,
-                "batch_size": c.batch_size, "accumulation": self.accumulation, "epochs": c.epochs,
-                "patience": c.patience, "max_lr_decreases": c.max_lr_decreases,
-                "lr_decreases": self.schedule.decreases, "final_lr": self.schedule.lr,
+                "lr": c.lr,
+                "momentum": c.momentum,
+                "weight_decay": c.weight_decay,
+                "dropout": c.dropout,
+                "batch_size": c.batch_size,
+                "accumulation": self.accumulation,
+                "epochs": c.epochs,
+                "patience": c.patience,
+                "max_lr_decreases": c.max_lr_decreases,
+                "lr_decreases": self.schedule.decreases,
+                "final_lr": self.schedule.lr,
             },
             "epochs_log": log,
-            "final": {"top1_err": log[-1]["val_top1_err"], "top5_err": log[-1]["val_top5_err"],
-                      "protocol": "center crop at the single test scale Q, validation split"},
+            "final": {
+                "top1_err": log[-1]["val_top1_err"],
+                "top5_err": log[-1]["val_top5_err"],
+                "protocol": "center crop at the single test scale Q, validation split",
+            },
             "warnings": self.warnings,
             "checkpoint": str(weights.relative_to(self.results_dir)),
             "wall_time_s": wall,
             "train_time_s": train_s,
             "images_per_s": images / max(train_s, 1e-9),
-            "data_time_fraction": (sum(e["data_time_fraction"] * e["wall_s"] for e in log) / max(train_s, 1e-9)),
+            "data_time_fraction": (
+                sum(e["data_time_fraction"] * e["wall_s"] for e in log) / max(train_s, 1e-9)
+            ),
             "device": str(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
             "world_size": self.dist.world_size,
             "machine": machine_name(machine_info(self.device)),

@@ -64,15 +64,18 @@ def eval_batch():
 def test_dense_evaluation_of_one_batch(benchmark, eval_batch):
     conv = to_fully_convolutional(build_model(SPEC)).eval()
     with torch.inference_mode():
-        probs = benchmark.pedantic(evaluation.dense_probabilities, args=(conv, eval_batch), rounds=10, warmup_rounds=1)
+        probs = benchmark.pedantic(
+            evaluation.dense_probabilities, args=(conv, eval_batch), rounds=10, warmup_rounds=1
+        )
     assert probs.shape == (8, 10)
 
 
 def test_multi_crop_evaluation_of_one_batch(benchmark, eval_batch):
     fc = build_model(SPEC).eval()
     with torch.inference_mode():
-        probs = benchmark.pedantic(evaluation.multi_crop_probabilities, args=(fc, eval_batch, SPEC.crop),
-                                   rounds=5, warmup_rounds=1)
+        probs = benchmark.pedantic(
+            evaluation.multi_crop_probabilities, args=(fc, eval_batch, SPEC.crop), rounds=5, warmup_rounds=1
+        )
     assert probs.shape == (8, 10)
 
 

@@ -72,12 +72,20 @@ def _to_float(images: torch.Tensor) -> torch.Tensor:
 class TrainAugment:
     """Section 3.1's augmentation on a batch: uint8 (B, 3, H, W) or a list of uint8 (3, H, W)."""
 
-    def __init__(self, crop: int, scale: TrainScale, stats: RGBStats, pca_std: float = paper.PCA_LIGHTING_STD,
-                 flip: bool = True) -> None:
+    def __init__(
+        self,
+        crop: int,
+        scale: TrainScale,
+        stats: RGBStats,
+        pca_std: float = paper.PCA_LIGHTING_STD,
+        flip: bool = True,
+    ) -> None:
         if crop < 1:
             raise VggbenchError(f"crop {crop} must be positive")
         if pca_std < 0:
-            raise VggbenchError(f"PCA lighting std {pca_std} must be at least 0 (0 turns the colour shift off)")
+            raise VggbenchError(
+                f"PCA lighting std {pca_std} must be at least 0 (0 turns the colour shift off)"
+            )
         self.crop = crop
         self.scale = scale
         self.smin, self.smax = scale.pixels(crop)
@@ -87,8 +95,10 @@ class TrainAugment:
         self._stats_on: dict[torch.device, RGBStats] = {}
 
     def __repr__(self) -> str:
-        return (f"TrainAugment(crop={self.crop}, S={self.smin}..{self.smax}px, pca_std={self.pca_std}, "
-                f"flip={self.flip})")
+        return (
+            f"TrainAugment(crop={self.crop}, S={self.smin}..{self.smax}px, pca_std={self.pca_std}, "
+            f"flip={self.flip})"
+        )
 
     def draw(self, n: int, generator: torch.Generator) -> AugmentParams:
         """The random draws for n images, returned on the CPU."""
@@ -143,7 +153,9 @@ class TrainAugment:
         base = (torch.arange(crop, device=x.device, dtype=x.dtype) * 2 + 1) / crop - 1  # output pixel centres
         gx = coefficients[:, 0:1] * base + coefficients[:, 1:2]  # (B, crop)
         gy = coefficients[:, 2:3] * base + coefficients[:, 3:4]
-        grid = torch.stack([gx.unsqueeze(1).expand(-1, crop, -1), gy.unsqueeze(2).expand(-1, -1, crop)], dim=-1)
+        grid = torch.stack(
+            [gx.unsqueeze(1).expand(-1, crop, -1), gy.unsqueeze(2).expand(-1, -1, crop)], dim=-1
+        )
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
     def _stats(self, device: torch.device) -> RGBStats:

@@ -135,7 +135,9 @@ class FolderImages(ImageSet):
         if len(self.paths) != self.labels.numel():
             raise ValueError(f"{len(self.paths)} paths but {self.labels.numel()} labels")
         self.skip_bad_images = skip_bad_images
-        self.sizes: list[tuple[int, int] | None] = list(sizes) if sizes is not None else [None] * len(self.paths)
+        self.sizes: list[tuple[int, int] | None] = (
+            list(sizes) if sizes is not None else [None] * len(self.paths)
+        )
         self.skipped = 0  # images dropped by scan() in skip mode
         self.skipped_paths: list[Path] = []
 
@@ -156,8 +158,12 @@ class FolderImages(ImageSet):
 
     def subset(self, indices: torch.Tensor) -> FolderImages:
         chosen = [int(i) for i in torch.as_tensor(indices, dtype=torch.int64)]
-        out = FolderImages([self.paths[i] for i in chosen], self.labels[chosen], self.skip_bad_images,
-                           [self.sizes[i] for i in chosen])
+        out = FolderImages(
+            [self.paths[i] for i in chosen],
+            self.labels[chosen],
+            self.skip_bad_images,
+            [self.sizes[i] for i in chosen],
+        )
         out.skipped, out.skipped_paths = self.skipped, list(self.skipped_paths)  # keep the load-time count
         return out
 
@@ -170,7 +176,9 @@ class FolderImages(ImageSet):
         if bad and not self.skip_bad_images:
             first = self.paths[bad[0]]
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            raise VggbenchError(f"cannot read image {first}{more}: not an image PIL can open; {BAD_IMAGE_FIX}")
+            raise VggbenchError(
+                f"cannot read image {first}{more}: not an image PIL can open; {BAD_IMAGE_FIX}"
+            )
         keep = [i for i, size in enumerate(sizes) if size is not None]
         self.skipped_paths = [self.paths[i] for i in bad]
         self.skipped = len(bad)

@@ -64,20 +64,39 @@ class _Decode(torch.utils.data.Dataset):
         return self.imageset.get(i)
 
 
-def _collate_list(items: list[tuple[torch.Tensor | None, int]]) -> tuple[list[torch.Tensor | None], torch.Tensor]:
+def _collate_list(
+    items: list[tuple[torch.Tensor | None, int]],
+) -> tuple[list[torch.Tensor | None], torch.Tensor]:
     return [image for image, _ in items], torch.tensor([label for _, label in items], dtype=torch.int64)
 
 
 def _stream(imageset: ImageSet, batches: list[list[int]], workers: int, device: torch.device) -> Iterator:
-    return iter(DataLoader(_Decode(imageset), batch_sampler=batches, num_workers=workers,
-                           collate_fn=_collate_list, pin_memory=device.type == "cuda"))
+    return iter(
+        DataLoader(
+            _Decode(imageset),
+            batch_sampler=batches,
+            num_workers=workers,
+            collate_fn=_collate_list,
+            pin_memory=device.type == "cuda",
+        )
+    )
 
 
 class TrainLoader:
     """Augmented training batches for one rank; see the module docstring."""
 
-    def __init__(self, imageset: ImageSet, augment: TrainAugment, batch_size: int, device: torch.device | str,
-                 seed: int, rank: int = 0, world_size: int = 1, drop_last: bool = True, workers: int = 0) -> None:
+    def __init__(
+        self,
+        imageset: ImageSet,
+        augment: TrainAugment,
+        batch_size: int,
+        device: torch.device | str,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = True,
+        workers: int = 0,
+    ) -> None:
         if batch_size < 1:
             raise VggbenchError(f"batch size {batch_size} must be at least 1")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -96,8 +115,10 @@ class TrainLoader:
         self.global_batch = batch_size * world_size
         n = len(imageset)
         if n == 0 or (drop_last and n < self.global_batch):
-            raise VggbenchError(f"the training set has {n} images, fewer than one batch of {self.global_batch} "
-                                f"({batch_size} per process x {world_size}); lower the batch size or use more data")
+            raise VggbenchError(
+                f"the training set has {n} images, fewer than one batch of {self.global_batch} "
+                f"({batch_size} per process x {world_size}); lower the batch size or use more data"
+            )
         self.batches_per_epoch = n // self.global_batch if drop_last else math.ceil(n / self.global_batch)
         self.data_time = 0.0
         self.skipped = 0  # unreadable files dropped from batches (streamed sets in skip mode)
@@ -112,7 +133,7 @@ class TrainLoader:
         """Indices (CPU) of every global batch of an epoch, in order."""
         perm = epoch_permutation(len(self.imageset), self.seed, epoch)
         g = self.global_batch
-        return [perm[b * g:(b + 1) * g] for b in range(self.batches_per_epoch)]
+        return [perm[b * g : (b + 1) * g] for b in range(self.batches_per_epoch)]
 
     def batch_draws(self, epoch: int, batch: int, length: int):
         """The augmentation draws of a whole global batch (every rank draws the same)."""
@@ -129,7 +150,7 @@ class TrainLoader:
             perm = torch.cat(batches).to(self.device, non_blocking=True) if batches else None
             offset = 0
             for b, (batch, (start, stop)) in enumerate(zip(batches, bounds)):
-                index = perm[offset + start:offset + stop]
+                index = perm[offset + start : offset + stop]
                 offset += len(batch)
                 params = self.batch_draws(e, b, len(batch))[start:stop]
                 x = self.augment.apply(self.images[index], params)
@@ -167,8 +188,14 @@ class EvalLoader:
     consecutive and come as a tensor when their images share a size, else as a list of (3, H, W).
     """
 
-    def __init__(self, imageset: ImageSet, batch_size: int, device: torch.device | str, workers: int = 0,
-                 group_sizes: bool = True) -> None:
+    def __init__(
+        self,
+        imageset: ImageSet,
+        batch_size: int,
+        device: torch.device | str,
+        workers: int = 0,
+        group_sizes: bool = True,
+    ) -> None:
         if batch_size < 1:
             raise VggbenchError(f"batch size {batch_size} must be at least 1")
         self.imageset = imageset
@@ -182,13 +209,17 @@ class EvalLoader:
             self.order = sorted(range(n), key=lambda i: (sizes[i], i))
             self._batches = []
             for i in self.order:
-                if self._batches and len(self._batches[-1]) < batch_size and sizes[self._batches[-1][0]] == sizes[i]:
+                if (
+                    self._batches
+                    and len(self._batches[-1]) < batch_size
+                    and sizes[self._batches[-1][0]] == sizes[i]
+                ):
                     self._batches[-1].append(i)
                 else:
                     self._batches.append([i])
         else:
             self.order = list(range(n))
-            self._batches = [self.order[i:i + batch_size] for i in range(0, n, batch_size)]
+            self._batches = [self.order[i : i + batch_size] for i in range(0, n, batch_size)]
 
     def __len__(self) -> int:
         return len(self._batches)
@@ -198,7 +229,10 @@ class EvalLoader:
             images, labels = self.imageset.images, self.imageset.labels  # type: ignore[attr-defined]
             for batch in self._batches:
                 sl = slice(batch[0], batch[-1] + 1)
-                yield images[sl].to(self.device, non_blocking=True), labels[sl].to(self.device, non_blocking=True)
+                yield (
+                    images[sl].to(self.device, non_blocking=True),
+                    labels[sl].to(self.device, non_blocking=True),
+                )
             return
         for images, labels in _stream(self.imageset, self._batches, self.workers, self.device):
             keep = [i for i, image in enumerate(images) if image is not None]

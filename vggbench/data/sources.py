@@ -25,15 +25,31 @@ DATASETS_HELP = (
 )
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path.home() / ".cache" / "vggbench" / "datasets"
-FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                         "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
-IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_DTYPES = {
+    0x08: np.uint8,
+    0x09: np.int8,
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 @dataclass
@@ -61,6 +77,7 @@ class Dataset:
 
 # --- IDX (Fashion-MNIST) -----------------------------------------------------------------------
 
+
 def read_idx(path: Path) -> np.ndarray:
     """Parse an IDX file (gzip-compressed when its name ends in .gz) into a numpy array."""
     opener = gzip.open if path.suffix == ".gz" else open
@@ -76,8 +93,10 @@ def read_idx(path: Path) -> np.ndarray:
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
-        raise VggbenchError(f"{path} is truncated: {len(data) - header} bytes of data for shape {shape}; "
-                            "delete it and download it again")
+        raise VggbenchError(
+            f"{path} is truncated: {len(data) - header} bytes of data for shape {shape}; "
+            "delete it and download it again"
+        )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -113,20 +132,38 @@ def load_fashion_mnist(root: Path | None, download: bool) -> Dataset:
             )
         images, labels = read_idx(images_path), read_idx(labels_path)
         if images.ndim != 3 or labels.shape != (images.shape[0],):
-            raise VggbenchError(f"{images_path} and {labels_path} do not match (shapes {images.shape}, "
-                                f"{labels.shape}); delete them and download them again")
+            raise VggbenchError(
+                f"{images_path} and {labels_path} do not match (shapes {images.shape}, "
+                f"{labels.shape}); delete them and download them again"
+            )
         grey = torch.from_numpy(images.copy()).unsqueeze(1)
-        splits[split] = TensorImages(grey.expand(-1, 3, -1, -1).contiguous(),
-                                     torch.from_numpy(labels.astype(np.int64)))
+        splits[split] = TensorImages(
+            grey.expand(-1, 3, -1, -1).contiguous(), torch.from_numpy(labels.astype(np.int64))
+        )
     return Dataset("fashion-mnist", list(FASHION_MNIST_CLASSES), splits["train"], splits["val"])
 
 
 # --- CIFAR -------------------------------------------------------------------------------------
 
 CIFAR = {
-    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
-                "batches.meta", "label_names", "labels", "CIFAR10"),
-    "cifar100": ("cifar-100-python", ["train"], ["test"], "meta", "fine_label_names", "fine_labels", "CIFAR100"),
+    "cifar10": (
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        ["test_batch"],
+        "batches.meta",
+        "label_names",
+        "labels",
+        "CIFAR10",
+    ),
+    "cifar100": (
+        "cifar-100-python",
+        ["train"],
+        ["test"],
+        "meta",
+        "fine_label_names",
+        "fine_labels",
+        "CIFAR100",
+    ),
 }
 
 
@@ -135,7 +172,9 @@ def _unpickle(path: Path) -> dict:
         with open(path, "rb") as handle:
             return pickle.load(handle, encoding="latin1")
     except (OSError, pickle.UnpicklingError, EOFError) as error:
-        raise VggbenchError(f"cannot read CIFAR file {path}: {error}; delete the folder and download it again") from None
+        raise VggbenchError(
+            f"cannot read CIFAR file {path}: {error}; delete the folder and download it again"
+        ) from None
 
 
 def load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
@@ -147,8 +186,10 @@ def load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
         _torchvision_download(tv_name, base)
         folder = base / folder_name
     if folder is None:
-        raise VggbenchError(f"{name} not found: no {folder_name}/{meta_file} under {base}; pass --data-root "
-                            f"pointing at the folder holding {folder_name} (torchvision's layout), or --download")
+        raise VggbenchError(
+            f"{name} not found: no {folder_name}/{meta_file} under {base}; pass --data-root "
+            f"pointing at the folder holding {folder_name} (torchvision's layout), or --download"
+        )
     classes = list(_unpickle(folder / meta_file)[names_key])
 
     def read(files: list[str]) -> TensorImages:
@@ -159,7 +200,9 @@ def load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
             batch = _unpickle(folder / file)
             images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[labels_key], dtype=np.int64))
-        return TensorImages(torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels)))
+        return TensorImages(
+            torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+        )
 
     return Dataset(name, classes, read(train_files), read(val_files))
 
@@ -173,18 +216,23 @@ def _torchvision_download(class_name: str, root: Path) -> None:
         for train in (True, False):
             dataset_class(str(root), train=train, download=True)
     except Exception as error:  # network errors come in many types
-        raise VggbenchError(f"downloading {class_name} into {root} failed: {error}; check the network or "
-                            "download it by hand into that folder") from None
+        raise VggbenchError(
+            f"downloading {class_name} into {root} failed: {error}; check the network or "
+            "download it by hand into that folder"
+        ) from None
 
 
 # --- ImageFolder -------------------------------------------------------------------------------
+
 
 def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def _class_folders(split: Path) -> list[Path]:
-    return sorted((d for d in split.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    return sorted(
+        (d for d in split.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name
+    )
 
 
 def _folder_split(split: Path, classes: list[str], skip_bad_images: bool) -> FolderImages:
@@ -197,12 +245,15 @@ def _folder_split(split: Path, classes: list[str], skip_bad_images: bool) -> Fol
     paths, labels = [], []
     for folder in folders:
         if folder.name not in index:
-            raise VggbenchError(f"class folder {folder} is not a class of the train split; "
-                                "val classes must be train classes")
+            raise VggbenchError(
+                f"class folder {folder} is not a class of the train split; val classes must be train classes"
+            )
         images = sorted(p for p in folder.rglob("*") if _is_image(p))
         if not images:
-            raise VggbenchError(f"class folder {folder} holds no images (extensions {', '.join(IMAGE_EXTENSIONS)}); "
-                                "add images or remove the folder")
+            raise VggbenchError(
+                f"class folder {folder} holds no images (extensions {', '.join(IMAGE_EXTENSIONS)}); "
+                "add images or remove the folder"
+            )
         paths += images
         labels += [index[folder.name]] * len(images)
     return FolderImages(paths, labels, skip_bad_images).scan()
@@ -211,25 +262,31 @@ def _folder_split(split: Path, classes: list[str], skip_bad_images: bool) -> Fol
 def load_imagefolder(path: Path, skip_bad_images: bool, val_split: float | None) -> Dataset:
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise VggbenchError(f"image folder {path} does not exist; pass imagefolder:PATH with PATH/train "
-                            "and PATH/val holding one folder per class")
+        raise VggbenchError(
+            f"image folder {path} does not exist; pass imagefolder:PATH with PATH/train "
+            "and PATH/val holding one folder per class"
+        )
     train_dir, val_dir = path / "train", path / "val"
     if not train_dir.is_dir():
-        raise VggbenchError(f"{path} has no train folder; expected {train_dir}/CLASS/IMAGE files "
-                            "(and a val folder alike)")
+        raise VggbenchError(
+            f"{path} has no train folder; expected {train_dir}/CLASS/IMAGE files (and a val folder alike)"
+        )
     classes = [d.name for d in _class_folders(train_dir)]
     train = _folder_split(train_dir, classes, skip_bad_images)
     if val_dir.is_dir():
         val = _folder_split(val_dir, classes, skip_bad_images)
     elif val_split is None:
-        raise VggbenchError(f"{path} has no val folder; add {val_dir}/CLASS/IMAGE files or pass --val-split "
-                            "(e.g. 0.1) to hold out part of train")
+        raise VggbenchError(
+            f"{path} has no val folder; add {val_dir}/CLASS/IMAGE files or pass --val-split "
+            "(e.g. 0.1) to hold out part of train"
+        )
     else:
         val = None  # carved from train below
     return Dataset(f"imagefolder:{path}", classes, train, val)  # type: ignore[arg-type]
 
 
 # --- Entry point -------------------------------------------------------------------------------
+
 
 def load_dataset(
     spec: str,

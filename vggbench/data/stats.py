@@ -59,8 +59,13 @@ def _moments(pixels: torch.Tensor) -> tuple[int, torch.Tensor, torch.Tensor]:
     return flat.shape[0], flat.sum(0), flat.T @ flat
 
 
-def rgb_statistics(imageset: ImageSet, cache_dir: Path | None = None, *, max_images: int | None = None,
-                   device: torch.device | str | None = None) -> RGBStats:
+def rgb_statistics(
+    imageset: ImageSet,
+    cache_dir: Path | None = None,
+    *,
+    max_images: int | None = None,
+    device: torch.device | str | None = None,
+) -> RGBStats:
     """Mean RGB and the RGB covariance's eigen-decomposition over the set's pixels ([0, 1] scale).
 
     In-memory sets use every image unless `max_images` is given; streamed sets use every image up to
@@ -71,7 +76,11 @@ def rgb_statistics(imageset: ImageSet, cache_dir: Path | None = None, *, max_ima
     n = len(imageset)
     if max_images is None and not imageset.in_memory:
         max_images = STREAMED_SAMPLE
-    indices = torch.arange(n) if max_images is None or max_images >= n else torch.linspace(0, n - 1, max_images).long()
+    indices = (
+        torch.arange(n)
+        if max_images is None or max_images >= n
+        else torch.linspace(0, n - 1, max_images).long()
+    )
     key = f"{imageset.fingerprint()}-{len(indices)}"
     cache = Path(cache_dir) / f"rgb-stats-{key}.json" if cache_dir is not None else None
     if cache is not None and cache.is_file():
@@ -85,8 +94,8 @@ def rgb_statistics(imageset: ImageSet, cache_dir: Path | None = None, *, max_ima
         per_image = images.shape[2] * images.shape[3]
         chunk = max(1, PIXELS_PER_CHUNK // per_image)
         for start in range(0, len(indices), chunk):
-            sel = indices[start:start + chunk]
-            part = images[sel[0]:sel[-1] + 1] if max_images is None else images[sel.to(images.device)]
+            sel = indices[start : start + chunk]
+            part = images[sel[0] : sel[-1] + 1] if max_images is None else images[sel.to(images.device)]
             c, s, o = _moments(part.to(device) if device is not None else part)
             count, total, outer = count + c, total + s.cpu(), outer + o.cpu()
     else:
@@ -98,5 +107,7 @@ def rgb_statistics(imageset: ImageSet, cache_dir: Path | None = None, *, max_ima
     if cache is not None:
         from vggbench.results import atomic_write_text
 
-        atomic_write_text(cache, json.dumps({"fingerprint": key, "pixels": count, **stats.as_json()}, indent=2) + "\n")
+        atomic_write_text(
+            cache, json.dumps({"fingerprint": key, "pixels": count, **stats.as_json()}, indent=2) + "\n"
+        )
     return stats

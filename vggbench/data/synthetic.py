@@ -15,8 +15,18 @@ import torch
 
 from vggbench.data.imagesets import TensorImages
 
-SHAPES = ("disk", "square", "triangle", "cross", "ring", "striped-disk", "checkered-square",
-          "diamond", "ellipse", "dots")
+SHAPES = (
+    "disk",
+    "square",
+    "triangle",
+    "cross",
+    "ring",
+    "striped-disk",
+    "checkered-square",
+    "diamond",
+    "ellipse",
+    "dots",
+)
 RADIUS_RANGE = (0.12, 0.40)  # object radius as a fraction of the image side
 NOISE_STD = 0.08
 PIXELS_PER_CHUNK = 1 << 22  # pixels generated per vectorised step (bounds the temporary masks)
@@ -48,7 +58,9 @@ def _shape_mask(shape: int, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
     if name == "striped-disk":
         return (radius2 <= 1) & (torch.sin(math.pi * 2.5 * dx) > 0)
     if name == "checkered-square":
-        return (torch.maximum(adx, ady) <= 0.8) & (torch.sin(math.pi * 2 * dx) * torch.sin(math.pi * 2 * dy) > 0)
+        return (torch.maximum(adx, ady) <= 0.8) & (
+            torch.sin(math.pi * 2 * dx) * torch.sin(math.pi * 2 * dy) > 0
+        )
     if name == "diamond":
         return adx + ady <= 1
     if name == "ellipse":
@@ -66,7 +78,9 @@ def _texture_mask(texture: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> 
 def _generate(labels: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
     n = labels.numel()
     ramp = torch.arange(size, dtype=torch.float32) + 0.5
-    radius = (RADIUS_RANGE[0] + (RADIUS_RANGE[1] - RADIUS_RANGE[0]) * torch.rand(n, generator=generator)) * size
+    radius = (
+        RADIUS_RANGE[0] + (RADIUS_RANGE[1] - RADIUS_RANGE[0]) * torch.rand(n, generator=generator)
+    ) * size
     centre = radius.unsqueeze(1) + torch.rand(n, 2, generator=generator) * (size - 2 * radius).unsqueeze(1)
     foreground = torch.rand(n, 3, generator=generator)
     background = (foreground + 0.3 + 0.4 * torch.rand(n, 3, generator=generator)) % 1.0
@@ -97,5 +111,5 @@ def make_split(count: int, size: int, num_classes: int, seed: int, stream: int) 
     chunk = max(1, PIXELS_PER_CHUNK // (size * size))
     images = torch.empty(count, 3, size, size, dtype=torch.uint8)
     for start in range(0, count, chunk):
-        images[start:start + chunk] = _generate(labels[start:start + chunk], size, generator)
+        images[start : start + chunk] = _generate(labels[start : start + chunk], size, generator)
     return TensorImages(images, labels)
