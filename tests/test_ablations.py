@@ -9,7 +9,7 @@ from conftest import assert_one_line_error
 from vggbench import ablations, report
 from vggbench.ablations import Difference, difference, load_spec, parse_shard, sweep, verdict
 from vggbench.errors import VggbenchError
-from vggbench.results import read_records
+from vggbench.store import read_records
 
 ALL = ["conv1x1", "conv5x5", "depth", "init", "jitter", "lrn"]
 
@@ -258,7 +258,7 @@ def test_budget_line_names_the_preinit_layers_the_machine_and_the_time():
 
 
 def test_report_renders_known_ablation_record(tmp_path):
-    from vggbench.results import write_record
+    from vggbench.store import write_record
 
     write_record(tmp_path, "ablations", "known", KNOWN)
     paths = report.write_report(tmp_path, tmp_path, plots=True)

@@ -10,7 +10,8 @@ import torch
 from conftest import assert_one_line_error
 from test_counting import TOTAL_MACS_224
 
-from vggbench import bench, machine
+from vggbench import bench
+from vggbench import runtime as machine
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec
 
@@ -299,8 +300,8 @@ def test_parse_lists_and_cases():
 
 
 def test_resolve_device():
-    assert bench.resolve_device("cpu") == torch.device("cpu")
-    assert bench.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert machine.resolve_device("cpu") == torch.device("cpu")
+    assert machine.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @pytest.mark.parametrize(

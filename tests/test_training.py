@@ -21,7 +21,7 @@ import pytest
 import torch
 from conftest import assert_one_line_error
 
-from vggbench import results, training
+from vggbench import store, training
 from vggbench.errors import VggbenchError
 from vggbench.models import VGG, ModelSpec, init_weights
 from vggbench.training import (
@@ -209,7 +209,7 @@ def test_record_has_the_keys_and_points_at_loadable_weights(stored):
     assert [e["epoch"] for e in record["epochs_log"]] == [1, 2]
     assert all(EPOCH_KEYS <= set(e) for e in record["epochs_log"])
     assert record["final"]["top1_err"] == record["epochs_log"][-1]["val_top1_err"]
-    assert results.read_record(root, "runs", record["id"]) == json.loads(json.dumps(record, default=str))
+    assert store.read_record(root, "runs", record["id"]) == json.loads(json.dumps(record, default=str))
     assert not (root / "checkpoints" / record["id"] / "last.pt").exists()  # removed once complete
     again, model = load_run(root, record["id"][:6])
     assert again["id"] == record["id"]
@@ -236,7 +236,7 @@ def test_load_run_errors(stored, tmp_path):
     with pytest.raises(VggbenchError, match="no stored run"):
         load_run(root, "zzzz")
     for name in ("abc111", "abc222"):
-        results.write_record(tmp_path, "runs", name, {"id": name, "status": "complete"})
+        store.write_record(tmp_path, "runs", name, {"id": name, "status": "complete"})
     with pytest.raises(VggbenchError, match="ambiguous"):
         load_run(tmp_path, "abc")
 
@@ -316,7 +316,7 @@ def test_init_from_a_run_with_other_classes_is_an_error(stored, tmp_path):
         model={**record["model"], "num_classes": 5},
         checkpoint="checkpoints/fiveclasses0/model.pt",
     )
-    results.write_record(tmp_path, "runs", other["id"], other)
+    store.write_record(tmp_path, "runs", other["id"], other)
     state = VGG(ModelSpec(**other["model"])).state_dict()
     (tmp_path / "checkpoints" / "fiveclasses0").mkdir(parents=True)
     torch.save(state, tmp_path / other["checkpoint"])
@@ -344,7 +344,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
         run_tiny(tmp_path, config=config, on_epoch_end=poison)
     state = torch.load(tmp_path / "checkpoints" / config.run_id / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
-    assert results.read_record(tmp_path, "runs", config.run_id) is None
+    assert store.read_record(tmp_path, "runs", config.run_id) is None
 
 
 # --- Distributed ---------------------------------------------------------------------------------------

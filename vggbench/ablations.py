@@ -488,8 +488,8 @@ def find_eval_record(
 ) -> dict[str, Any] | None:
     """The stored evaluation of `run` with this method and scale set, if there is one. `evals`: the
     store's eval records when the caller has read them already (reading them all is the slow part)."""
-    from vggbench.results import read_records
     from vggbench.scales import parse_train_scale, test_scales
+    from vggbench.store import read_records
 
     expected = list(test_scales(evaluation.scales, parse_train_scale(run["train_scale"])))
     for record in read_records(results_dir, "evals") if evals is None else evals:
@@ -518,7 +518,7 @@ def evaluate_run(
 
 def _stored_results(spec: AblationSpec, seeds: int, budget: dict[str, Any], results_dir: Path):
     """(arm, evaluation) -> {seed: eval record} for every record of the sweep already stored."""
-    from vggbench.results import read_record, read_records
+    from vggbench.store import read_record, read_records
 
     evals = read_records(results_dir, "evals")
     found: dict[tuple[str, str], dict[int, dict]] = {}
@@ -553,7 +553,7 @@ def analyse(
 ) -> dict[str, Any]:
     """Each arm's mean and std over seeds, each comparison's difference, interval and verdict,
     with the paper's numbers beside ours. Stored as one record under <results>/ablations/."""
-    from vggbench.results import record_id, write_record
+    from vggbench.store import record_id, write_record
 
     found, runs = _stored_results(spec, seeds, budget, results_dir)
     arms = []

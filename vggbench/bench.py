@@ -22,8 +22,6 @@ reported for known GPUs only; on CPUs it does not apply (None).
 
 from __future__ import annotations
 
-import contextlib
-import datetime
 import gc
 import statistics
 import time
@@ -35,12 +33,12 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F
 
-from vggbench import paper
+from vggbench import paper, runtime
 from vggbench.errors import VggbenchError
-from vggbench.machine import load_average, machine_info, machine_name, synchronize
 from vggbench.models import ModelSpec, build_model
 from vggbench.options import parse_choices
-from vggbench.results import record_id, write_record
+from vggbench.runtime import load_average, machine_info, machine_name, synchronize, utc_now
+from vggbench.store import record_id, write_record
 from vggbench.training import StepLoop
 
 KIND = "bench"
@@ -108,17 +106,6 @@ class BenchOptions:
 
         parse_train_scale(self.train_scale)
         return self
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is an error."""
-    if name not in DEVICES:
-        raise VggbenchError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise VggbenchError("--device cuda but no CUDA GPU is visible to torch; use --device cpu or auto")
-    return torch.device(name)
 
 
 def peak_bf16_flops(device_name: str | None) -> float | None:
@@ -227,17 +214,6 @@ def paired_ratio(ours: Sequence[float], bare: Sequence[float]) -> float:
 # --- Models and steps ------------------------------------------------------------------------
 
 
-def _memory_format(options: BenchOptions) -> torch.memory_format:
-    return torch.channels_last if options.channels_last else torch.contiguous_format
-
-
-def autocast(device: torch.device, options: BenchOptions) -> contextlib.AbstractContextManager:
-    """bf16 autocast when asked for (CUDA or CPU), else nothing."""
-    if options.bf16:
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def prepare_model(
     spec: ModelSpec,
     options: BenchOptions,
@@ -247,7 +223,9 @@ def prepare_model(
 ) -> torch.nn.Module:
     """The model on the device in the requested memory format; the model itself (not compiled)."""
     torch.manual_seed(options.seed)
-    model = build_model(spec, fully_convolutional).to(device=device, memory_format=_memory_format(options))
+    model = build_model(spec, fully_convolutional).to(
+        device=device, memory_format=runtime.memory_format(options.channels_last)
+    )
     return model.train(train)
 
 
@@ -262,7 +240,7 @@ def synthetic_batch(
     generator = torch.Generator().manual_seed(options.seed)
     x = torch.randn(batch, 3, spec.crop, spec.crop, generator=generator)
     y = torch.randint(0, spec.num_classes, (batch,), generator=generator)
-    return x.to(device, memory_format=_memory_format(options)), y.to(device)
+    return x.to(device, memory_format=runtime.memory_format(options.channels_last)), y.to(device)
 
 
 def sgd(model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -283,7 +261,7 @@ def bare_step(
     """The baseline: a plain PyTorch SGD step on pre-made tensors."""
 
     def step() -> None:
-        with autocast(device, options):
+        with runtime.autocast(device, options.bf16):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
@@ -296,7 +274,7 @@ def inference_step(
     model: torch.nn.Module, x: torch.Tensor, device: torch.device, options: BenchOptions
 ) -> Callable[[], None]:
     def step() -> None:
-        with torch.inference_mode(), autocast(device, options):
+        with torch.inference_mode(), runtime.autocast(device, options.bf16):
             model(x)
 
     return step
@@ -322,7 +300,7 @@ def our_loop(
         step_model,
         sgd(model),
         device,
-        autocast=autocast(device, options),
+        autocast=runtime.autocast(device, options.bf16),
         channels_last=options.channels_last,
     )
 
@@ -524,10 +502,10 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
 
     def prepare(group: torch.Tensor, q: int) -> torch.Tensor:
         x = eval_preprocess(group, q, stats)
-        return x.contiguous(memory_format=_memory_format(options))
+        return x.contiguous(memory_format=runtime.memory_format(options.channels_last))
 
     def once() -> dict[str, evaluation.EvalResult]:
-        with autocast(device, options):
+        with runtime.autocast(device, options.bf16):
             return evaluation.evaluate_batches(
                 [model],
                 [(images.to(device), labels)],
@@ -629,7 +607,7 @@ def run_bench(
     """Measure every part for every case; returns the record (see the module docstring)."""
     options = options.check()
     parts = parse_parts(parts)
-    device = resolve_device(options.device)
+    device = runtime.resolve_device(options.device)
     previous_threads, previous_cudnn = torch.get_num_threads(), torch.backends.cudnn.benchmark
     if options.threads is not None:
         torch.set_num_threads(options.threads)
@@ -640,7 +618,7 @@ def run_bench(
         notes: list[str] = []
         record: dict[str, Any] = {
             "kind": KIND,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
             "machine": machine,
             "machine_name": machine_name(machine),
             "torch_version": torch.__version__,

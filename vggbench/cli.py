@@ -153,7 +153,7 @@ def train(
     """Train a net of Table 1 with the paper's recipe (Section 3.1) and store the run."""
     import json
 
-    from vggbench import results, training
+    from vggbench import store, training
 
     options = {
         "config": config,
@@ -188,7 +188,7 @@ def train(
         "deterministic": deterministic,
     }
     settings = training.TrainConfig(**{k: v for k, v in options.items() if v is not None})
-    stored = not force and (results.read_record(results_dir, training.RUNS, settings.run_id) or {}).get(
+    stored = not force and (store.read_record(results_dir, training.RUNS, settings.run_id) or {}).get(
         "status"
     )
     with _train_progress(quiet) as progress:

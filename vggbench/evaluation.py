@@ -38,9 +38,9 @@ from torch import nn
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
-from vggbench.machine import machine_info, machine_name, synchronize
 from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional, uninitialised_model
 from vggbench.options import parse_choices
+from vggbench.runtime import machine_info, machine_name, resolve_device, synchronize, utc_now
 
 CENTER, DENSE, MULTI_CROP, BOTH = "center", "dense", "multi-crop", "multi-crop+dense"
 METHODS = (CENTER, DENSE, MULTI_CROP, BOTH)
@@ -631,7 +631,7 @@ def eval_record_id(
     limits: dict,
     extra: dict | None = None,
 ) -> str:
-    from vggbench.results import record_id
+    from vggbench.store import record_id
 
     return record_id(
         {
@@ -662,7 +662,6 @@ def eval_record(
 
     `extra` fields define the evaluation (they enter the id, as the runs, method, test scales,
     dataset and limits do); `details` fields are only stored."""
-    import datetime
 
     ids = [e.id for e in evaluated]
     record = {
@@ -694,7 +693,7 @@ def eval_record(
         "device": device,
         "machine": machine,
         "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": utc_now(),
     }
     record.update(extra or {})
     record.update(details or {})
@@ -943,7 +942,7 @@ def load_checkpoint_file(path: str, spec_options: dict) -> tuple[VGG, dict]:
     The architecture comes from `spec_options` (config, classes, width, crop), falling back on the
     checkpoint's own config; the number of classes defaults to the rows of FC8's weight."""
     from vggbench.models import load_state
-    from vggbench.results import read_torch_file
+    from vggbench.store import read_torch_file
 
     file = Path(path).expanduser()
     if not file.is_file():
@@ -1006,14 +1005,14 @@ def _run_candidate(record: dict, model: VGG) -> Candidate:
 
 def select_runs(results_dir, config: str | None, scale: str | None, data: str | None) -> list[str]:
     """Ids of the complete stored runs matching a filter (config, train scale, dataset)."""
-    from vggbench import results
+    from vggbench import store
     from vggbench.architectures import get_architecture
     from vggbench.scales import parse_train_scale
 
     want_config = get_architecture(config).name if config else None
     want_scale = str(parse_train_scale(scale)) if scale else None
     chosen = []
-    for record in results.read_records(results_dir, "runs"):
+    for record in store.read_records(results_dir, "runs"):
         if record.get("status") != "complete":
             continue
         if want_config and record.get("model", {}).get("config") != want_config:
@@ -1148,10 +1147,10 @@ def run_eval(
 ) -> list[dict]:
     """Carry out `vggbench eval`: evaluate each model (or their fusion) with each method on the
     validation split, write one record per (models, method) to <results>/evals, return the records."""
-    from vggbench import results
+    from vggbench import store
     from vggbench.data import load_dataset
     from vggbench.scales import TrainScale, test_scales, to_pixels
-    from vggbench.training import DATA_SEED, Distributed, resolve_device
+    from vggbench.training import DATA_SEED
 
     methods = parse_methods(request.methods)
     if request.batch < 1:
@@ -1159,7 +1158,7 @@ def run_eval(
     if request.max_images is not None and request.max_images < 1:
         raise VggbenchError(f"--max-images {request.max_images} must be at least 1")
     test_scales(request.scales, TrainScale(*paper.JITTER_RANGE))  # a bad spec fails before any loading
-    device = resolve_device(request.device, Distributed())
+    device = resolve_device(request.device)
     machine = machine_name(machine_info(device))
     found = candidates(request)
     records = []
@@ -1247,7 +1246,7 @@ def run_eval(
                 },
                 details={"scales_spec": request.scales},
             )
-            results.write_record(Path(request.results_dir), "evals", record["id"], record)
+            store.write_record(Path(request.results_dir), "evals", record["id"], record)
             records.append(record)
     return records
 

@@ -12,8 +12,8 @@ from vggbench.architectures import ARCHITECTURES
 from vggbench.counting import layer_breakdown, small_filter_table, summarize
 from vggbench.models import ModelSpec
 from vggbench.render import render_latex, render_markdown
-from vggbench.results import atomic_write_text, read_records
 from vggbench.scales import to_pixels
+from vggbench.store import atomic_write_text, read_records
 
 #: Display headers for the snake_case columns that JSON and CSV keep.
 HEADERS = {

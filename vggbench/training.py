@@ -26,16 +26,14 @@ removed when the run completes) and model.pt (final weights, a plain FC-form sta
 from __future__ import annotations
 
 import contextlib
-import datetime
 import math
-import os
 import random
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -45,9 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vggbench import paper, results
+from vggbench import paper, store
 from vggbench.errors import VggbenchError
-from vggbench.machine import machine_info, machine_name, synchronize
 from vggbench.models import (
     INIT_SCHEMES,
     PREINIT_MAPPINGS,
@@ -56,6 +53,18 @@ from vggbench.models import (
     init_weights,
     load_state,
     preinit_from,
+)
+from vggbench.runtime import (
+    Distributed,
+    autocast,
+    determinism,
+    distributed_from_env,
+    machine_info,
+    machine_name,
+    process_group,
+    resolve_device,
+    synchronize,
+    utc_now,
 )
 from vggbench.scales import parse_train_scale, test_scales, to_pixels
 
@@ -213,7 +222,7 @@ class TrainConfig:
 
     @property
     def run_id(self) -> str:
-        return results.record_id(self.identity())
+        return store.record_id(self.identity())
 
 
 # --- The plateau schedule ------------------------------------------------------------------------
@@ -254,96 +263,6 @@ class PlateauSchedule:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key, value in state.items():
             setattr(self, key, value)
-
-
-# --- Devices and distributed ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def distributed_from_env() -> Distributed:
-    """torchrun's RANK, WORLD_SIZE, LOCAL_RANK; a single process when they are absent."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    except ValueError:
-        raise VggbenchError(
-            "RANK / WORLD_SIZE / LOCAL_RANK must be integers (as torchrun sets them)"
-        ) from None
-    return Distributed(rank, world, local)
-
-
-def resolve_device(spec: str, dist: Distributed) -> torch.device:
-    """auto (cuda when available), cpu, cuda or cuda:N; under torchrun on GPUs, cuda:LOCAL_RANK."""
-    name = (spec or "auto").strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise VggbenchError(f"device {spec!r}: CUDA is not available here; use --device cpu")
-        if name == "cuda":
-            return torch.device("cuda", dist.local_rank if dist.enabled else torch.cuda.current_device())
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise VggbenchError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
-
-
-@contextlib.contextmanager
-def _process_group(dist: Distributed, device: torch.device) -> Iterator[None]:
-    """Start the process group under torchrun (and end it) unless the caller already did."""
-    import torch.distributed as td
-
-    if not dist.enabled or td.is_initialized():
-        yield
-        return
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    td.init_process_group(backend, rank=dist.rank, world_size=dist.world_size)
-    try:
-        yield
-    finally:
-        td.destroy_process_group()
-
-
-@contextlib.contextmanager
-def _determinism(enabled: bool, device: torch.device) -> Iterator[None]:
-    """Deterministic algorithms for the duration of a run (restored afterwards)."""
-    before = torch.are_deterministic_algorithms_enabled()
-    benchmark = torch.backends.cudnn.benchmark
-    if enabled and device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled or before)
-    torch.backends.cudnn.benchmark = device.type == "cuda" and not enabled
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
-        torch.backends.cudnn.benchmark = benchmark
-
-
-def _autocast(device: torch.device):
-    """bf16 autocast on CUDA; nothing on CPU (fp32 there, which also keeps CPU runs exact)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 # --- The step, accumulation and validation -------------------------------------------------------
@@ -455,7 +374,7 @@ def validate(
                 x = center_crop(eval_preprocess(group, q_pixels, stats), crop)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with _autocast(device):
+                with autocast(device, bf16=device.type == "cuda"):
                     logits = model(x)
                 top = logits.float().topk(k, dim=1).indices
                 group_labels = group_labels.to(device)
@@ -482,11 +401,11 @@ def has_checkpoint(results_dir: Path, config: TrainConfig) -> bool:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    results.atomic_write(path, lambda handle: torch.save(obj, handle))
+    store.atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any]:
-    return results.read_torch_file(path, "checkpoint", "delete it and rerun with --force")
+    return store.read_torch_file(path, "checkpoint", "delete it and rerun with --force")
 
 
 def find_run(root: Path, run_id_or_prefix: str) -> str:
@@ -514,13 +433,13 @@ def load_run(
     """A stored run's record and its model with the final weights (FC form unless asked)."""
     root = Path(root)
     run_id = find_run(root, run_id_or_prefix)
-    record = results.read_record(root, RUNS, run_id)
+    record = store.read_record(root, RUNS, run_id)
     if record.get("status") != "complete":
         raise VggbenchError(f"run {run_id} did not complete; resume it with --resume")
     path = root / record["checkpoint"]
     if not path.exists():
         raise VggbenchError(f"run {run_id}: its weights {path} are missing; retrain it with --force")
-    state = results.read_torch_file(path, "weights", f"retrain run {run_id} with --force")
+    state = store.read_torch_file(path, "weights", f"retrain run {run_id} with --force")
     model = VGG(ModelSpec(**record["model"]), fully_convolutional=fully_convolutional)
     load_state(model, state)
     return record, model.to(device).eval()
@@ -609,7 +528,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def _seed_for(*parts: int) -> int:
     """A 63-bit seed from integers (seed, epoch, rank), the same on every machine."""
-    return int(results.record_id({"seed": list(parts)}, length=15), 16)
+    return int(store.record_id({"seed": list(parts)}, length=15), 16)
 
 
 # --- Ctrl-C ---------------------------------------------------------------------------------------
@@ -678,7 +597,7 @@ class _Log:
 def train(
     config: TrainConfig,
     *,
-    results_dir: Path = results.DEFAULT_ROOT,
+    results_dir: Path = store.DEFAULT_ROOT,
     device: str = "auto",
     resume: bool = False,
     force: bool = False,
@@ -699,7 +618,7 @@ def train(
     results_dir = Path(results_dir)
     run_id = config.run_id
     if not force:
-        stored = results.read_record(results_dir, RUNS, run_id)
+        stored = store.read_record(results_dir, RUNS, run_id)
         if stored is not None and stored.get("status") == "complete":
             return stored
     folder = checkpoint_dir(results_dir, run_id)
@@ -726,7 +645,7 @@ def train(
     dist = distributed_from_env()
     target = resolve_device(device, dist)
     try:
-        with _process_group(dist, target), _determinism(config.deterministic, target):
+        with process_group(dist, target), determinism(config.deterministic, target):
             return _Run(config, results_dir, target, dist, _Log(dist, quiet, progress), on_epoch_end).run(
                 checkpoint
             )
@@ -956,7 +875,7 @@ class _Run:
             self.optimizer,
             self.device,
             accumulation=self.accumulation,
-            autocast=_autocast(self.device),
+            autocast=autocast(self.device, bf16=self.device.type == "cuda"),
             channels_last=self.channels_last,
             done=resume_step,
         )
@@ -1175,11 +1094,11 @@ class _Run:
             "machine": machine_name(machine_info(self.device)),
             "torch_version": torch.__version__,
             "code_version": self.code_version,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
         }
         if self.dist.is_main:
             _atomic_save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, weights)
-            results.write_record(self.results_dir, RUNS, self.run_id, record)
+            store.write_record(self.results_dir, RUNS, self.run_id, record)
             (self.folder / LAST_CHECKPOINT).unlink(missing_ok=True)
         if self.dist.enabled:
             import torch.distributed as td

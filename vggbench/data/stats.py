@@ -105,7 +105,7 @@ def rgb_statistics(
             count, total, outer = count + c, total + s, outer + o
     stats = stats_from_moments(count, total, outer)
     if cache is not None:
-        from vggbench.results import atomic_write_text
+        from vggbench.store import atomic_write_text
 
         atomic_write_text(
             cache, json.dumps({"fingerprint": key, "pixels": count, **stats.as_json()}, indent=2) + "\n"
