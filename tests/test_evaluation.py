@@ -6,11 +6,12 @@ import pytest
 import torch
 from conftest import assert_one_line_error
 
+from vggbench import counting, paper, report, scales
 from vggbench import evaluation as ev
-from vggbench import paper, scales
 from vggbench.counting import count_macs
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec, build_model, init_weights, to_fully_convolutional, uninitialised_model
+from vggbench.render import render
 
 TINY = dict(width=1 / 16, crop=32)
 
@@ -226,7 +227,7 @@ def test_dense_macs_of_d_match_the_paper_values():
     spec = ModelSpec("D")
     expected = {224: 15_470_264_320, 256: 20_539_113_472, 384: 49_551_114_240, 512: 92_541_681_664}
     for q, macs in expected.items():
-        assert ev.macs_per_pass(spec, True, q, q) == macs
+        assert counting.macs_per_pass(spec, True, q, q) == macs
     # the shape-only count agrees with fvcore's (counting.count_macs) on the conv form
     assert count_macs(uninitialised_model(spec, fully_convolutional=True), 256)[1] == expected[256]
 
@@ -234,8 +235,8 @@ def test_dense_macs_of_d_match_the_paper_values():
 @pytest.mark.parametrize("config,size", [("A-LRN", (37, 50)), ("C", (55, 73)), ("B-5x5", (32, 32))])
 def test_shape_only_macs_agree_with_fvcore_at_odd_sizes(config, size):
     spec = ModelSpec(config, num_classes=10, **TINY)
-    assert ev.macs_per_pass(spec, True, *size) == count_macs(uninitialised_model(spec, True), size)[1]
-    assert ev.macs_per_pass(spec, False, 32, 32) == count_macs(uninitialised_model(spec), 32)[1]
+    assert counting.macs_per_pass(spec, True, *size) == count_macs(uninitialised_model(spec, True), size)[1]
+    assert counting.macs_per_pass(spec, False, 32, 32) == count_macs(uninitialised_model(spec), 32)[1]
 
 
 def test_cost_per_image_of_each_method():
@@ -244,8 +245,8 @@ def test_cost_per_image_of_each_method():
     out = ev.evaluate_batches(
         [model], batches(size=(32, 32)), centered, methods=list(ev.METHODS), scales_px=[32, 37, 41]
     )
-    dense = sum(2 * ev.macs_per_pass(spec, True, q, q) for q in (32, 37, 41))
-    crops = 150 * ev.macs_per_pass(spec, False, 32, 32)
+    dense = sum(2 * counting.macs_per_pass(spec, True, q, q) for q in (32, 37, 41))
+    crops = 150 * counting.macs_per_pass(spec, False, 32, 32)
     assert out["dense"].macs_per_image == dense and out["dense"].forward_passes_per_image == 6
     assert out["multi-crop"].macs_per_image == crops
     assert out["multi-crop+dense"].macs_per_image == dense + crops
@@ -292,13 +293,13 @@ def test_paper_table_puts_our_numbers_beside_the_paper():
         "top5_err": 10.0,
         "created": "2026",
     }
-    frame = ev.paper_table_frame(5, [record])
+    frame = report.paper_table_frame(5, [record])
     row = frame[(frame["net"] == "D") & (frame["method"] == "multi-crop")].iloc[0]
     assert (row["paper top-1"], row["our top-1"]) == (24.6, 30.0)
     assert row["delta top-1"] == pytest.approx(5.4)
     assert frame["our top-1"].isna().sum() == len(frame) - 1
     for fmt in ("table", "markdown", "latex"):
-        assert "24.6" in ev.render_paper_table(5, [record], fmt)
+        assert "24.6" in render(report.paper_table_frame(5, [record]), fmt, report.PAPER_TABLE_TITLES[5])
 
 
 def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
@@ -347,21 +348,21 @@ def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
         record("e1", "s1", 22.0, "2026-03"),
         record("e2", "s2", 27.0, "2026-04"),
     ]
-    row = ev.paper_table_frame(3, records, runs=runs).iloc[0]
+    row = report.paper_table_frame(3, records, runs=runs).iloc[0]
     assert (row["net"], row["our top-1"], row["seeds"], row["record"]) == ("A", 23.0, 3, "e2")
     assert row["delta top-1"] == pytest.approx(23.0 - 29.6)
     # without the run records: the newest record alone
-    row = ev.paper_table_frame(3, records).iloc[0]
+    row = report.paper_table_frame(3, records).iloc[0]
     assert (row["our top-1"], row["seeds"]) == (27.0, 1)
     # the longer run is another recipe, never averaged in; a record of unknown runs stands alone
     newest_long = records + [record("e-long1", "long1", 13.0, "2026-05")]
-    assert ev.paper_table_frame(3, newest_long, runs=runs).iloc[0]["our top-1"] == 12.0
+    assert report.paper_table_frame(3, newest_long, runs=runs).iloc[0]["our top-1"] == 12.0
     # a run evaluated again counts once, with its newest record
     again = records + [record("e1-again", "s1", 25.0, "2026-05")]
-    row = ev.paper_table_frame(3, again, runs=runs).iloc[0]
+    row = report.paper_table_frame(3, again, runs=runs).iloc[0]
     assert (row["our top-1"], row["seeds"]) == (24.0, 3)
     assert (
-        ev.paper_table_frame(3, records[:3] + [record("e9", "gone", 40.0, "2026-06")], runs=runs).iloc[0][
+        report.paper_table_frame(3, records[:3] + [record("e9", "gone", 40.0, "2026-06")], runs=runs).iloc[0][
             "seeds"
         ]
         == 1

@@ -282,7 +282,7 @@ def inference_step(
 
 def macs_per_image(spec: ModelSpec) -> int:
     """MACs of one FC-form forward pass at the spec's crop (as counting.count_macs counts them)."""
-    from vggbench.evaluation import macs_per_pass
+    from vggbench.counting import macs_per_pass
 
     return macs_per_pass(spec, False, spec.crop, spec.crop)
 

@@ -6,7 +6,9 @@ stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -213,6 +215,34 @@ def train(
         f"data {100 * record['data_time_fraction']:.0f}% of train time; "
         f"{Path(results_dir) / training.RUNS / (record['id'] + '.json')}"
     )
+
+
+@contextlib.contextmanager
+def progress_bars(quiet: bool = False):
+    """A factory of rich progress bars on stderr (none when quiet or stderr is not a terminal):
+    factory(label, total) -> advance(n)."""
+    import sys
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    disabled = quiet or not sys.stderr.isatty()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disabled,
+        transient=True,
+    ) as bars:
+
+        def factory(label: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(label, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield factory
 
 
 class _train_progress:
@@ -424,7 +454,7 @@ def eval_command(
     """The paper's test protocols (Section 3.2): dense, multi-crop, both, center; scales; fusion."""
     import json
 
-    from vggbench import evaluation
+    from vggbench import evaluation, report
 
     check_format(fmt, ("table", "markdown", "latex", "json"))
     chosen = list(method or [])
@@ -454,15 +484,15 @@ def eval_command(
         device=device,
         results_dir=str(results_dir),
     )
-    with evaluation.progress_bars(quiet) as factory:
+    with progress_bars(quiet) as factory:
         records = evaluation.run_eval(request, factory)
     if fmt == "json":
         echo(json.dumps(records, indent=2, default=str))
         return
-    frame = evaluation.results_frame(records)
+    frame = report.results_frame(records)
     echo(
         render(
-            frame.rename(columns=evaluation.RESULT_HEADERS),
+            frame.rename(columns=report.RESULT_HEADERS),
             fmt,
             "Evaluation (errors in percent, MACs = multiply-accumulates per image)",
         )

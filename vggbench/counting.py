@@ -9,6 +9,7 @@ remaining element-wise ops (scale, add, power, divide, pad) do no multiply-accum
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -227,3 +228,44 @@ def small_filter_table(channels: int = 512, max_layers: int = 3) -> list[FilterS
         field = 2 * n + 1
         rows.append(FilterStack(n, field, n * 9 * channels**2, field**2 * channels**2, n, 1))
     return rows
+
+
+# --- MACs per pass, for any input size (evaluation costs) ---
+
+
+@functools.lru_cache(maxsize=32)
+def _meta_model(spec: ModelSpec, fully_convolutional: bool) -> VGG:
+    with torch.device("meta"):
+        return VGG(spec, fully_convolutional).eval()
+
+
+@functools.lru_cache(maxsize=4096)
+def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width: int) -> int:
+    """MACs of one net evaluation on one (height x width) input, as `counting.count_macs` counts
+    them (conv and linear weights x outputs; LRN one MAC per output per window channel; pools 0),
+    read from a shape-only pass on the meta device, so it is instant for any size."""
+    model = _meta_model(spec, fully_convolutional)
+    total = 0
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * (module.in_channels // module.groups) * kh * kw
+        elif isinstance(module, nn.Linear):
+            total += output.numel() * module.in_features
+        elif isinstance(module, nn.LocalResponseNorm):
+            total += output.numel() * module.size
+
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.LocalResponseNorm))
+    ]
+    try:
+        with torch.no_grad():
+            model(torch.empty(1, 3, height, width, device="meta"))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total

@@ -22,11 +22,7 @@ many image sizes cost nothing to count.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import json
-import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -34,9 +30,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from vggbench import paper
+from vggbench.counting import macs_per_pass
+from vggbench.data import same_size_groups
 from vggbench.errors import VggbenchError
 from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional, uninitialised_model
 from vggbench.options import parse_choices
@@ -221,47 +218,6 @@ def topk_errors(
     return {f"top{k}_err": 100.0 * (n - correct[k]) / n for k in ks}
 
 
-# --- Costs -------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=32)
-def _meta_model(spec: ModelSpec, fully_convolutional: bool) -> VGG:
-    with torch.device("meta"):
-        return VGG(spec, fully_convolutional).eval()
-
-
-@functools.lru_cache(maxsize=4096)
-def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width: int) -> int:
-    """MACs of one net evaluation on one (height x width) input, as `counting.count_macs` counts
-    them (conv and linear weights x outputs; LRN one MAC per output per window channel; pools 0),
-    read from a shape-only pass on the meta device, so it is instant for any size."""
-    model = _meta_model(spec, fully_convolutional)
-    total = 0
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += output.numel() * (module.in_channels // module.groups) * kh * kw
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
-        elif isinstance(module, nn.LocalResponseNorm):
-            total += output.numel() * module.size
-
-    handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.LocalResponseNorm))
-    ]
-    try:
-        with torch.no_grad():
-            model(torch.empty(1, 3, height, width, device="meta"))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total
-
-
 # --- Evaluation over a dataset ----------------------------------------------------------------
 
 
@@ -312,16 +268,6 @@ def _nets(models: Sequence[VGG], device: torch.device | str) -> list[_Net]:
             f"cannot fuse models trained at different crops {sorted(crops)}; fuse models of one crop size"
         )
     return nets
-
-
-def same_size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
-    """Equal-shape groups of a batch: [(indices in the batch, uint8 (g, 3, H, W))]."""
-    if isinstance(images, torch.Tensor):
-        return [(list(range(images.shape[0])), images)]
-    by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    for index, image in enumerate(images):
-        by_shape[tuple(image.shape)].append(index)
-    return [(idx, torch.stack([images[i] for i in idx])) for idx in by_shape.values()]
 
 
 def _per_model_scales(
@@ -596,23 +542,6 @@ def evaluate(
 
 # --- Records and the paper's table shapes ------------------------------------------------------
 
-#: Columns of an eval record that the result tables show, with their display headers.
-RESULT_HEADERS = {
-    "runs": "runs",
-    "configs": "net",
-    "train_scales": "train S",
-    "method": "method",
-    "test_scales": "test Q",
-    "test_scales_px": "Q (px)",
-    "dataset": "dataset",
-    "images": "images",
-    "top1_err": "top-1 err (%)",
-    "top5_err": "top-5 err (%)",
-    "forward_passes_per_image": "passes/image",
-    "macs_per_image": "MACs/image",
-    "images_per_s": "images/s",
-}
-
 
 @dataclass(frozen=True)
 class Evaluated:
@@ -698,163 +627,6 @@ def eval_record(
     record.update(extra or {})
     record.update(details or {})
     return record
-
-
-def _scale_label(scales: object) -> str:
-    if scales and isinstance(scales[0], (list, tuple)):
-        return " | ".join(_scale_label(s) for s in scales)
-    return ",".join(str(s) for s in scales)
-
-
-def results_frame(records: Sequence[dict]):
-    """Eval records as a DataFrame, one row per record (the `vggbench eval` output)."""
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        rows.append(
-            {
-                "runs": "+".join(r["runs"]),
-                "configs": "+".join(r["configs"]),
-                "train_scales": "+".join(r["train_scales"])
-                if len(set(r["train_scales"])) > 1
-                else r["train_scales"][0],
-                "method": r["method"],
-                "test_scales": _scale_label(r["test_scales"]),
-                "test_scales_px": _scale_label(r["test_scales_px"]),
-                "dataset": r["dataset"],
-                "images": r["images"],
-                "top1_err": r["top1_err"],
-                "top5_err": r["top5_err"],
-                "forward_passes_per_image": r["forward_passes_per_image"],
-                "macs_per_image": int(round(r["macs_per_image"])),
-                "images_per_s": r["images_per_s"],
-            }
-        )
-    return pd.DataFrame(rows, columns=list(RESULT_HEADERS))
-
-
-def _net_key(configs: Sequence[str], train_scales: Sequence[str]) -> list[str]:
-    return sorted(f"{c}/{s}" for c, s in zip(configs, train_scales))
-
-
-def _matches(row: paper.PaperResult, record: dict) -> bool:
-    if record.get("method") != row.method:
-        return False
-    configs, trains = record.get("configs", []), record.get("train_scales", [])
-    if row.table == 6:
-        if row.net == paper.SUBMISSION_7_NETS:  # each net at its own multi-scale Q set
-            return _net_key(configs, trains) == sorted(row.net.split("+"))
-        return _net_key(configs, trains) == sorted(row.net.split("+")) and _flat(
-            record["test_scales"]
-        ) == list(row.test_scales)
-    return (
-        len(configs) == 1
-        and configs[0] == row.net
-        and trains[0] == row.train_scale
-        and _flat(record["test_scales"]) == list(row.test_scales)
-    )
-
-
-def _flat(scales: object) -> list:
-    """A shared scale list as is; per-model lists only when they are all the same."""
-    if scales and isinstance(scales[0], list):
-        return scales[0] if all(s == scales[0] for s in scales) else [None]
-    return list(scales)
-
-
-PAPER_TABLES = {3: paper.TABLE3, 4: paper.TABLE4, 5: paper.TABLE5, 6: paper.TABLE6}
-PAPER_TABLE_TITLES = {
-    3: "Table 3: single test scale (dense)",
-    4: "Table 4: multi-scale test (dense)",
-    5: "Table 5: dense vs multi-crop vs both, S in [256;512], Q = {256,384,512}",
-    6: "Table 6: fusion of several nets",
-}
-
-
-def recipe_key(record: dict, runs: dict[str, dict]) -> str:
-    """What an eval record measured apart from the seeds: its runs' configs without seed (and
-    without the ids of the runs they started from, which differ by seed), its dataset and limits.
-    Records with the same key are repeats over seeds; a record whose runs are unknown stands alone."""
-    configs = []
-    for run_id in record.get("runs", []):
-        run = runs.get(run_id)
-        if run is None:
-            return f"record {record.get('id')}"
-        config = {k: v for k, v in run["config"].items() if k not in ("seed", "init_from", "preinit_from")}
-        config.update(
-            init_from=bool(run["config"].get("init_from")),
-            preinit_from=bool(run["config"].get("preinit_from")),
-        )
-        configs.append(config)
-    return json.dumps([configs, record.get("dataset"), record.get("limits")], sort_keys=True)
-
-
-def paper_table_frame(
-    table: int, eval_records: Sequence[dict], dataset: str | None = None, runs: dict[str, dict] | None = None
-):
-    """One of Tables 3-6 with the paper's errors beside ours: one row per paper row, blank where we
-    have none. Ours come from the matching eval records (same net(s), train scale(s), test scales in
-    paper units and method; restricted to `dataset` when given): the newest one, or, given the run
-    records (`runs`, by id), the mean over the newest one's repeats with other seeds (`recipe_key`),
-    with their number. Our errors are on our dataset and scaled-down nets, so the comparison is of
-    shape (which method or scale wins), not of value."""
-    import pandas as pd
-
-    if table not in PAPER_TABLES:
-        raise VggbenchError(
-            f"no paper table {table} of evaluations; choose one of {', '.join(map(str, PAPER_TABLES))}"
-        )
-    records = [
-        r
-        for r in eval_records
-        if r.get("kind") == "eval" and (dataset is None or r.get("dataset") == dataset)
-    ]
-    records = sorted(records, key=lambda r: r.get("created", ""))
-    rows = []
-    for row in PAPER_TABLES[table]:
-        found = [r for r in records if _matches(row, r)]
-        group = []
-        if found:
-            newest = found[-1]
-            if runs is None:
-                group = [newest]
-            else:  # the newest record of each set of runs with the newest one's recipe
-                same = {tuple(r["runs"]): r for r in found if recipe_key(r, runs) == recipe_key(newest, runs)}
-                group = sorted(same.values(), key=lambda r: r.get("created", ""))
-        top1 = statistics.fmean(r["top1_err"] for r in group) if group else None
-        top5 = statistics.fmean(r["top5_err"] for r in group) if group else None
-        rows.append(
-            {
-                "net": row.net,
-                "train scale": row.train_scale,
-                "test scales": ",".join(map(str, row.test_scales)) if row.test_scales else "multi (each net)",
-                "method": row.method,
-                "paper top-1": row.top1,
-                "paper top-5": row.top5,
-                "our top-1": top1,
-                "our top-5": top5,
-                "delta top-1": top1 - row.top1 if group and row.top1 is not None else None,
-                "delta top-5": top5 - row.top5 if group and row.top5 is not None else None,
-                "seeds": len(group) or None,
-                "dataset": group[-1]["dataset"] if group else None,
-                "record": group[-1]["id"] if group else None,
-            }
-        )
-    frame = pd.DataFrame(rows)
-    for column in ("paper top-1", "paper top-5", "our top-1", "our top-5", "delta top-1", "delta top-5"):
-        frame[column] = frame[column].astype("Float64")
-    frame["seeds"] = frame["seeds"].astype("Int64")
-    return frame
-
-
-def render_paper_table(
-    table: int, eval_records: Sequence[dict], fmt: str = "table", dataset: str | None = None
-) -> str:
-    """`paper_table_frame` rendered (terminal, Markdown, LaTeX, JSON, CSV)."""
-    from vggbench.render import render
-
-    return render(paper_table_frame(table, eval_records, dataset), fmt, PAPER_TABLE_TITLES[table])
 
 
 # --- What `vggbench eval` evaluates: stored runs, checkpoint files, torchvision weights ----------
@@ -1112,8 +884,7 @@ def candidates(request: EvalRequest) -> list[Candidate]:
 def _stats_for(candidate: Candidate, dataset, data_args: dict, results_dir) -> object:
     """The normalisation of one candidate: its own (torchvision), else the mean RGB of the
     training split it was trained on (cached in <results>/cache), else of the eval dataset's train."""
-    from vggbench.data import load_dataset, rgb_statistics
-    from vggbench.training import DATA_SEED
+    from vggbench.data import DATA_SEED, load_dataset, rgb_statistics
 
     if candidate.normalization is not None:
         return candidate.normalization
@@ -1148,9 +919,8 @@ def run_eval(
     """Carry out `vggbench eval`: evaluate each model (or their fusion) with each method on the
     validation split, write one record per (models, method) to <results>/evals, return the records."""
     from vggbench import store
-    from vggbench.data import load_dataset
+    from vggbench.data import DATA_SEED, load_dataset
     from vggbench.scales import TrainScale, test_scales, to_pixels
-    from vggbench.training import DATA_SEED
 
     methods = parse_methods(request.methods)
     if request.batch < 1:
@@ -1249,31 +1019,3 @@ def run_eval(
             store.write_record(Path(request.results_dir), "evals", record["id"], record)
             records.append(record)
     return records
-
-
-@contextlib.contextmanager
-def progress_bars(quiet: bool = False):
-    """A factory of rich progress bars on stderr (none when quiet or stderr is not a terminal):
-    factory(label, total) -> advance(n)."""
-    import sys
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    disabled = quiet or not sys.stderr.isatty()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=disabled,
-        transient=True,
-    ) as bars:
-
-        def factory(label: str, total: int) -> Callable[[int], None]:
-            task = bars.add_task(label, total=total)
-            return lambda n: bars.advance(task, n)
-
-        yield factory

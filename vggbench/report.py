@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import statistics
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pandas as pd
 from vggbench import paper
 from vggbench.architectures import ARCHITECTURES
 from vggbench.counting import layer_breakdown, small_filter_table, summarize
+from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec
 from vggbench.render import render_latex, render_markdown
 from vggbench.scales import to_pixels
@@ -213,6 +217,174 @@ def ablation_notes(result: dict) -> list[str]:
     return notes
 
 
+# --- Evaluations: the `eval` table and the paper's Tables 3-6 ---------------------------------
+
+#: Columns of an eval record that the result tables show, with their display headers.
+RESULT_HEADERS = {
+    "runs": "runs",
+    "configs": "net",
+    "train_scales": "train S",
+    "method": "method",
+    "test_scales": "test Q",
+    "test_scales_px": "Q (px)",
+    "dataset": "dataset",
+    "images": "images",
+    "top1_err": "top-1 err (%)",
+    "top5_err": "top-5 err (%)",
+    "forward_passes_per_image": "passes/image",
+    "macs_per_image": "MACs/image",
+    "images_per_s": "images/s",
+}
+
+
+def _scale_label(scales: object) -> str:
+    if scales and isinstance(scales[0], (list, tuple)):
+        return " | ".join(_scale_label(s) for s in scales)
+    return ",".join(str(s) for s in scales)
+
+
+def results_frame(records: Sequence[dict]):
+    """Eval records as a DataFrame, one row per record (the `vggbench eval` output)."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        rows.append(
+            {
+                "runs": "+".join(r["runs"]),
+                "configs": "+".join(r["configs"]),
+                "train_scales": "+".join(r["train_scales"])
+                if len(set(r["train_scales"])) > 1
+                else r["train_scales"][0],
+                "method": r["method"],
+                "test_scales": _scale_label(r["test_scales"]),
+                "test_scales_px": _scale_label(r["test_scales_px"]),
+                "dataset": r["dataset"],
+                "images": r["images"],
+                "top1_err": r["top1_err"],
+                "top5_err": r["top5_err"],
+                "forward_passes_per_image": r["forward_passes_per_image"],
+                "macs_per_image": int(round(r["macs_per_image"])),
+                "images_per_s": r["images_per_s"],
+            }
+        )
+    return pd.DataFrame(rows, columns=list(RESULT_HEADERS))
+
+
+def _net_key(configs: Sequence[str], train_scales: Sequence[str]) -> list[str]:
+    return sorted(f"{c}/{s}" for c, s in zip(configs, train_scales))
+
+
+def _matches(row: paper.PaperResult, record: dict) -> bool:
+    if record.get("method") != row.method:
+        return False
+    configs, trains = record.get("configs", []), record.get("train_scales", [])
+    if row.table == 6:
+        if row.net == paper.SUBMISSION_7_NETS:  # each net at its own multi-scale Q set
+            return _net_key(configs, trains) == sorted(row.net.split("+"))
+        return _net_key(configs, trains) == sorted(row.net.split("+")) and _flat(
+            record["test_scales"]
+        ) == list(row.test_scales)
+    return (
+        len(configs) == 1
+        and configs[0] == row.net
+        and trains[0] == row.train_scale
+        and _flat(record["test_scales"]) == list(row.test_scales)
+    )
+
+
+def _flat(scales: object) -> list:
+    """A shared scale list as is; per-model lists only when they are all the same."""
+    if scales and isinstance(scales[0], list):
+        return scales[0] if all(s == scales[0] for s in scales) else [None]
+    return list(scales)
+
+
+PAPER_TABLES = {3: paper.TABLE3, 4: paper.TABLE4, 5: paper.TABLE5, 6: paper.TABLE6}
+PAPER_TABLE_TITLES = {
+    3: "Table 3: single test scale (dense)",
+    4: "Table 4: multi-scale test (dense)",
+    5: "Table 5: dense vs multi-crop vs both, S in [256;512], Q = {256,384,512}",
+    6: "Table 6: fusion of several nets",
+}
+
+
+def recipe_key(record: dict, runs: dict[str, dict]) -> str:
+    """What an eval record measured apart from the seeds: its runs' configs without seed (and
+    without the ids of the runs they started from, which differ by seed), its dataset and limits.
+    Records with the same key are repeats over seeds; a record whose runs are unknown stands alone."""
+    configs = []
+    for run_id in record.get("runs", []):
+        run = runs.get(run_id)
+        if run is None:
+            return f"record {record.get('id')}"
+        config = {k: v for k, v in run["config"].items() if k not in ("seed", "init_from", "preinit_from")}
+        config.update(
+            init_from=bool(run["config"].get("init_from")),
+            preinit_from=bool(run["config"].get("preinit_from")),
+        )
+        configs.append(config)
+    return json.dumps([configs, record.get("dataset"), record.get("limits")], sort_keys=True)
+
+
+def paper_table_frame(
+    table: int, eval_records: Sequence[dict], dataset: str | None = None, runs: dict[str, dict] | None = None
+):
+    """One of Tables 3-6 with the paper's errors beside ours: one row per paper row, blank where we
+    have none. Ours come from the matching eval records (same net(s), train scale(s), test scales in
+    paper units and method; restricted to `dataset` when given): the newest one, or, given the run
+    records (`runs`, by id), the mean over the newest one's repeats with other seeds (`recipe_key`),
+    with their number. Our errors are on our dataset and scaled-down nets, so the comparison is of
+    shape (which method or scale wins), not of value."""
+    import pandas as pd
+
+    if table not in PAPER_TABLES:
+        raise VggbenchError(
+            f"no paper table {table} of evaluations; choose one of {', '.join(map(str, PAPER_TABLES))}"
+        )
+    records = [
+        r
+        for r in eval_records
+        if r.get("kind") == "eval" and (dataset is None or r.get("dataset") == dataset)
+    ]
+    records = sorted(records, key=lambda r: r.get("created", ""))
+    rows = []
+    for row in PAPER_TABLES[table]:
+        found = [r for r in records if _matches(row, r)]
+        group = []
+        if found:
+            newest = found[-1]
+            if runs is None:
+                group = [newest]
+            else:  # the newest record of each set of runs with the newest one's recipe
+                same = {tuple(r["runs"]): r for r in found if recipe_key(r, runs) == recipe_key(newest, runs)}
+                group = sorted(same.values(), key=lambda r: r.get("created", ""))
+        top1 = statistics.fmean(r["top1_err"] for r in group) if group else None
+        top5 = statistics.fmean(r["top5_err"] for r in group) if group else None
+        rows.append(
+            {
+                "net": row.net,
+                "train scale": row.train_scale,
+                "test scales": ",".join(map(str, row.test_scales)) if row.test_scales else "multi (each net)",
+                "method": row.method,
+                "paper top-1": row.top1,
+                "paper top-5": row.top5,
+                "our top-1": top1,
+                "our top-5": top5,
+                "delta top-1": top1 - row.top1 if group and row.top1 is not None else None,
+                "delta top-5": top5 - row.top5 if group and row.top5 is not None else None,
+                "seeds": len(group) or None,
+                "dataset": group[-1]["dataset"] if group else None,
+                "record": group[-1]["id"] if group else None,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    for column in ("paper top-1", "paper top-5", "our top-1", "our top-5", "delta top-1", "delta top-5"):
+        frame[column] = frame[column].astype("Float64")
+    frame["seeds"] = frame["seeds"].astype("Int64")
+    return frame
+
+
 # --- The whole report --------------------------------------------------------------------------
 
 
@@ -227,7 +399,6 @@ def _slug(text: str) -> str:
 def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[Path]:
     """Render every table the store can fill into out_dir/REPORT.md, out_dir/table2.md,
     out_dir/tables/*.tex and out_dir/plots/*.png: Table 2, the Table 3-6 shapes, one table per ablation, throughput."""
-    from vggbench import evaluation
 
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     written: list[Path] = []
@@ -245,9 +416,9 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
     evals = read_records(results_dir, "evals")
     runs = {run["id"]: run for run in read_records(results_dir, "runs")}
     for number in (3, 4, 5, 6):
-        frame = evaluation.paper_table_frame(number, evals, runs=runs)
+        frame = paper_table_frame(number, evals, runs=runs)
         if len(frame):
-            title = evaluation.PAPER_TABLE_TITLES[number]
+            title = PAPER_TABLE_TITLES[number]
             note = (
                 "Ours are measured on the dataset and budget named in each row (the mean over `seeds` runs "
                 "that differ only in their seed; `record` is the newest); the paper's are ImageNet at "

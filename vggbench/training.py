@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vggbench import paper, store
+from vggbench.data import DATA_SEED
 from vggbench.errors import VggbenchError
 from vggbench.models import (
     INIT_SCHEMES,
@@ -82,7 +83,6 @@ DEFAULT_INIT = "kaiming"
 DEFAULT_INIT_STD = 0.01  # the paper's "10^-2 variance" as commonly implemented (std 0.1 literally)
 DEFAULT_EPOCHS = 10  # the paper trained 74 epochs on ImageNet; pass --epochs 74 to match
 DEFAULT_PATIENCE = 2  # the paper does not say how long "stops improving" is
-DATA_SEED = 0  # the dataset (synthetic images, subsets, val split) is the same for every training seed
 LOG_EVERY = 20  # steps between host syncs (progress, loss checks, Ctrl-C agreement across ranks)
 NOT_LEARNING_EPOCHS = 3  # warn when validation error stays at chance this many epochs
 NOT_LEARNING = "the run is not learning"  # starts that warning; ablations count such runs as stalled
@@ -356,8 +356,8 @@ def validate(
     channels_last: bool = False,
 ) -> tuple[float, float]:
     """(top-1, top-5) error in percent: center crop of each val image rescaled to Q, FC net, eval mode."""
-    from vggbench.data import EvalLoader, eval_preprocess
-    from vggbench.evaluation import center_crop, same_size_groups
+    from vggbench.data import EvalLoader, eval_preprocess, same_size_groups
+    from vggbench.evaluation import center_crop
 
     was_training = model.training
     model.eval()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vggbench import bench, evaluation, training
+from vggbench import bench, counting, evaluation, training
 from vggbench.counting import count_macs
 from vggbench.data import TrainAugment
 from vggbench.data.stats import RGBStats
@@ -89,7 +89,7 @@ def test_mac_counting_meta_pass_d_224(benchmark):
     spec = ModelSpec("D")
 
     def uncached() -> int:
-        evaluation.macs_per_pass.cache_clear()
-        return evaluation.macs_per_pass(spec, False, 224, 224)
+        counting.macs_per_pass.cache_clear()
+        return counting.macs_per_pass(spec, False, 224, 224)
 
     assert benchmark(uncached) == 15_470_264_320

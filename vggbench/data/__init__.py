@@ -3,11 +3,19 @@
 load_dataset(spec) -> Dataset(name, classes, train, val)      sources.py
 ImageSet / TensorImages / FolderImages, stratified_subset      imagesets.py
 RGBStats, rgb_statistics                                       stats.py
-TrainAugment, eval_preprocess, rescale_shorter_side            augment.py
+TrainAugment, eval_preprocess, rescale_shorter_side,          augment.py
+same_size_groups (one batch of mixed sizes -> equal-shape groups)
 TrainLoader, EvalLoader                                        loaders.py
 """
 
-from vggbench.data.augment import AugmentParams, TrainAugment, eval_preprocess, rescale_shorter_side
+from vggbench.data.augment import (
+    AugmentParams,
+    Images,
+    TrainAugment,
+    eval_preprocess,
+    rescale_shorter_side,
+    same_size_groups,
+)
 from vggbench.data.imagesets import (
     FolderImages,
     ImageSet,
@@ -17,14 +25,16 @@ from vggbench.data.imagesets import (
     stratified_subset,
 )
 from vggbench.data.loaders import EvalLoader, TrainLoader, epoch_permutation, mix_seed, rank_bounds
-from vggbench.data.sources import DATASETS_HELP, Dataset, load_dataset, read_idx
+from vggbench.data.sources import DATA_SEED, DATASETS_HELP, Dataset, load_dataset, read_idx
 from vggbench.data.stats import RGBStats, rgb_statistics
 
 __all__ = [
     "AugmentParams",
     "DATASETS_HELP",
+    "DATA_SEED",
     "Dataset",
     "EvalLoader",
+    "Images",
     "FolderImages",
     "ImageSet",
     "RGBStats",
@@ -40,6 +50,7 @@ __all__ = [
     "read_idx",
     "rescale_shorter_side",
     "rgb_statistics",
+    "same_size_groups",
     "stratified_split",
     "stratified_subset",
 ]

@@ -25,6 +25,7 @@ augmentation whatever device the images are on.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
@@ -123,12 +124,8 @@ class TrainAugment:
                 raise ValueError("empty batch")
             device = images[0].device
             geometric = torch.empty(len(images), 3, self.crop, self.crop, device=device)
-            groups: dict[tuple[int, int], list[int]] = {}
-            for i, image in enumerate(images):
-                groups.setdefault(tuple(image.shape[-2:]), []).append(i)
-            for members in groups.values():
+            for members, batch in same_size_groups(images):
                 index = torch.tensor(members)
-                batch = torch.stack([images[i] for i in members])
                 geometric[index.to(device)] = self.rescale_crop_flip(batch, params[index])
         return self.colour(geometric, params.alpha)
 
@@ -197,3 +194,13 @@ def eval_preprocess(images: Images, q_pixels: int, stats: RGBStats) -> torch.Ten
         return [eval_preprocess(image.unsqueeze(0), q_pixels, stats)[0] for image in images]  # type: ignore[index]
     x = rescale_shorter_side(images, q_pixels)
     return x - stats.mean.to(x.device).view(1, 3, 1, 1)  # out of place: x may be the caller's tensor
+
+
+def same_size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
+    """Equal-shape groups of a batch: [(indices in the batch, uint8 (g, 3, H, W))]."""
+    if isinstance(images, torch.Tensor):
+        return [(list(range(images.shape[0])), images)]
+    by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for index, image in enumerate(images):
+        by_shape[tuple(image.shape)].append(index)
+    return [(idx, torch.stack([images[i] for i in idx])) for idx in by_shape.values()]

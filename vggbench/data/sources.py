@@ -23,6 +23,7 @@ DATASETS_HELP = (
     "synthetic (generated shapes), fashion-mnist, cifar10, cifar100 (torchvision-style folders "
     "under --data-root), or imagefolder:PATH (PATH/train and PATH/val, one folder per class)"
 )
+DATA_SEED = 0  # the dataset (synthetic images, subsets, val split) is the same for every training seed
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path.home() / ".cache" / "vggbench" / "datasets"
 FASHION_MNIST_CLASSES = [
