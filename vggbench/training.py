@@ -408,21 +408,6 @@ def _load_checkpoint(path: Path) -> dict[str, Any]:
     return store.read_torch_file(path, "checkpoint", "delete it and rerun with --force")
 
 
-def find_run(root: Path, run_id_or_prefix: str) -> str:
-    """The full id of a stored run from its id or a unique prefix."""
-    folder = Path(root) / RUNS
-    prefix = str(run_id_or_prefix).strip()
-    if not prefix:
-        raise VggbenchError("empty run id; give a run id from results/runs (a unique prefix is enough)")
-    matches = sorted(p.stem for p in folder.glob(f"{prefix}*.json")) if folder.is_dir() else []
-    if not matches:
-        raise VggbenchError(f"no stored run {prefix!r} in {folder}; train it first or check --results-dir")
-    if len(matches) > 1:
-        shown = ", ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
-        raise VggbenchError(f"run id {prefix!r} is ambiguous in {folder} ({shown}); give more characters")
-    return matches[0]
-
-
 def load_run(
     root: Path,
     run_id_or_prefix: str,
@@ -432,7 +417,7 @@ def load_run(
 ) -> tuple[dict[str, Any], VGG]:
     """A stored run's record and its model with the final weights (FC form unless asked)."""
     root = Path(root)
-    run_id = find_run(root, run_id_or_prefix)
+    run_id = store.find_run(root, run_id_or_prefix)
     record = store.read_record(root, RUNS, run_id)
     if record.get("status") != "complete":
         raise VggbenchError(f"run {run_id} did not complete; resume it with --resume")
