@@ -1,0 +1,299 @@
+"""Running an ablation: its arms x seeds as training runs, each evaluated with the spec's protocols
+(stored runs and evaluations are reused), then the analysis of every record of the sweep found in
+the store into one `AblationRecord`."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from vggbench import evaluation, paper, training
+from vggbench.ablations.dict_records import eval_record, read_evals, read_run, run_record
+from vggbench.ablations.spec import (
+    AblationSpec,
+    Arm,
+    Budget,
+    Comparison,
+    EvalProtocol,
+    preset_budget,
+    with_budget,
+)
+from vggbench.ablations.stats import (
+    AblationRecord,
+    ArmResult,
+    ComparisonResult,
+    Cost,
+    PaperClaim,
+    difference,
+    paper_difference,
+    summarize,
+    verdict,
+    write_ablation,
+)
+from vggbench.errors import VggbenchError
+from vggbench.scales import parse_train_scale, test_scales
+from vggbench.store import EvalRecord, RunRecord, record_id
+
+ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a verdict"
+
+#: The sweep's stored evaluations: (arm name, evaluation name) -> {seed: record}.
+Found = dict[tuple[str, str], dict[int, EvalRecord]]
+#: The sweep's stored runs: (arm name, seed) -> record.
+Runs = dict[tuple[str, int], RunRecord]
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'i/n' (1-based) -> (i, n); None -> the whole sweep (1, 1)."""
+    if text is None:
+        return 1, 1
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise VggbenchError(f"bad shard {text!r}; write it as i/n, e.g. 1/4") from None
+    if count < 1 or not 1 <= index <= count:
+        raise VggbenchError(f"bad shard {text!r}: i must be in 1..n, e.g. 1/{max(count, 1)}")
+    return index, count
+
+
+def sweep(spec: AblationSpec, seeds: int, shard: tuple[int, int] = (1, 1)) -> list[tuple[Arm, int]]:
+    """The (arm, seed) jobs of this shard. An arm that starts from another arm's run of the same
+    seed stays in that seed's shard, so a shard never waits on another machine."""
+    if seeds < 1:
+        raise VggbenchError(f"--seeds {seeds}: need at least 1 (3 or more for an interval)")
+    index, count = shard
+    return [(arm, seed) for seed in range(seeds) if seed % count == index - 1 for arm in spec.arms]
+
+
+def run_ablation(
+    spec: AblationSpec,
+    *,
+    seeds: int,
+    preset: str,
+    overrides: dict[str, Any] | None = None,
+    results_dir: Path,
+    shard: tuple[int, int] = (1, 1),
+    device: str = "auto",
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> AblationRecord:
+    """Train and evaluate this shard's arms x seeds (stored runs and evaluations are reused, an
+    interrupted run resumes), then analyse every record of the sweep found in the store."""
+    budget = preset_budget(spec, preset, overrides)
+    run_ids: dict[tuple[str, int], str] = {}
+    for arm, seed in sweep(spec, seeds, shard):
+        config = train_config(arm, seed, budget, run_ids)
+        if say:
+            say(f"{spec.name}: arm {arm.name!r}, seed {seed} (run {config.run_id})")
+        run = _train(config, results_dir, device, quiet)
+        run_ids[(arm.name, seed)] = run.id
+        for protocol in spec.evaluations:
+            evaluate_run(run, protocol, results_dir, device)
+    return analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
+
+
+def evaluate_run(
+    run: RunRecord, protocol: EvalProtocol, results_dir: Path, device: str = "auto"
+) -> EvalRecord:
+    """Evaluate a run with one protocol, or find that evaluation in the store."""
+    stored = _stored_eval(run, protocol, read_evals(results_dir))
+    return stored if stored is not None else _evaluate(run, protocol, results_dir, device)
+
+
+def stalled_run(run: RunRecord) -> bool:
+    """A run whose validation error stayed at chance (training warned): it is kept in the means, so
+    that a recipe that stalls now and then shows it, and the report counts it per arm."""
+    return any(warning.startswith(training.NOT_LEARNING) for warning in run.warnings)
+
+
+# --- The sweep's calls into training and evaluation ---------------------------------------------
+
+
+def train_config(
+    arm: Arm, seed: int, budget: Budget, run_ids: dict[tuple[str, int], str]
+) -> training.TrainConfig:
+    """The TrainConfig of one arm x seed; an arm that starts from another uses that arm's run."""
+    arm = with_budget(arm, budget)
+    options: dict[str, Any] = {
+        "config": arm.net,  # TrainConfig's name of its net field
+        "scale": arm.scale,
+        "seed": seed,
+        "data": budget.data,
+        "width": budget.width,
+        "crop": budget.crop,
+        "epochs": budget.epochs,
+        "batch_size": budget.batch,
+        "limit_train": budget.limit_train,
+        "limit_val": budget.limit_val,
+    }
+    for key, value in (("init", arm.init), ("init_std", arm.init_std), ("lr", arm.lr)):
+        if value is not None:
+            options[key] = value
+    if arm.preinit_from:
+        options["preinit_from"] = run_ids[(arm.preinit_from, seed)]
+    if arm.init_from:
+        options["init_from"] = run_ids[(arm.init_from, seed)]
+        options["lr"] = arm.lr or paper.FINETUNE_LEARNING_RATE
+    return training.TrainConfig(**options)
+
+
+def _train(config: training.TrainConfig, results_dir: Path, device: str, quiet: bool) -> RunRecord:
+    """Train one arm x seed, or find its run in the store; an interrupted run resumes."""
+    resume = training.has_checkpoint(results_dir, config)
+    record = training.train(config, results_dir=results_dir, device=device, quiet=quiet, resume=resume)
+    return run_record(record)
+
+
+def _evaluate(run: RunRecord, protocol: EvalProtocol, results_dir: Path, device: str) -> EvalRecord:
+    """Evaluate a run with one protocol on the run's own validation subset."""
+    request = evaluation.EvalRequest(
+        runs=[run.id],
+        methods=[protocol.method],
+        scales=protocol.scales,
+        data_root=run.data.root,
+        limit_val=run.data.limit_val,
+        results_dir=str(results_dir),
+        device=device,
+    )
+    return eval_record(evaluation.run_eval(request)[0])
+
+
+def _stored_eval(run: RunRecord, protocol: EvalProtocol, evals: list[EvalRecord]) -> EvalRecord | None:
+    """The stored evaluation of `run` with this protocol on the run's own validation subset."""
+    expected = list(test_scales(protocol.scales, parse_train_scale(run.train_scale)))
+    for record in evals:
+        if (
+            record.runs == [run.id]
+            and record.method == protocol.method
+            and record.test_scales == expected
+            and record.limits.max_images is None
+            and record.limits.limit_val == run.data.limit_val
+        ):
+            return record
+    return None
+
+
+# --- Analysing what the store holds --------------------------------------------------------------
+
+
+def analyse(
+    spec: AblationSpec, *, seeds: int, preset: str, budget: Budget, results_dir: Path
+) -> AblationRecord:
+    """Each arm's mean and std over seeds, each comparison's difference, interval and verdict,
+    with the paper's numbers beside ours. Stored as one record under <results>/ablations/."""
+    found, runs = _stored_sweep(spec, seeds, budget, results_dir)
+    arms = [
+        _arm_result(arm, protocol, found[(arm.name, protocol.name)], runs)
+        for arm in spec.arms
+        for protocol in spec.evaluations
+        if found.get((arm.name, protocol.name))
+    ]
+    comparisons = [
+        _comparison_result(spec, comparison, found)
+        for comparison in spec.comparisons
+        if found.get((comparison.baseline, comparison.evaluation))
+        and found.get((comparison.treatment, comparison.evaluation))
+    ]
+    primary = comparisons[0] if comparisons else None
+    identity = {
+        "ablation": spec.name,
+        "net": spec.net,
+        "preset": preset,
+        "budget": asdict(budget),
+        "seeds": seeds,
+    }
+    record = AblationRecord(
+        id=record_id(identity),
+        ablation=spec.name,
+        title=spec.title,
+        net=spec.net,
+        preset=preset,
+        budget=budget,
+        seeds=seeds,
+        arms=arms,
+        comparisons=comparisons,
+        difference=primary.difference if primary else None,
+        verdict=primary.verdict if primary else "incomplete",
+        paper=PaperClaim(spec.claim, spec.section, primary.paper_top1 if primary else None),
+        runs_found=len(runs),
+        runs_expected=seeds * len(spec.arms),
+        cost=_cost(found, runs),
+    )
+    write_ablation(results_dir, record)
+    return record
+
+
+def _stored_sweep(spec: AblationSpec, seeds: int, budget: Budget, results_dir: Path) -> tuple[Found, Runs]:
+    """Every complete run of the sweep in the store, and its stored evaluations."""
+    evals = read_evals(results_dir)
+    found: Found = {}
+    runs: Runs = {}
+    run_ids: dict[tuple[str, int], str] = {}
+    for seed in range(seeds):
+        for arm in spec.arms:
+            if arm.depends_on and (arm.depends_on, seed) not in run_ids:
+                continue
+            run = read_run(results_dir, train_config(arm, seed, budget, run_ids).run_id)
+            if run is None or run.status != "complete":
+                continue
+            run_ids[(arm.name, seed)], runs[(arm.name, seed)] = run.id, run
+            for protocol in spec.evaluations:
+                stored = _stored_eval(run, protocol, evals)
+                if stored is not None:
+                    found.setdefault((arm.name, protocol.name), {})[seed] = stored
+    return found, runs
+
+
+def _arm_result(arm: Arm, protocol: EvalProtocol, evals: dict[int, EvalRecord], runs: Runs) -> ArmResult:
+    seeds = sorted(evals)
+    seed_runs = [runs[(arm.name, seed)] for seed in seeds]
+    top1 = summarize([evals[seed].top1_err for seed in seeds])
+    top5 = summarize([evals[seed].top5_err for seed in seeds])
+    row = arm.paper_result(protocol)
+    return ArmResult(
+        name=arm.name,
+        net=arm.net,
+        scale=arm.scale,
+        evaluation=protocol.name,
+        method=protocol.method,
+        scales=protocol.scales,
+        runs=[evals[seed].runs[0] for seed in seeds],
+        seeds=seeds,
+        top1_mean=top1.mean,
+        top1_std=top1.std,
+        top5_mean=top5.mean,
+        top5_std=top5.std,
+        macs_per_image=statistics.fmean(evals[seed].macs_per_image for seed in seeds),
+        init=seed_runs[0].init,
+        curves=[run.epochs for run in seed_runs],
+        stalled_seeds=[seed for seed, run in zip(seeds, seed_runs) if stalled_run(run)],
+        paper_top1=row.top1 if row else None,
+        paper_top5=row.top5 if row else None,
+    )
+
+
+def _comparison_result(spec: AblationSpec, comparison: Comparison, found: Found) -> ComparisonResult:
+    base = found[(comparison.baseline, comparison.evaluation)]
+    treat = found[(comparison.treatment, comparison.evaluation)]
+    diff = difference({s: r.top1_err for s, r in base.items()}, {s: r.top1_err for s, r in treat.items()})
+    return ComparisonResult(
+        baseline=comparison.baseline,
+        treatment=comparison.treatment,
+        evaluation=comparison.evaluation,
+        expect=comparison.expect,
+        margin=comparison.margin,
+        difference=diff,
+        verdict=verdict(diff, comparison.expect, comparison.margin),
+        paper_top1=paper_difference(spec, comparison),
+        note=ONE_SEED_NOTE if diff.ci95_low is None else None,
+    )
+
+
+def _cost(found: Found, runs: Runs) -> Cost:
+    return Cost(
+        train_s=sum(run.train_time_s or run.wall_time_s for run in runs.values()),
+        eval_s=sum(record.seconds for records in found.values() for record in records.values()),
+        machines=sorted({run.machine or run.device for run in runs.values()}),
+    )
