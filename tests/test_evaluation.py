@@ -6,12 +6,11 @@ import pytest
 import torch
 from conftest import assert_one_line_error
 
-from vggbench import counting, paper, report, scales
+from vggbench import counting, paper, scales
 from vggbench import evaluation as ev
 from vggbench.counting import count_macs
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec, build_model, init_weights, to_fully_convolutional, uninitialised_model
-from vggbench.render import render
 
 TINY = dict(width=1 / 16, crop=32)
 
@@ -274,99 +273,6 @@ def test_bad_input_raises_one_error_type():
 
 def test_parse_methods_accepts_lists_and_aliases():
     assert ev.parse_methods(["multi-crop,dense", "both"]) == ["dense", "multi-crop", "multi-crop+dense"]
-
-
-# --- Paper tables --------------------------------------------------------------------------------
-
-
-def test_paper_table_puts_our_numbers_beside_the_paper():
-    record = {
-        "kind": "eval",
-        "id": "x",
-        "runs": ["r"],
-        "configs": ["D"],
-        "train_scales": ["256:512"],
-        "method": "multi-crop",
-        "test_scales": [256, 384, 512],
-        "dataset": "synthetic",
-        "top1_err": 30.0,
-        "top5_err": 10.0,
-        "created": "2026",
-    }
-    frame = report.paper_table_frame(5, [record])
-    row = frame[(frame["net"] == "D") & (frame["method"] == "multi-crop")].iloc[0]
-    assert (row["paper top-1"], row["our top-1"]) == (24.6, 30.0)
-    assert row["delta top-1"] == pytest.approx(5.4)
-    assert frame["our top-1"].isna().sum() == len(frame) - 1
-    for fmt in ("table", "markdown", "latex"):
-        assert "24.6" in render(report.paper_table_frame(5, [record]), fmt, report.PAPER_TABLE_TITLES[5])
-
-
-def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
-    def run(run_id, seed, epochs=5):
-        return {
-            "id": run_id,
-            "config": {
-                "config": "A",
-                "scale": "256",
-                "epochs": epochs,
-                "seed": seed,
-                "init_from": None,
-                "preinit_from": f"source-{seed}",
-            },
-        }
-
-    def record(record_id, run_id, top1, created):
-        return {
-            "kind": "eval",
-            "id": record_id,
-            "runs": [run_id],
-            "configs": ["A"],
-            "train_scales": ["256"],
-            "method": "dense",
-            "test_scales": [256],
-            "dataset": "fashion-mnist",
-            "limits": {},
-            "top1_err": top1,
-            "top5_err": 1.0,
-            "created": created,
-        }
-
-    runs = {
-        r["id"]: r
-        for r in (
-            run("s0", 0),
-            run("s1", 1),
-            run("s2", 2),
-            run("long", 0, epochs=25),
-            run("long1", 1, epochs=25),
-        )
-    }
-    records = [
-        record("e-long", "long", 11.0, "2026-01"),
-        record("e0", "s0", 20.0, "2026-02"),
-        record("e1", "s1", 22.0, "2026-03"),
-        record("e2", "s2", 27.0, "2026-04"),
-    ]
-    row = report.paper_table_frame(3, records, runs=runs).iloc[0]
-    assert (row["net"], row["our top-1"], row["seeds"], row["record"]) == ("A", 23.0, 3, "e2")
-    assert row["delta top-1"] == pytest.approx(23.0 - 29.6)
-    # without the run records: the newest record alone
-    row = report.paper_table_frame(3, records).iloc[0]
-    assert (row["our top-1"], row["seeds"]) == (27.0, 1)
-    # the longer run is another recipe, never averaged in; a record of unknown runs stands alone
-    newest_long = records + [record("e-long1", "long1", 13.0, "2026-05")]
-    assert report.paper_table_frame(3, newest_long, runs=runs).iloc[0]["our top-1"] == 12.0
-    # a run evaluated again counts once, with its newest record
-    again = records + [record("e1-again", "s1", 25.0, "2026-05")]
-    row = report.paper_table_frame(3, again, runs=runs).iloc[0]
-    assert (row["our top-1"], row["seeds"]) == (24.0, 3)
-    assert (
-        report.paper_table_frame(3, records[:3] + [record("e9", "gone", 40.0, "2026-06")], runs=runs).iloc[0][
-            "seeds"
-        ]
-        == 1
-    )
 
 
 # --- End to end through the CLI ------------------------------------------------------------------

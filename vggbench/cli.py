@@ -60,24 +60,25 @@ def params(
     ),
 ) -> None:
     """Table 2 (parameters), MACs, FLOPs, per-layer breakdown and receptive fields."""
-    from vggbench import report
     from vggbench.models import ModelSpec
+    from vggbench.report import tables
+    from vggbench.report.write import write_table2
 
     check_format(fmt)
     ModelSpec(config or "A", classes, width, size)  # validates the options before any work
     if filters:
         if channels < 1:
             raise VggbenchError(f"channels {channels} must be at least 1")
-        frame, title = report.filters_frame(channels), f"Stacked 3x3 convs vs one large conv, C = {channels}"
+        frame, title = tables.filters_frame(channels), f"Stacked 3x3 convs vs one large conv, C = {channels}"
     elif config:
-        frame = report.layers_frame(config, width, classes, size)
+        frame = tables.layers_frame(config, width, classes, size)
         title = f"{config}: per-layer breakdown at {size}x{size} (MACs = multiply-accumulates)"
     else:
-        frame = report.params_frame(width, classes, size)
+        frame = tables.params_frame(width, classes, size)
         title = f"Parameters and compute at {size}x{size}, {classes} classes, width {width:g}"
-    echo(render(frame if fmt in ("json", "csv") else report.display(frame), fmt, title))
+    echo(render(frame if fmt in ("json", "csv") else tables.display(frame), fmt, title))
     if write:
-        for path in report.write_table2(write):
+        for path in write_table2(write):
             sys.stderr.write(f"wrote {path}\n")
 
 
@@ -317,12 +318,14 @@ def ablate(
     """Run one of the paper's ablations over seeds and judge the paper's claim."""
     import json
 
-    from vggbench import ablations, report
+    from vggbench.ablations.spec import load_spec, preset_budget
+    from vggbench.ablations.sweep import parse_shard, run_ablation, sweep
+    from vggbench.report import tables
 
     check_format(fmt, ("table", "markdown", "json"))
-    spec = ablations.load_spec(name, config)
-    shard_range = ablations.parse_shard(shard)
-    ablations.sweep(spec, seeds, shard_range)  # validates --seeds before any work
+    spec = load_spec(name, config)
+    shard_range = parse_shard(shard)
+    sweep(spec, seeds, shard_range)  # validates --seeds before any work
     overrides = {
         "data": data,
         "width": width,
@@ -334,9 +337,9 @@ def ablate(
         "limit_val": limit_val,
         "init": init,
     }
-    ablations.preset_budget(spec, preset, overrides)  # validates --preset before any work
+    preset_budget(spec, preset, overrides)  # validates --preset before any work
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
-    result = ablations.run_ablation(
+    record = run_ablation(
         spec,
         seeds=seeds,
         preset=preset,
@@ -348,25 +351,21 @@ def ablate(
         say=say,
     )
     if fmt == "json":
-        echo(json.dumps(result, indent=2, default=str))
+        echo(json.dumps(record.to_json(), indent=2, default=str))
         return
-    echo(
-        f"{result['title']} ({result['section']})\npaper: {result['claim']}\n{report.ablation_budget_line(result)}"
-    )
-    echo(render(report.ablation_arms_frame(result), fmt, "arms"))
-    echo(
-        render(
-            report.ablation_comparisons_frame(result), fmt, "comparisons (treatment - baseline top-1 error)"
-        )
-    )
-    for comparison in result["comparisons"]:
-        if "note" in comparison:
-            echo(f"note: {comparison['note']}")
-    for note in report.ablation_notes(result):
+    echo(f"{record.title} ({record.paper.section})\npaper: {record.paper.claim}")
+    echo(tables.ablation_budget_line(record))
+    echo(render(tables.ablation_arms_frame(record), fmt, "arms"))
+    comparisons = tables.ablation_comparisons_frame(record)
+    echo(render(comparisons, fmt, "comparisons (treatment - baseline top-1 error)"))
+    for comparison in record.comparisons:
+        if comparison.note:
+            echo(f"note: {comparison.note}")
+    for note in tables.ablation_notes(record):
         echo(f"note: {note}")
-    if result["runs_found"] < result["runs_expected"]:
+    if record.runs_found < record.runs_expected:
         echo(
-            f"note: {result['runs_found']} of {result['runs_expected']} runs are in the store; "
+            f"note: {record.runs_found} of {record.runs_expected} runs are in the store; "
             "run the other shards to complete the sweep"
         )
 
@@ -380,7 +379,7 @@ def report_command(
     plots: bool = typer.Option(True, help="also draw PNG plots with matplotlib"),
 ) -> None:
     """Render every table the store can fill, beside the paper's numbers: Markdown, LaTeX, plots."""
-    from vggbench.report import write_report
+    from vggbench.report.write import write_report
 
     for path in write_report(results_dir, out or results_dir, plots=plots):
         sys.stderr.write(f"wrote {path}\n")
@@ -454,7 +453,9 @@ def eval_command(
     """The paper's test protocols (Section 3.2): dense, multi-crop, both, center; scales; fusion."""
     import json
 
-    from vggbench import evaluation, report
+    from vggbench import evaluation
+    from vggbench.ablations.dict_records import eval_record
+    from vggbench.report.tables import RESULT_HEADERS, results_frame
 
     check_format(fmt, ("table", "markdown", "latex", "json"))
     chosen = list(method or [])
@@ -489,10 +490,10 @@ def eval_command(
     if fmt == "json":
         echo(json.dumps(records, indent=2, default=str))
         return
-    frame = report.results_frame(records)
+    frame = results_frame([eval_record(record) for record in records])
     echo(
         render(
-            frame.rename(columns=report.RESULT_HEADERS),
+            frame.rename(columns=RESULT_HEADERS),
             fmt,
             "Evaluation (errors in percent, MACs = multiply-accumulates per image)",
         )

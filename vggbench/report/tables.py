@@ -1,0 +1,353 @@
+"""Every table of the report as a DataFrame, our numbers beside the paper's: Table 2 and the
+counting tables, the `eval` results and Tables 3-6, and the ablation tables."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+
+import pandas as pd
+
+from vggbench import paper
+from vggbench.ablations.stats import AblationRecord, ComparisonResult
+from vggbench.architectures import ARCHITECTURES
+from vggbench.counting import layer_breakdown, small_filter_table, summarize
+from vggbench.errors import VggbenchError
+from vggbench.models import ModelSpec
+from vggbench.scales import to_pixels
+from vggbench.store import EvalRecord, RunRecord
+
+#: Display headers for the snake_case columns that JSON and CSV keep.
+HEADERS = {
+    "config": "net",
+    "weight_layers": "weight layers",
+    "params": "parameters",
+    "params_millions": "params (M)",
+    "paper_params_millions": "paper Table 2 (M)",
+    "agrees": "agrees",
+    "conv_macs": "conv MACs",
+    "macs": "MACs",
+    "flops": "FLOPs (2 x MACs)",
+    "receptive_field": "receptive field",
+    "output_shape": "output shape",
+    "jump": "jump (stride)",
+    "layers": "3x3 layers n",
+    "stack_params": "stack weights (n x 9C^2)",
+    "single_params": "single conv weights",
+    "stack_nonlinearities": "stack ReLUs",
+    "single_nonlinearities": "single ReLUs",
+    "saving": "weights saved",
+}
+
+
+def params_frame(
+    width: float = 1.0, num_classes: int = paper.NUM_CLASSES, size: int = paper.PAPER_CROP
+) -> pd.DataFrame:
+    """Table 2 and beyond: one row per net with exact parameters, MACs and FLOPs at `size`."""
+    rows = [asdict(summarize(ModelSpec(name, num_classes, width, size))) for name in ARCHITECTURES]
+    return pd.DataFrame(rows).astype({"paper_params_millions": "Int64", "agrees": "boolean"})
+
+
+def layers_frame(
+    config: str, width: float = 1.0, num_classes: int = paper.NUM_CLASSES, size: int = paper.PAPER_CROP
+) -> pd.DataFrame:
+    """The per-layer breakdown of one net."""
+    rows = [asdict(r) for r in layer_breakdown(ModelSpec(config, num_classes, width, size))]
+    frame = pd.DataFrame(rows)
+    frame["output_shape"] = frame["output_shape"].map(lambda s: "x".join(map(str, s)))
+    return frame.astype({"receptive_field": "Int64", "jump": "Int64"})
+
+
+def filters_frame(channels: int = 512, max_layers: int = 3) -> pd.DataFrame:
+    """Section 2.3's argument: n stacked 3x3 convs against one (2n+1)x(2n+1) conv."""
+    rows = [{**asdict(row), "saving": row.saving} for row in small_filter_table(channels, max_layers)]
+    return pd.DataFrame(rows)
+
+
+def display(frame: pd.DataFrame) -> pd.DataFrame:
+    """Human headers for terminal, Markdown and LaTeX."""
+    return frame.rename(columns=HEADERS)
+
+
+# --- Evaluations: the `eval` table and the paper's Tables 3-6 ---------------------------------
+
+#: Columns of an eval record that the result tables show, with their display headers.
+RESULT_HEADERS = {
+    "runs": "runs",
+    "nets": "net",
+    "train_scales": "train S",
+    "method": "method",
+    "test_scales": "test Q",
+    "test_scales_px": "Q (px)",
+    "dataset": "dataset",
+    "images": "images",
+    "top1_err": "top-1 err (%)",
+    "top5_err": "top-5 err (%)",
+    "forward_passes_per_image": "passes/image",
+    "macs_per_image": "MACs/image",
+    "images_per_s": "images/s",
+}
+
+
+def _scale_label(scales: Sequence) -> str:
+    if scales and isinstance(scales[0], (list, tuple)):
+        return " | ".join(_scale_label(s) for s in scales)
+    return ",".join(str(s) for s in scales)
+
+
+def results_frame(records: Sequence[EvalRecord]) -> pd.DataFrame:
+    """Eval records as a DataFrame, one row per record (the `vggbench eval` output)."""
+    rows = [
+        {
+            "runs": "+".join(r.runs),
+            "nets": "+".join(r.nets),
+            "train_scales": "+".join(r.train_scales) if len(set(r.train_scales)) > 1 else r.train_scales[0],
+            "method": r.method,
+            "test_scales": _scale_label(r.test_scales),
+            "test_scales_px": _scale_label(r.test_scales_px),
+            "dataset": r.dataset,
+            "images": r.images,
+            "top1_err": r.top1_err,
+            "top5_err": r.top5_err,
+            "forward_passes_per_image": r.forward_passes_per_image,
+            "macs_per_image": int(round(r.macs_per_image)),
+            "images_per_s": r.images_per_s,
+        }
+        for r in records
+    ]
+    return pd.DataFrame(rows, columns=list(RESULT_HEADERS))
+
+
+PAPER_TABLES = {3: paper.TABLE3, 4: paper.TABLE4, 5: paper.TABLE5, 6: paper.TABLE6}
+PAPER_TABLE_TITLES = {
+    3: "Table 3: single test scale (dense)",
+    4: "Table 4: multi-scale test (dense)",
+    5: "Table 5: dense vs multi-crop vs both, S in [256;512], Q = {256,384,512}",
+    6: "Table 6: fusion of several nets",
+}
+
+
+def _net_key(nets: Sequence[str], train_scales: Sequence[str]) -> list[str]:
+    return sorted(f"{net}/{scale}" for net, scale in zip(nets, train_scales))
+
+
+def _flat(scales: Sequence) -> list:
+    """A shared scale list as is; per-model lists only when they are all the same."""
+    if scales and isinstance(scales[0], list):
+        return scales[0] if all(s == scales[0] for s in scales) else [None]
+    return list(scales)
+
+
+def _matches(row: paper.PaperResult, record: EvalRecord) -> bool:
+    """Whether an evaluation measured what a row of Tables 3-6 reports."""
+    if record.method != row.method:
+        return False
+    if row.table == 6:
+        same_nets = _net_key(record.nets, record.train_scales) == sorted(row.net.split("+"))
+        if row.net == paper.SUBMISSION_7_NETS:  # each net at its own multi-scale Q set
+            return same_nets
+        return same_nets and _flat(record.test_scales) == list(row.test_scales)
+    return (
+        len(record.nets) == 1
+        and record.nets[0] == row.net
+        and record.train_scales[0] == row.train_scale
+        and _flat(record.test_scales) == list(row.test_scales)
+    )
+
+
+def recipe_key(record: EvalRecord, runs: Mapping[str, RunRecord]) -> str:
+    """What an eval record measured apart from the seeds: its runs' recipes (`RunRecord.recipe_key`),
+    its dataset and limits. Records with the same key are repeats over seeds; a record whose runs
+    are unknown stands alone."""
+    recipes = []
+    for run_id in record.runs:
+        run = runs.get(run_id)
+        if run is None:
+            return f"record {record.id}"
+        recipes.append(run.recipe_key())
+    return json.dumps([recipes, record.dataset, asdict(record.limits)], sort_keys=True)
+
+
+def _repeats(found: list[EvalRecord], runs: Mapping[str, RunRecord] | None) -> list[EvalRecord]:
+    """The newest of `found` (oldest first), or, given the run records, the newest record of each
+    set of runs with the newest one's recipe, oldest first."""
+    if not found:
+        return []
+    newest = found[-1]
+    if runs is None:
+        return [newest]
+    recipe = recipe_key(newest, runs)
+    same = {tuple(r.runs): r for r in found if recipe_key(r, runs) == recipe}
+    return sorted(same.values(), key=lambda r: r.created)
+
+
+def _paper_row(row: paper.PaperResult, group: list[EvalRecord]) -> dict:
+    top1 = statistics.fmean(r.top1_err for r in group) if group else None
+    top5 = statistics.fmean(r.top5_err for r in group) if group else None
+    return {
+        "net": row.net,
+        "train scale": row.train_scale,
+        "test scales": ",".join(map(str, row.test_scales)) if row.test_scales else "multi (each net)",
+        "method": row.method,
+        "paper top-1": row.top1,
+        "paper top-5": row.top5,
+        "our top-1": top1,
+        "our top-5": top5,
+        "delta top-1": top1 - row.top1 if group and row.top1 is not None else None,
+        "delta top-5": top5 - row.top5 if group and row.top5 is not None else None,
+        "seeds": len(group) or None,
+        "dataset": group[-1].dataset if group else None,
+        "record": group[-1].id if group else None,
+    }
+
+
+def paper_table_frame(
+    table: int,
+    evals: Sequence[EvalRecord],
+    dataset: str | None = None,
+    runs: Mapping[str, RunRecord] | None = None,
+) -> pd.DataFrame:
+    """One of Tables 3-6 with the paper's errors beside ours: one row per paper row, blank where we
+    have none. Ours come from the matching eval records (same net(s), train scale(s), test scales in
+    paper units and method; restricted to `dataset` when given): the newest one, or, given the run
+    records (`runs`, by id), the mean over the newest one's repeats with other seeds (`recipe_key`),
+    with their number. Our errors are on our dataset and scaled-down nets, so the comparison is of
+    shape (which method or scale wins), not of value."""
+    if table not in PAPER_TABLES:
+        raise VggbenchError(
+            f"no paper table {table} of evaluations; choose one of {', '.join(map(str, PAPER_TABLES))}"
+        )
+    records = sorted((r for r in evals if dataset is None or r.dataset == dataset), key=lambda r: r.created)
+    rows = [
+        _paper_row(row, _repeats([r for r in records if _matches(row, r)], runs))
+        for row in PAPER_TABLES[table]
+    ]
+    frame = pd.DataFrame(rows)
+    for column in ("paper top-1", "paper top-5", "our top-1", "our top-5", "delta top-1", "delta top-5"):
+        frame[column] = frame[column].astype("Float64")
+    frame["seeds"] = frame["seeds"].astype("Int64")
+    return frame
+
+
+# --- Ablations ---------------------------------------------------------------------------------
+
+
+def _pm(mean: float, std: float | None) -> str:
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def _interval(comparison: ComparisonResult) -> str:
+    diff = comparison.difference
+    if diff.ci95_low is None or diff.ci95_high is None:
+        return "n/a (one seed)"
+    return f"[{diff.ci95_low:+.2f}, {diff.ci95_high:+.2f}]"
+
+
+ARM_COLUMNS = [
+    "arm",
+    "evaluation",
+    "seeds",
+    "stalled",
+    "top-1 err (%)",
+    "top-5 err (%)",
+    "paper top-1",
+    "paper top-5",
+]
+COMPARISON_COLUMNS = [
+    "comparison",
+    "evaluation",
+    "paper expects",
+    "ours (points)",
+    "95% CI",
+    "paper (points)",
+    "verdict",
+]
+
+
+def ablation_arms_frame(record: AblationRecord) -> pd.DataFrame:
+    """Each arm's errors over seeds beside the paper's (percent); `stalled`: runs that stayed at chance."""
+    rows = [
+        {
+            "arm": arm.name,
+            "evaluation": arm.evaluation,
+            "seeds": len(arm.seeds),
+            "stalled": len(arm.stalled_seeds),
+            "top-1 err (%)": _pm(arm.top1_mean, arm.top1_std),
+            "top-5 err (%)": _pm(arm.top5_mean, arm.top5_std),
+            "paper top-1": arm.paper_top1,
+            "paper top-5": arm.paper_top5,
+        }
+        for arm in record.arms
+    ]
+    return pd.DataFrame(rows, columns=ARM_COLUMNS)
+
+
+def ablation_comparisons_frame(record: AblationRecord) -> pd.DataFrame:
+    """treatment - baseline top-1 error with its 95% interval, the paper's difference, the verdict."""
+    rows = [
+        {
+            "comparison": f"{c.treatment} - {c.baseline}",
+            "evaluation": c.evaluation,
+            "paper expects": c.expect.replace("_", " "),
+            "ours (points)": round(c.difference.top1, 2),
+            "95% CI": _interval(c),
+            "paper (points)": c.paper_top1,
+            "verdict": c.verdict,
+        }
+        for c in record.comparisons
+    ]
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def ablation_budget_line(record: AblationRecord) -> str:
+    """What the numbers were measured on: the dataset, budget, widths, crop, the init used (with the
+    paper's ambiguities: the normal init's std, which layers pre-initialisation copied), the machine
+    and the time its runs took."""
+    b = record.budget
+    inits = sorted(
+        {arm.init.scheme + (f" std {arm.init.std}" if arm.init.std else "") for arm in record.arms}
+    )
+    line = (
+        f"preset {record.preset}: {b.data}, width {b.width:g}, crop {b.crop}, {b.epochs} epochs, "
+        f"batch {b.batch}, lr {b.lr:g}, train images {b.limit_train or 'all'}, "
+        f"val images {b.limit_val or 'all'}; init {', '.join(inits) or 'default'}; "
+        f"{record.seeds} seeds; runs found {record.runs_found}/{record.runs_expected}"
+    )
+    preinit = {
+        (arm.init.preinit_mapping, tuple(arm.init.copied_layers))
+        for arm in record.arms
+        if arm.init.preinit_from
+    }
+    for mapping, layers in sorted(preinit):
+        line += f"; pre-init (mapping {mapping}) copied {len(layers)} layers: {', '.join(layers)}"
+    cost = record.cost
+    return line + (
+        f"; its runs trained for {cost.train_s / 60:.1f} min and evaluated in {cost.eval_s / 60:.1f} min "
+        f"on {'; '.join(cost.machines)}"
+    )
+
+
+def ablation_notes(record: AblationRecord) -> list[str]:
+    """What a reader must know to read the numbers: runs that stalled at chance, and how few
+    window positions dense evaluation has at a small crop."""
+    notes = []
+    stalled = {arm.name: arm.stalled_seeds for arm in record.arms if arm.stalled_seeds}
+    for name, seeds in stalled.items():
+        notes.append(
+            f"arm {name!r}: seed(s) {', '.join(map(str, seeds))} stayed at chance error (training warned); "
+            "they are kept in its mean and std"
+        )
+    crop = record.budget.crop
+    if crop < paper.PAPER_CROP and any(arm.method == "dense" for arm in record.arms):
+        size = to_pixels(256, crop)
+        cells = size >> paper.POOLS  # each max-pool halves the map, rounding down
+        positions = cells - crop // 2**paper.POOLS + 1
+        notes.append(
+            f"at crop {crop}, dense evaluation at Q=256 ({size} px) has a {cells}x{cells} score map, "
+            f"{positions}x{positions} window position(s) (the paper's crop 224: 8x8 and 2x2); the max-pools "
+            "drop the bottom and right pixels, so it sees an off-centre part of the image and is noisier "
+            "than the center crop here"
+        )
+    return notes

@@ -1,0 +1,147 @@
+"""The rendered report: Table 2's files (also `vggbench params --write`) and the whole report,
+REPORT.md with LaTeX tables and PNG plots, from what the results store holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from vggbench import paper
+from vggbench.ablations.dict_records import read_evals, read_runs
+from vggbench.ablations.stats import AblationRecord, read_ablations
+from vggbench.bench import bench_frame
+from vggbench.render import render_latex, render_markdown
+from vggbench.report.plots import write_plots
+from vggbench.report.tables import (
+    PAPER_TABLE_TITLES,
+    ablation_arms_frame,
+    ablation_budget_line,
+    ablation_comparisons_frame,
+    ablation_notes,
+    display,
+    paper_table_frame,
+    params_frame,
+)
+from vggbench.store import EvalRecord, RunRecord, atomic_write_text, read_records
+
+INTRODUCTION = (
+    f"# vggbench report\n\nOur measurements beside {paper.CITATION}. Errors are percent; MACs are "
+    "multiply-accumulates (FLOPs = 2 x MACs). Regenerate with `vggbench report`.\n"
+)
+TABLE2_NOTE = "Exact counts at 224x224 and 1000 classes; the paper rounds to millions."
+PAPER_TABLES_NOTE = (
+    "Ours are measured on the dataset and budget named in each row (the mean over `seeds` runs "
+    "that differ only in their seed; `record` is the newest); the paper's are ImageNet at "
+    "full scale, so compare the ordering and the differences, not the absolute errors."
+)
+THROUGHPUT_NOTE = "Measured by `vggbench bench`; each row names its machine."
+
+
+@dataclass
+class LatexTable:
+    """A table of the report that also goes to tables/<slug>.tex."""
+
+    slug: str
+    frame: pd.DataFrame
+    caption: str
+
+
+def write_table2(out_dir: Path, frame: pd.DataFrame | None = None) -> list[Path]:
+    """Render Table 2 (our exact counts beside the paper's) as Markdown and LaTeX under `out_dir`:
+    `vggbench params --write` and the report both write it here. `frame`: `display(params_frame())`
+    when the caller has it already (counting takes seconds)."""
+    frame = display(params_frame()) if frame is None else frame
+    caption = f"Parameters and compute at 224x224, 1000 classes, against Table 2 of {paper.CITATION}."
+    md = Path(out_dir) / "table2.md"
+    tex = Path(out_dir) / "tables" / "table2.tex"
+    atomic_write_text(
+        md, f"# Table 2: parameters\n\n{caption} MACs are multiply-accumulates.\n\n" + render_markdown(frame)
+    )
+    atomic_write_text(tex, render_latex(frame, caption=caption, label="tab:params"))
+    return [md, tex]
+
+
+def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[Path]:
+    """Render every table the store can fill into out_dir/REPORT.md, out_dir/table2.md,
+    out_dir/tables/*.tex and out_dir/plots/*.png: Table 2, the Table 3-6 shapes, one table per
+    ablation, throughput."""
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    table2 = display(params_frame())
+    parts = [INTRODUCTION, _section("Table 2: parameters and compute", table2, TABLE2_NOTE)]
+    written = write_table2(out_dir, table2)
+
+    evals = read_evals(results_dir)
+    runs = {run.id: run for run in read_runs(results_dir)}
+    ablations = sorted(
+        (r for r in read_ablations(results_dir) if r.arms), key=lambda r: (r.ablation, r.preset)
+    )
+    tables: list[LatexTable] = []
+    for markdown, latex in (
+        _paper_table_sections(evals, runs),
+        _ablation_sections(ablations),
+        _throughput_sections(read_records(results_dir, "bench")),
+    ):
+        parts += markdown
+        tables += latex
+
+    if plots:
+        images = write_plots(ablations, evals, out_dir / "plots")
+        written += images
+        if images:
+            parts.append("## Plots\n\n" + "".join(f"![{p.stem}](plots/{p.name})\n\n" for p in images))
+
+    for table in tables:
+        path = out_dir / "tables" / f"{table.slug}.tex"
+        caption = table.caption.replace("`", "")
+        atomic_write_text(path, render_latex(table.frame, caption=caption, label=f"tab:{table.slug}"))
+        written.append(path)
+    report_path = out_dir / "REPORT.md"
+    atomic_write_text(report_path, "\n".join(parts))
+    return [report_path] + written
+
+
+def _section(title: str, frame: pd.DataFrame, note: str = "") -> str:
+    return f"## {title}\n\n" + (f"{note}\n\n" if note else "") + render_markdown(frame) + "\n"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def _paper_table_sections(
+    evals: list[EvalRecord], runs: dict[str, RunRecord]
+) -> tuple[list[str], list[LatexTable]]:
+    """Tables 3-6, each where at least one of its rows has our numbers."""
+    markdown, latex = [], []
+    for number in (3, 4, 5, 6):
+        frame = paper_table_frame(number, evals, runs=runs)
+        if len(frame):
+            title = PAPER_TABLE_TITLES[number]
+            markdown.append(_section(title, frame, PAPER_TABLES_NOTE))
+            latex.append(LatexTable(f"table{number}", frame, title))
+    return markdown, latex
+
+
+def _ablation_sections(records: list[AblationRecord]) -> tuple[list[str], list[LatexTable]]:
+    """One section per ablation record: its arms, its comparisons, what they were measured on."""
+    markdown, latex = [], []
+    for record in records:
+        heading = f"Ablation `{record.ablation}` ({record.net}, {record.preset}): {record.title}"
+        note = f"Paper ({record.paper.section}): {record.paper.claim}\n\n"
+        note += f"Measured on {ablation_budget_line(record)}."
+        note += "".join(f"\n\nNote: {text}." for text in ablation_notes(record))
+        arms, comparisons = ablation_arms_frame(record), ablation_comparisons_frame(record)
+        markdown.append(_section(heading, arms, note) + render_markdown(comparisons) + "\n")
+        slug = _slug(f"ablation-{record.ablation}-{record.net}-{record.preset}")
+        latex.append(LatexTable(slug, arms, heading))
+        latex.append(LatexTable(slug + "-comparisons", comparisons, heading + " (comparisons)"))
+    return markdown, latex
+
+
+def _throughput_sections(bench_records: list[dict]) -> tuple[list[str], list[LatexTable]]:
+    if not bench_records:
+        return [], []
+    frame = bench_frame(bench_records)
+    return [_section("Throughput", frame, THROUGHPUT_NOTE)], [LatexTable("throughput", frame, "Throughput")]
