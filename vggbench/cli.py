@@ -62,7 +62,6 @@ def params(
     """Table 2 (parameters), MACs, FLOPs, per-layer breakdown and receptive fields."""
     from vggbench.models import ModelSpec
     from vggbench.report import tables
-    from vggbench.report.write import write_table2
 
     check_format(fmt)
     ModelSpec(config or "A", classes, width, size)  # validates the options before any work
@@ -78,6 +77,8 @@ def params(
         title = f"Parameters and compute at {size}x{size}, {classes} classes, width {width:g}"
     echo(render(frame if fmt in ("json", "csv") else tables.display(frame), fmt, title))
     if write:
+        from vggbench.report.write import write_table2  # lazy: the report's writer imports plots and bench
+
         for path in write_table2(write):
             sys.stderr.write(f"wrote {path}\n")
 

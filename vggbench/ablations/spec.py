@@ -132,6 +132,8 @@ PRESET_KEYS = {f.name for f in fields(Budget)}
 
 @dataclass(frozen=True)
 class AblationSpec:
+    """One ablation, read and checked: the claim under test, its arms, protocols and comparisons."""
+
     name: str
     title: str
     section: str

@@ -9,8 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from scipy import stats as scipy_stats
-
 from vggbench.ablations.spec import EXPECTATIONS, AblationSpec, Budget, Comparison
 from vggbench.errors import VggbenchError
 from vggbench.store import SCHEMA, EpochMetrics, InitInfo, _check_schema, _typed, read_records, write_record
@@ -52,6 +50,8 @@ class Difference:
 
 def difference(baseline: dict[int, float], treatment: dict[int, float]) -> Difference:
     """`baseline` and `treatment` map seed -> top-1 error."""
+    from scipy import stats as scipy_stats  # lazy: scipy.stats takes most of a second to import
+
     common = sorted(set(baseline) & set(treatment))
     paired = len(common) >= 2 and len(common) == len(baseline) == len(treatment)
     mean = statistics.fmean(treatment.values()) - statistics.fmean(baseline.values())
