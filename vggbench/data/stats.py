@@ -41,7 +41,8 @@ class RGBStats:
 
 
 def stats_from_moments(count: int, total: torch.Tensor, outer: torch.Tensor) -> RGBStats:
-    """RGBStats from the pixel count, the sum of pixels (3,) and the sum of outer products (3, 3), on 0..255."""
+    """RGBStats from the pixel count, the sum of pixels (3,) and the sum of outer products (3, 3),
+    on 0..255."""
     if count == 0:
         raise VggbenchError("cannot compute RGB statistics of an empty training set")
     mean = total / count
