@@ -536,7 +536,7 @@ def bench(
     save: bool = typer.Option(True, "--save/--no-save", help="store the record under <results-dir>/bench/"),
 ) -> None:
     """Throughput, our loop's overhead, data and evaluation cost, MFU on GPUs (see `vggbench.bench`)."""
-    from vggbench import bench as bench_lib
+    from vggbench import bench as bench_lib  # lazy: keeps CLI start-up fast
 
     check_format(fmt, bench_lib.BENCH_FORMATS)
     options = bench_lib.BenchOptions(
