@@ -10,8 +10,7 @@ import torch
 from conftest import assert_one_line_error
 from test_counting import TOTAL_MACS_224
 
-from vggbench import bench
-from vggbench import runtime as machine
+from vggbench import bench, runtime
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec
 
@@ -258,7 +257,7 @@ def test_no_mfu_without_a_peak_on_a_gpu(monkeypatch):
 
 
 def test_machine_info_names_cpu_cores_gpu_and_torch():
-    info = machine.machine_info(torch.device("cpu"))
+    info = runtime.machine_info(torch.device("cpu"))
     assert {
         "cpu",
         "cores",
@@ -276,9 +275,9 @@ def test_machine_info_names_cpu_cores_gpu_and_torch():
     assert info["cores"] >= 1 and info["torch"] == torch.__version__ and info["device"] == "cpu"
     if not torch.cuda.is_available():
         assert info["gpu"] is None and info["gpu_count"] == 0
-    assert info["cpu"] in machine.machine_name(info) and "cores" in machine.machine_name(info)
+    assert info["cpu"] in runtime.machine_name(info) and "cores" in runtime.machine_name(info)
     gpu = {**info, "device": "cuda:0", "gpu": "NVIDIA H100 80GB HBM3"}
-    assert machine.machine_name(gpu).startswith("NVIDIA H100 80GB HBM3")
+    assert runtime.machine_name(gpu).startswith("NVIDIA H100 80GB HBM3")
 
 
 def test_interleaved_alternates_the_order_and_the_ratio_pairs_repeats():
@@ -300,8 +299,8 @@ def test_parse_lists_and_cases():
 
 
 def test_resolve_device():
-    assert machine.resolve_device("cpu") == torch.device("cpu")
-    assert machine.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
+    assert runtime.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @pytest.mark.parametrize(

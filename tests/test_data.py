@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import typer.main
 from PIL import Image
 
+from vggbench.cli import app
 from vggbench.data import (
-    DATASETS_HELP,
     AugmentParams,
     Dataset,
     EvalLoader,
@@ -34,6 +35,7 @@ from vggbench.data import stats as stats_module
 from vggbench.data.augment import crop_offsets
 from vggbench.data.sources import DEBIAN_FASHION_MNIST, FASHION_MNIST_CLASSES
 from vggbench.errors import VggbenchError
+from vggbench.options import DATASETS_HELP
 from vggbench.scales import TrainScale
 
 ZERO_STATS = RGBStats(torch.zeros(3), torch.zeros(3), torch.eye(3))
@@ -388,7 +390,7 @@ def test_imagefolder_tree_loads_with_classes_and_sizes(tmp_path):
         list(TrainLoader(data.train, augment, 1, "cpu", seed=0, rank=r, world_size=2).epoch(0))
         for r in (0, 1)
     ]
-    for b, (x, y) in enumerate(batches):
+    for b, (x, _) in enumerate(batches):
         assert torch.allclose(torch.cat([ranks[0][b][0], ranks[1][b][0]]), x, atol=1e-6)
 
 
@@ -450,6 +452,18 @@ def test_bad_input_is_a_helpful_error(kwargs, message):
     with pytest.raises(VggbenchError, match=message.replace("(", r"\(").replace(".", r"\.")):
         load_dataset(spec, **kwargs)
     assert "imagefolder:PATH" in DATASETS_HELP
+
+
+def test_every_data_option_lists_the_dataset_specs():
+    group = typer.main.get_command(app)
+    helps = {
+        name: param.help
+        for name, command in group.commands.items()
+        for param in command.params
+        if "--data" in param.opts
+    }
+    assert set(helps) == {"train", "ablate", "eval"}
+    assert all(DATASETS_HELP in text for text in helps.values()), helps
 
 
 def test_limits_and_val_split_are_stratified():

@@ -87,7 +87,7 @@ def test_load_state_of_another_config_names_the_mismatch():
 def test_init_schemes_give_the_stated_statistics(scheme, std):
     model = VGG(ModelSpec("A", num_classes=10, width=0.5, crop=32))
     init_weights(model, scheme, std=std or 0.01, generator=torch.Generator().manual_seed(0))
-    layer = model.conv_layers[2]  # conv 128 -> 256 at width 1/2: 64 -> 128 channels, 3x3
+    layer = model.features[model.conv_positions[2][2]]  # conv 128 -> 256 at width 1/2: 64 -> 128, 3x3
     fan_in, fan_out = layer.weight[0].numel(), layer.weight.shape[0] * layer.weight[0, 0].numel()
     expected = {"paper": std, "glorot": (2 / (fan_in + fan_out)) ** 0.5, "kaiming": (2 / fan_out) ** 0.5}[
         scheme

@@ -23,21 +23,28 @@ reported for known GPUs only; on CPUs it does not apply (None).
 from __future__ import annotations
 
 import gc
+import json
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from vggbench import paper, runtime
+from vggbench import evaluation, paper, runtime
+from vggbench.counting import macs_per_pass
+from vggbench.data import RGBStats, TrainAugment, TrainLoader, eval_preprocess
+from vggbench.data.synthetic import make_split
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec, build_model
 from vggbench.options import parse_choices
+from vggbench.render import render
 from vggbench.runtime import load_average, machine_info, machine_name, synchronize, utc_now
+from vggbench.scales import parse_train_scale, test_scales, to_pixels
 from vggbench.store import record_id, write_record
 from vggbench.training import StepLoop
 
@@ -102,8 +109,6 @@ class BenchOptions:
             raise VggbenchError(f"classes {self.classes} must be at least 1")
         if self.eval_images < 1:
             raise VggbenchError(f"eval images {self.eval_images} must be at least 1")
-        from vggbench.scales import parse_train_scale
-
         parse_train_scale(self.train_scale)
         return self
 
@@ -282,8 +287,6 @@ def inference_step(
 
 def macs_per_image(spec: ModelSpec) -> int:
     """MACs of one FC-form forward pass at the spec's crop (as counting.count_macs counts them)."""
-    from vggbench.counting import macs_per_pass
-
     return macs_per_pass(spec, False, spec.crop, spec.crop)
 
 
@@ -294,8 +297,8 @@ def our_loop(
     step_model: torch.nn.Module, model: torch.nn.Module, device: torch.device, options: BenchOptions
 ) -> StepLoop:
     """The training loop's own per-step work (`training.StepLoop`) with the optimiser the loop builds.
-    The rest of the loop (`_Run._epoch`) needs a dataset, a run folder and validation, so it is not
-    timed whole."""
+    The rest of the loop (the trainer's epoch) needs a dataset, a run folder and validation, so it
+    is not timed whole."""
     return StepLoop(
         step_model,
         sgd(model),
@@ -307,14 +310,9 @@ def our_loop(
 
 def fast_path_loader(
     spec: ModelSpec, batch: int, device: torch.device, options: BenchOptions, images: int | None = None
-):
-    """The in-memory fast path: a TrainLoader over synthetic uint8 images of the crop's size (CIFAR-like),
-    augmented with the paper's TrainAugment at the options' training scale."""
-    from vggbench.data import TrainAugment, TrainLoader
-    from vggbench.data.stats import RGBStats
-    from vggbench.data.synthetic import make_split
-    from vggbench.scales import parse_train_scale
-
+) -> TrainLoader:
+    """The in-memory fast path: a TrainLoader over synthetic uint8 images of the crop's size
+    (CIFAR-like), augmented with the paper's TrainAugment at the options' training scale."""
     count = images or batch * 8
     imageset = make_split(count, spec.crop, spec.num_classes, options.seed, stream=0)
     stats = RGBStats(torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.02, 0.005, 0.001]), torch.eye(3))
@@ -322,7 +320,7 @@ def fast_path_loader(
     return TrainLoader(imageset, augment, batch, device, seed=options.seed)
 
 
-def endless_batches(loader) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+def endless_batches(loader: TrainLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """The loader's batches epoch after epoch."""
     epoch = 0
     while True:
@@ -362,6 +360,24 @@ def _row(case: Case, batch: int, **values: Any) -> dict[str, Any]:
     }
 
 
+def _throughput_row(
+    case: Case, batch: int, mode: str, seconds: float, steps: int, macs: int, peak: float | None
+) -> dict[str, Any]:
+    """A train or infer row: images/s, FLOP/s (6 or 2 per MAC) and, for training, MFU."""
+    ips = batch * steps / seconds
+    flops = training_flops_per_image(macs) if mode == "train" else 2 * macs
+    return _row(
+        case,
+        batch,
+        mode=mode,
+        images_per_s=ips,
+        ms_per_step=1e3 * seconds / steps,
+        macs_per_image=macs,
+        gflops=ips * flops / 1e9,
+        mfu=mfu(ips, macs, peak) if mode == "train" else None,
+    )
+
+
 def measure_training(
     case: Case, options: BenchOptions, device: torch.device, notes: list[str], peak: float | None
 ) -> dict[str, Any]:
@@ -379,18 +395,7 @@ def measure_training(
         )
 
     seconds, batch = with_oom_halving(measure, case.batch, notes, f"train {case.label}")
-    ips = batch * options.steps / seconds
-    macs = macs_per_image(spec)
-    return _row(
-        case,
-        batch,
-        mode="train",
-        images_per_s=ips,
-        ms_per_step=1e3 * seconds / options.steps,
-        macs_per_image=macs,
-        gflops=ips * training_flops_per_image(macs) / 1e9,
-        mfu=mfu(ips, macs, peak),
-    )
+    return _throughput_row(case, batch, "train", seconds, options.steps, macs_per_image(spec), peak)
 
 
 def measure_inference(
@@ -404,18 +409,7 @@ def measure_inference(
         return timed(inference_step(model, x, device, options), options.steps, options.warmup, device)
 
     seconds, batch = with_oom_halving(measure, case.batch, notes, f"infer {case.label}")
-    ips = batch * options.steps / seconds
-    macs = macs_per_image(spec)
-    return _row(
-        case,
-        batch,
-        mode="infer",
-        images_per_s=ips,
-        ms_per_step=1e3 * seconds / options.steps,
-        macs_per_image=macs,
-        gflops=ips * 2 * macs / 1e9,
-        mfu=None,
-    )
+    return _throughput_row(case, batch, "infer", seconds, options.steps, macs_per_image(spec), None)
 
 
 def measure_overhead(
@@ -478,16 +472,14 @@ def measure_augmentation(
     )
 
 
+EVAL_METHODS = (evaluation.DENSE, evaluation.MULTI_CROP, evaluation.BOTH)
+
+
 def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) -> list[dict[str, Any]]:
     """Dense, multi-crop and both at the jitter test scales (Table 5's Q = {256, 384, 512}), per image.
 
     Times are the medians over `repeats` timed passes (after one untimed) of evaluate_batches over
     `eval_images` images of the crop's size; its batch cap is the case's batch."""
-    from vggbench import evaluation
-    from vggbench.data.augment import eval_preprocess
-    from vggbench.data.stats import RGBStats
-    from vggbench.scales import parse_train_scale, test_scales, to_pixels
-
     spec = case.spec(options)
     model = prepare_model(spec, options, device, train=False)
     generator = torch.Generator().manual_seed(options.seed)
@@ -498,7 +490,6 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
     stats = RGBStats(torch.tensor([0.5, 0.5, 0.5]), torch.ones(3), torch.eye(3))
     q_paper = test_scales("jitter", parse_train_scale("256:512"))
     q_pixels = tuple(to_pixels(q, case.crop) for q in q_paper)
-    methods = (evaluation.DENSE, evaluation.MULTI_CROP, evaluation.BOTH)
 
     def prepare(group: torch.Tensor, q: int) -> torch.Tensor:
         x = eval_preprocess(group, q, stats)
@@ -510,7 +501,7 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
                 [model],
                 [(images.to(device), labels)],
                 prepare,
-                methods=methods,
+                methods=EVAL_METHODS,
                 scales_px=q_pixels,
                 batch_size=case.batch,
                 device=device,
@@ -518,24 +509,21 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
 
     once()
     runs = [once() for _ in range(options.repeats)]
-    rows = []
-    for method in methods:
-        seconds = statistics.median(r[method].seconds for r in runs)
-        result = runs[0][method]
-        rows.append(
-            _row(
-                case,
-                case.batch,
-                method=method,
-                test_scales=list(q_paper),
-                test_scales_px=list(q_pixels),
-                images=result.images,
-                forward_passes_per_image=result.forward_passes_per_image,
-                macs_per_image=int(round(result.macs_per_image)),
-                ms_per_image=1e3 * seconds / result.images,
-            )
+    rows = [
+        _row(
+            case,
+            case.batch,
+            method=method,
+            test_scales=list(q_paper),
+            test_scales_px=list(q_pixels),
+            images=runs[0][method].images,
+            forward_passes_per_image=runs[0][method].forward_passes_per_image,
+            macs_per_image=int(round(runs[0][method].macs_per_image)),
+            ms_per_image=1e3 * statistics.median(r[method].seconds for r in runs) / runs[0][method].images,
         )
-    dense = next(r for r in rows if r["method"] == evaluation.DENSE)
+        for method in EVAL_METHODS
+    ]
+    dense = rows[0]
     for row in rows:
         row["time_vs_dense"] = row["ms_per_image"] / dense["ms_per_image"]
         row["macs_vs_dense"] = row["macs_per_image"] / dense["macs_per_image"]
@@ -613,55 +601,17 @@ def run_bench(
         torch.set_num_threads(options.threads)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # as training does: fastest conv algorithms
     try:
-        machine = machine_info(device)
-        peak = peak_bf16_flops(machine["gpu"]) if device.type == "cuda" else None
-        notes: list[str] = []
-        record: dict[str, Any] = {
-            "kind": KIND,
-            "created": utc_now(),
-            "machine": machine,
-            "machine_name": machine_name(machine),
-            "torch_version": torch.__version__,
-            "options": {**asdict(options), "device": str(device), "parts": list(parts)},
-            "peak_bf16_flops": peak,
-            "train": [],
-            "infer": [],
-            "overhead": [],
-            "data": [],
-            "eval": [],
-            "notes": notes,
-        }
-        if device.type != "cuda":
-            notes.append("MFU does not apply on a CPU (no dense bf16 tensor peak): reported as n/a")
-        elif peak is None:
-            notes.append(f"no bf16 peak known for {machine['gpu']}: MFU not reported")
+        record = _new_record(options, parts, device)
         say = progress or (lambda _: None)
-        train_ips: dict[Case, float] = {}
         for case in points:
-            if "train" in parts or "data" in parts:
-                say(f"train {case.label} batch {case.batch}")
-                row = measure_training(case, options, device, notes, peak)
-                train_ips[case] = row["images_per_s"]
-                if "train" in parts:
-                    record["train"].append(row)
-            if "infer" in parts:
-                say(f"infer {case.label} batch {case.batch}")
-                record["infer"].append(measure_inference(case, options, device, notes))
-            if "overhead" in parts:
-                say(f"overhead {case.label} batch {case.batch}")
-                record["overhead"].append(measure_overhead(case, options, device, notes))
-            if "data" in parts:
-                say(f"data {case.label} batch {case.batch}")
-                record["data"].append(measure_augmentation(case, options, device, train_ips.get(case)))
+            _measure_case(record, case, options, device, parts, say)
         if "eval" in parts:
-            seen = set()
+            evaluated = set()
             for case in points:  # one evaluation per net, width and crop (its batch caps the passes)
-                key = (case.config, case.width, case.crop)
-                if key in seen:
-                    continue
-                seen.add(key)
-                say(f"eval {case.label}")
-                record["eval"].extend(measure_evaluation(case, options, device))
+                if (case.config, case.width, case.crop) not in evaluated:
+                    evaluated.add((case.config, case.width, case.crop))
+                    say(f"eval {case.label}")
+                    record["eval"].extend(measure_evaluation(case, options, device))
         record["load_average_after"] = load_average()
         record["id"] = record_id(
             {"created": record["created"], "options": record["options"], "cases": [asdict(c) for c in points]}
@@ -670,6 +620,55 @@ def run_bench(
     finally:
         torch.set_num_threads(previous_threads)
         torch.backends.cudnn.benchmark = previous_cudnn
+
+
+def _new_record(options: BenchOptions, parts: Sequence[str], device: torch.device) -> dict[str, Any]:
+    """The record before any measurement: the machine, the options, empty parts, notes on MFU."""
+    machine = machine_info(device)
+    peak = peak_bf16_flops(machine["gpu"]) if device.type == "cuda" else None
+    notes: list[str] = []
+    if device.type != "cuda":
+        notes.append("MFU does not apply on a CPU (no dense bf16 tensor peak): reported as n/a")
+    elif peak is None:
+        notes.append(f"no bf16 peak known for {machine['gpu']}: MFU not reported")
+    return {
+        "kind": KIND,
+        "created": utc_now(),
+        "machine": machine,
+        "machine_name": machine_name(machine),
+        "torch_version": torch.__version__,
+        "options": {**asdict(options), "device": str(device), "parts": list(parts)},
+        "peak_bf16_flops": peak,
+        **{part: [] for part in PARTS},
+        "notes": notes,
+    }
+
+
+def _measure_case(
+    record: dict[str, Any],
+    case: Case,
+    options: BenchOptions,
+    device: torch.device,
+    parts: Sequence[str],
+    say: Callable[[str], None],
+) -> None:
+    """The train, infer, overhead and data parts for one case, appended to the record."""
+    notes = record["notes"]
+    train: dict[str, Any] = {}
+    if "train" in parts or "data" in parts:  # data compares with the training throughput
+        say(f"train {case.label} batch {case.batch}")
+        train = measure_training(case, options, device, notes, record["peak_bf16_flops"])
+        if "train" in parts:
+            record["train"].append(train)
+    if "infer" in parts:
+        say(f"infer {case.label} batch {case.batch}")
+        record["infer"].append(measure_inference(case, options, device, notes))
+    if "overhead" in parts:
+        say(f"overhead {case.label} batch {case.batch}")
+        record["overhead"].append(measure_overhead(case, options, device, notes))
+    if "data" in parts:
+        say(f"data {case.label} batch {case.batch}")
+        record["data"].append(measure_augmentation(case, options, device, train["images_per_s"]))
 
 
 def save_bench(record: dict[str, Any], results_dir: Path) -> Path:
@@ -717,19 +716,41 @@ def _option_label(options: dict[str, Any]) -> str:
     return "+".join(flags) if flags else "eager fp32"
 
 
-def bench_frame(records: Sequence[dict[str, Any]], part: str = "throughput"):
+#: The columns of each bench table: who and what was measured, then the figures.
+_CASE_COLUMNS = ["machine", "device", "options", "config", "width", "crop"]
+COLUMNS: dict[str, list[str]] = {
+    "throughput": [
+        *_CASE_COLUMNS,
+        *("batch", "mode", "images_per_s", "ms_per_step", "macs_per_image", "gflops", "mfu"),
+    ],
+    "overhead": [
+        *_CASE_COLUMNS,
+        *("batch", "bare_images_per_s", "ours_images_per_s", "ours_data_images_per_s"),
+        *("step_ratio", "data_ratio"),
+    ],
+    "data": [
+        *_CASE_COLUMNS,
+        *("batch", "train_scale", "augment_images_per_s", "train_images_per_s", "augment_over_train"),
+    ],
+    "eval": [
+        *_CASE_COLUMNS,
+        *("method", "test_scales_px", "forward_passes_per_image", "macs_per_image", "ms_per_image"),
+        *("time_vs_dense", "macs_vs_dense"),
+    ],
+}
+
+
+def bench_frame(records: Sequence[dict[str, Any]], part: str = "throughput") -> pd.DataFrame:
     """A DataFrame of bench records: `throughput` (train and infer rows, the report's table),
     or one of overhead, data, eval; each row names its machine, device and options."""
-    import pandas as pd
-
-    if part not in ("throughput", "overhead", "data", "eval"):
+    if part not in COLUMNS:
         raise VggbenchError(f"unknown bench table {part!r}; choose throughput, overhead, data or eval")
     rows = []
     for record in records:
         if record.get("kind") != KIND:
             continue
         context = {
-            "machine": record.get("machine_name") or machine_name(record["machine"]),
+            "machine": record["machine_name"],
             "device": record["options"].get("device"),
             "options": _option_label(record["options"]),
         }
@@ -737,72 +758,12 @@ def bench_frame(records: Sequence[dict[str, Any]], part: str = "throughput"):
         for section in sections:
             for row in record.get(section, []):
                 rows.append({**context, **row})
-    columns = {
-        "throughput": [
-            "machine",
-            "device",
-            "options",
-            "config",
-            "width",
-            "crop",
-            "batch",
-            "mode",
-            "images_per_s",
-            "ms_per_step",
-            "macs_per_image",
-            "gflops",
-            "mfu",
-        ],
-        "overhead": [
-            "machine",
-            "device",
-            "options",
-            "config",
-            "width",
-            "crop",
-            "batch",
-            "bare_images_per_s",
-            "ours_images_per_s",
-            "ours_data_images_per_s",
-            "step_ratio",
-            "data_ratio",
-        ],
-        "data": [
-            "machine",
-            "device",
-            "options",
-            "config",
-            "width",
-            "crop",
-            "batch",
-            "train_scale",
-            "augment_images_per_s",
-            "train_images_per_s",
-            "augment_over_train",
-        ],
-        "eval": [
-            "machine",
-            "device",
-            "options",
-            "config",
-            "width",
-            "crop",
-            "method",
-            "test_scales_px",
-            "forward_passes_per_image",
-            "macs_per_image",
-            "ms_per_image",
-            "time_vs_dense",
-            "macs_vs_dense",
-        ],
-    }[part]
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=COLUMNS[part])
     if part == "eval" and len(frame):
         frame["test_scales_px"] = frame["test_scales_px"].map(lambda q: ",".join(map(str, q)))
-    if "mfu" in frame:
-        frame["mfu"] = frame["mfu"].astype("Float64")
-    if "augment_over_train" in frame:
-        frame["augment_over_train"] = frame["augment_over_train"].astype("Float64")
+    for column in ("mfu", "augment_over_train"):
+        if column in frame:
+            frame[column] = frame[column].astype("Float64")
     if "batch" in frame:
         frame["batch"] = frame["batch"].astype("Int64")
     return frame
@@ -816,7 +777,7 @@ TITLES = {
 }
 
 
-def _for_display(frame):
+def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
     """Widths as 0.125 (not 0.12), small rates with three significant digits, MFU as a percentage."""
     frame = frame.copy()
     if "width" in frame:
@@ -827,18 +788,12 @@ def _for_display(frame):
         if column in frame:
             frame[column] = frame[column].map(lambda v: "-" if v is None or v != v else f"{v:.3g}")
     if "mfu" in frame:
-        frame["mfu"] = frame["mfu"].map(
-            lambda v: "n/a" if v is None or v is __import__("pandas").NA else f"{100 * v:.1f}%"
-        )
+        frame["mfu"] = frame["mfu"].map(lambda v: "n/a" if v is None or v is pd.NA else f"{100 * v:.1f}%")
     return frame
 
 
 def render_bench(record: dict[str, Any], fmt: str = "table") -> str:
     """The record as terminal tables or Markdown (a section per part), or as JSON (the record)."""
-    import json
-
-    from vggbench.render import render
-
     if fmt == "json":
         return json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
     out = []
@@ -847,7 +802,7 @@ def render_bench(record: dict[str, Any], fmt: str = "table") -> str:
         f"; load average {load[0]:.2f} at the start" if load else ""
     )
     out.append(f"**{header}**\n" if fmt == "markdown" else header + "\n")
-    for part in ("throughput", "overhead", "data", "eval"):
+    for part in COLUMNS:
         frame = bench_frame([record], part)
         if not len(frame):
             continue

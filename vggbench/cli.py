@@ -15,6 +15,7 @@ import typer
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
+from vggbench.options import DATASETS_HELP
 from vggbench.render import FORMATS, check_format, render
 
 # Typer vendors click in recent releases and depends on it in older ones: find its exception types
@@ -86,9 +87,7 @@ def params(
 @app.command()
 def train(
     config: str = typer.Option("A", "--config", help="the net of Table 1: A, A-LRN, B, C, D, E or B-5x5"),
-    data: str = typer.Option(
-        "synthetic", help="synthetic, fashion-mnist, cifar10, cifar100 or imagefolder:PATH"
-    ),
+    data: str = typer.Option("synthetic", help=DATASETS_HELP),
     crop: int = typer.Option(
         paper.PAPER_CROP, help="training crop in pixels, a multiple of 32 (e.g. 32 on a CPU)"
     ),
@@ -302,7 +301,7 @@ def ablate(
     shard: str = typer.Option(
         None, help="run part i of n of the arms x seeds, e.g. 1/4; records merge in the store"
     ),
-    data: str = typer.Option(None, help="override the preset's dataset"),
+    data: str = typer.Option(None, help=f"override the preset's dataset: {DATASETS_HELP}"),
     width: float = typer.Option(None, help="override the preset's width multiplier"),
     crop: int = typer.Option(None, help="override the preset's crop"),
     epochs: int = typer.Option(None, help="override the preset's epochs"),
@@ -436,7 +435,9 @@ def eval_command(
         "(torchvision's mean/std); default imagenet for --weights, else train",
     ),
     data: str = typer.Option(
-        None, "--data", help="evaluate on this dataset's validation split (default: the run's)"
+        None,
+        "--data",
+        help=f"evaluate on this dataset's validation split (default: the run's): {DATASETS_HELP}",
     ),
     data_root: str = typer.Option(None, "--data-root", help="where datasets live"),
     limit_val: int = typer.Option(
@@ -537,7 +538,7 @@ def bench(
     save: bool = typer.Option(True, "--save/--no-save", help="store the record under <results-dir>/bench/"),
 ) -> None:
     """Throughput, our loop's overhead, data and evaluation cost, MFU on GPUs (see `vggbench.bench`)."""
-    from vggbench import bench as bench_lib
+    from vggbench import bench as bench_lib  # lazy: keeps CLI start-up fast
 
     check_format(fmt, bench_lib.BENCH_FORMATS)
     options = bench_lib.BenchOptions(

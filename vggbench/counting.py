@@ -5,6 +5,9 @@ fvcore has no handler for max-pool or for the ops LRN decomposes into, so it wou
 warning. We give each an explicit handler: max-pool does comparisons and no MACs (0); LRN costs one
 MAC per element of its window, the sum of squares over `size` channels (out elements x size); its
 remaining element-wise ops (scale, add, power, divide, pad) do no multiply-accumulates (0).
+
+fvcore is the one counter. `macs_per_pass` (evaluation costs, any input size) does not count
+again: it scales fvcore's per-module counts at the crop by each module's output size.
 """
 
 from __future__ import annotations
@@ -139,20 +142,13 @@ def layer_breakdown(spec: ModelSpec, size: int | None = None) -> list[LayerRow]:
     With no `size`, the FC form at the spec's crop; with a larger size, the fully-convolutional form.
     """
     size = size or spec.crop
-    model = uninitialised_model(spec, fully_convolutional=size != spec.crop).eval()
+    fully_convolutional = size != spec.crop
+    model = uninitialised_model(spec, fully_convolutional).eval()
     by_module = mac_analysis(model, size).by_module()
     fields = receptive_fields(model)
-    shapes: dict[str, tuple[int, ...]] = {}
+    shapes = output_shapes(spec, fully_convolutional, size, size)
     named = [(f"features.{i}", m) for i, m in enumerate(model.features)]
     named += [(f"classifier.{i}", m) for i, m in enumerate(model.classifier)]
-    hooks = [
-        m.register_forward_hook(lambda mod, inp, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
-        for n, m in named
-    ]
-    with torch.no_grad():
-        model(torch.zeros(1, 3, size, size))
-    for hook in hooks:
-        hook.remove()
     return [
         LayerRow(
             name,
@@ -239,28 +235,19 @@ def _meta_model(spec: ModelSpec, fully_convolutional: bool) -> VGG:
         return VGG(spec, fully_convolutional).eval()
 
 
-@functools.lru_cache(maxsize=4096)
-def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width: int) -> int:
-    """MACs of one net evaluation on one (height x width) input, as `counting.count_macs` counts
-    them (conv and linear weights x outputs; LRN one MAC per output per window channel; pools 0),
-    read from a shape-only pass on the meta device, so it is instant for any size."""
+def output_shapes(
+    spec: ModelSpec, fully_convolutional: bool, height: int, width: int
+) -> dict[str, tuple[int, ...]]:
+    """Output shape (batch dimension dropped) of each leaf module for one (height x width) input,
+    from a pass on the meta device: shapes only, no arithmetic, so it is instant at any size."""
     model = _meta_model(spec, fully_convolutional)
-    total = 0
-
-    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += output.numel() * (module.in_channels // module.groups) * kh * kw
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
-        elif isinstance(module, nn.LocalResponseNorm):
-            total += output.numel() * module.size
-
+    shapes: dict[str, tuple[int, ...]] = {}
     handles = [
-        m.register_forward_hook(hook)
-        for m in model.modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear, nn.LocalResponseNorm))
+        module.register_forward_hook(
+            lambda _module, _inputs, output, name=name: shapes.__setitem__(name, tuple(output.shape[1:]))
+        )
+        for name, module in model.named_modules()
+        if not any(module.children())
     ]
     try:
         with torch.no_grad():
@@ -268,4 +255,29 @@ def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width
     finally:
         for handle in handles:
             handle.remove()
-    return total
+    return shapes
+
+
+@functools.lru_cache(maxsize=32)
+def _macs_per_output(spec: ModelSpec, fully_convolutional: bool) -> dict[str, int]:
+    """fvcore's MACs per output element of each leaf module that does MACs, counted once at the crop.
+
+    fvcore cannot trace on the meta device, so it runs once per net and form on a real model."""
+    by_module = mac_analysis(uninitialised_model(spec, fully_convolutional), spec.crop).by_module()
+    shapes = output_shapes(spec, fully_convolutional, spec.crop, spec.crop)
+    return {
+        name: by_module[name] // math.prod(shape) for name, shape in shapes.items() if by_module.get(name)
+    }
+
+
+@functools.lru_cache(maxsize=4096)
+def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width: int) -> int:
+    """MACs of one net evaluation on one (height x width) input, as fvcore counts them (`count_macs`).
+
+    Each module's fvcore count at the crop, scaled by its output elements at (height, width): exact,
+    as conv, LRN and linear layers do a fixed number of MACs per output element (pools do none);
+    the FC form takes only the crop. Cheap for thousands of sizes: fvcore runs once per net and form,
+    each size costs a shape-only pass."""
+    costs = _macs_per_output(spec, fully_convolutional)
+    shapes = output_shapes(spec, fully_convolutional, height, width)
+    return sum(cost * math.prod(shapes[name]) for name, cost in costs.items())

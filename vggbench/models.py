@@ -132,10 +132,6 @@ class VGG(nn.Module):
             )
         return self.classifier(torch.flatten(x, 1))
 
-    @property
-    def conv_layers(self) -> list[nn.Conv2d]:
-        return [self.features[i] for _, _, i in self.conv_positions]
-
 
 def build_model(spec: ModelSpec, fully_convolutional: bool = False) -> VGG:
     """The model for `spec` in the requested form, with the paper's default initialisation."""
@@ -155,7 +151,10 @@ def uninitialised_model(spec: ModelSpec, fully_convolutional: bool = False) -> V
 
 
 def convert_state(state: dict[str, torch.Tensor], spec: ModelSpec, to_conv: bool) -> dict[str, torch.Tensor]:
-    """The same weights in the other head layout: FC6 (h, c*k*k) <-> (h, c, k, k), FC7/FC8 (o, i) <-> (o, i, 1, 1)."""
+    """The same weights in the other head layout.
+
+    FC6 (h, c*k*k) <-> (h, c, k, k); FC7 and FC8 (o, i) <-> (o, i, 1, 1).
+    """
     out = dict(state)
     k = spec.final_map
     for index in CLASSIFIER_LINEAR_INDICES:
@@ -197,7 +196,8 @@ def load_state(model: VGG, state: dict[str, torch.Tensor]) -> None:
         what = f"shape differs for {mismatched[0]}" if mismatched else f"missing {missing[0]}"
         raise VggbenchError(
             f"weights do not fit config {model.spec.config} (width {model.spec.width}, "
-            f"{model.spec.num_classes} classes, crop {model.spec.crop}): {what}; check --config, --width and --classes"
+            f"{model.spec.num_classes} classes, crop {model.spec.crop}): {what}; "
+            "check --config, --width and --classes"
         )
     model.load_state_dict(state)
 

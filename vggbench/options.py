@@ -1,10 +1,19 @@
-"""Parsing of options that take a choice list: repeated and/or comma-separated, e.g. --method dense,multi-crop."""
+"""Option help and parsing shared by the CLI and the library, free of heavy imports so the CLI
+can build its help at start-up: the dataset specs, and choice lists (repeated and/or
+comma-separated, e.g. --method dense,multi-crop).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from vggbench.errors import VggbenchError
+
+#: The dataset specs `data.load_dataset` takes: every --data option's help and the unknown-spec error.
+DATASETS_HELP = (
+    "synthetic (generated shapes), fashion-mnist, cifar10, cifar100 (torchvision-style folders "
+    "under --data-root), or imagefolder:PATH (PATH/train and PATH/val, one folder per class)"
+)
 
 
 def parse_choices(

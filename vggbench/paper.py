@@ -29,15 +29,10 @@ DROPOUT = 0.5
 LEARNING_RATE = 1e-2
 LR_DECAY_FACTOR = 0.1
 MAX_LR_DECREASES = 3
-ITERATIONS = 370_000
-EPOCHS = 74
 FINETUNE_LEARNING_RATE = 1e-3  # S=384 initialised from the S=256 net
 INIT_MEAN = 0.0
-INIT_VARIANCE = 1e-2  # "10^-2 variance": std 0.1 literally; std 0.01 as commonly implemented
-PREINIT_CONV_LAYERS = 4  # deeper nets copy A's first four conv layers ...
-PREINIT_FC_LAYERS = 3  # ... and its last three FC layers
+PREINIT_CONV_LAYERS = 4  # deeper nets copy A's first four conv layers (and its three FC layers)
 PCA_LIGHTING_STD = 0.1  # AlexNet colour shift: alpha ~ N(0, 0.1)
-FIXED_SCALES = (256, 384)
 JITTER_RANGE = (256, 512)  # [Smin, Smax]
 
 # --- Testing (Section 3.2) ----------------------------------------------------------------------
@@ -45,7 +40,6 @@ MULTI_SCALE_OFFSET = 32  # Q = {S-32, S, S+32} for a fixed-S net
 CROP_GRID = 5  # multi-crop: a 5x5 regular grid ...
 CROP_FLIPS = 2  # ... times 2 flips = 50 crops per scale
 CROPS_PER_SCALE = CROP_GRID * CROP_GRID * CROP_FLIPS
-MULTI_GPU_SPEEDUP = 3.75  # on 4 GPUs (Section 3.3)
 
 # --- Table 2: parameters, millions ---------------------------------------------------------------
 TABLE2_PARAMS_MILLIONS: dict[str, int] = {"A": 133, "A-LRN": 133, "B": 133, "C": 134, "D": 138, "E": 144}
@@ -133,44 +127,7 @@ TABLE6 = (
 )
 
 
-@dataclass(frozen=True)
-class StateOfTheArt:
-    """One row of Table 7 (None where the paper prints '-')."""
-
-    method: str
-    top1_val: float | None
-    top5_val: float | None
-    top5_test: float | None
-
-
-TABLE7 = tuple(
-    StateOfTheArt(*row)
-    for row in [
-        ("VGG (2 nets, multi-crop & dense eval.)", 23.7, 6.8, 6.8),
-        ("VGG (1 net, multi-crop & dense eval.)", 24.4, 7.1, 7.0),
-        ("VGG (ILSVRC submission, 7 nets, dense eval.)", 24.7, 7.5, 7.3),
-        ("GoogLeNet (1 net)", None, 7.9, None),
-        ("GoogLeNet (7 nets)", None, 6.7, None),
-        ("MSRA (11 nets)", None, None, 8.1),
-        ("MSRA (1 net)", 27.9, 9.1, 9.1),
-        ("Clarifai (multiple nets)", None, None, 11.7),
-        ("Clarifai (1 net)", None, None, 12.5),
-        ("Zeiler & Fergus (6 nets)", 36.0, 14.7, 14.8),
-        ("Zeiler & Fergus (1 net)", 37.5, 16.0, 16.1),
-        ("OverFeat (7 nets)", 34.0, 13.2, 13.6),
-        ("OverFeat (1 net)", 35.7, 14.2, None),
-        ("Krizhevsky et al. (5 nets)", 38.1, 16.4, 16.4),
-        ("Krizhevsky et al. (1 net)", 40.7, 18.2, None),
-    ]
-)
-
-#: torchvision's IMAGENET1K_V1 weights (224 center crop after resize 256): acc@1, acc@5.
-TORCHVISION_ACCURACY: dict[str, tuple[float, float]] = {
-    "vgg11": (69.020, 88.628),
-    "vgg13": (69.928, 89.246),
-    "vgg16": (71.592, 90.382),
-    "vgg19": (72.376, 90.876),
-}
+#: torchvision's VGG weights and the paper configs they implement.
 TORCHVISION_CONFIG = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
 

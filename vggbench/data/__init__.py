@@ -25,12 +25,11 @@ from vggbench.data.imagesets import (
     stratified_subset,
 )
 from vggbench.data.loaders import EvalLoader, TrainLoader, epoch_permutation, mix_seed, rank_bounds
-from vggbench.data.sources import DATA_SEED, DATASETS_HELP, Dataset, load_dataset, read_idx
+from vggbench.data.sources import DATA_SEED, Dataset, load_dataset, read_idx
 from vggbench.data.stats import RGBStats, rgb_statistics
 
 __all__ = [
     "AugmentParams",
-    "DATASETS_HELP",
     "DATA_SEED",
     "Dataset",
     "EvalLoader",

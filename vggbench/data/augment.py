@@ -7,15 +7,16 @@ AlexNet's PCA colour shift (alpha ~ N(0, pca_std) per image, shift = eigvec @ (a
 mean RGB subtraction. Output values are on the [0, 1] scale minus the mean.
 
 How: rescale + crop + flip is one `F.grid_sample` call over the batch with a per-image affine
-(diagonal: scale, shift, mirror) grid: output pixel j of image i samples the rescaled image at crop offset + j (mirrored when
-flipped), i.e. the source at ((offset + j + 0.5) / f - 0.5) with f = S / shorter side; this is
-exactly what `F.interpolate(scale_factor=f, align_corners=False)` followed by the crop computes,
-without materialising the rescaled images. Bilinear sampling does not low-pass filter, so a
-downscale would alias. When the batch's images are larger than the largest S drawn for it, the
-batch is first reduced with antialiased interpolation (`antialias=True`) so its shorter side is
-that largest S; what remains for grid_sample is then an upscale or a downscale by at most
-Smax / Smin (2x for the paper's [256, 512]), where bilinear's two taps alias only mildly. At
-small crops on Fashion-MNIST / CIFAR every S is an upscale and nothing aliases.
+(diagonal: scale, shift, mirror) grid: output pixel j of image i samples the rescaled image at
+crop offset + j (mirrored when flipped), i.e. the source at ((offset + j + 0.5) / f - 0.5) with
+f = S / shorter side; this is exactly what `F.interpolate(scale_factor=f, align_corners=False)`
+followed by the crop computes, without materialising the rescaled images. Bilinear sampling does
+not low-pass filter, so a downscale would alias. When the batch's images are larger than the
+largest S drawn for it, the batch is first reduced with antialiased interpolation
+(`antialias=True`) so its shorter side is that largest S; what remains for grid_sample is then
+an upscale or a downscale by at most Smax / Smin (2x for the paper's [256, 512]), where
+bilinear's two taps alias only mildly. At small crops on Fashion-MNIST / CIFAR every S is an
+upscale and nothing aliases.
 
 The random draws (`draw`) are separate from their application (`apply`): the loaders draw for a
 whole global batch and give each rank its slice, so data-parallel runs see the same augmentation.

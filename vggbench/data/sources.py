@@ -18,11 +18,8 @@ import torch
 from vggbench.data import synthetic
 from vggbench.data.imagesets import FolderImages, ImageSet, TensorImages, stratified_split, stratified_subset
 from vggbench.errors import VggbenchError
+from vggbench.options import DATASETS_HELP
 
-DATASETS_HELP = (
-    "synthetic (generated shapes), fashion-mnist, cifar10, cifar100 (torchvision-style folders "
-    "under --data-root), or imagefolder:PATH (PATH/train and PATH/val, one folder per class)"
-)
 DATA_SEED = 0  # the dataset (synthetic images, subsets, val split) is the same for every training seed
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path.home() / ".cache" / "vggbench" / "datasets"
@@ -303,7 +300,7 @@ def load_dataset(
     synthetic_classes: int = 10,
     synthetic_count: tuple[int, int] = (512, 128),
 ) -> Dataset:
-    """Load a dataset by spec (see DATASETS_HELP).
+    """Load a dataset by spec (see options.DATASETS_HELP).
 
     `val_split` holds out a stratified fraction of train as val (the official val, if any, then
     becomes `Dataset.test`); `limit_train` / `limit_val` take stratified subsets (seeded) after that.

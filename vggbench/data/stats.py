@@ -16,6 +16,7 @@ import torch
 
 from vggbench.data.imagesets import ImageSet
 from vggbench.errors import VggbenchError
+from vggbench.store import atomic_write_text
 
 PIXELS_PER_CHUNK = 1 << 20  # bounds the float64 temporaries (24 MiB)
 STREAMED_SAMPLE = 20_000  # streamed sets: statistics from this many evenly spaced images by default
@@ -41,7 +42,8 @@ class RGBStats:
 
 
 def stats_from_moments(count: int, total: torch.Tensor, outer: torch.Tensor) -> RGBStats:
-    """RGBStats from the pixel count, the sum of pixels (3,) and the sum of outer products (3, 3), on 0..255."""
+    """RGBStats from the pixel count, the sum of pixels (3,) and the sum of outer products (3, 3),
+    on 0..255."""
     if count == 0:
         raise VggbenchError("cannot compute RGB statistics of an empty training set")
     mean = total / count
@@ -105,8 +107,6 @@ def rgb_statistics(
             count, total, outer = count + c, total + s, outer + o
     stats = stats_from_moments(count, total, outer)
     if cache is not None:
-        from vggbench.store import atomic_write_text
-
         atomic_write_text(
             cache, json.dumps({"fingerprint": key, "pixels": count, **stats.as_json()}, indent=2) + "\n"
         )

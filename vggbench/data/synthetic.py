@@ -14,6 +14,7 @@ import math
 import torch
 
 from vggbench.data.imagesets import TensorImages
+from vggbench.data.loaders import mix_seed
 
 SHAPES = (
     "disk",
@@ -105,7 +106,7 @@ def _generate(labels: torch.Tensor, size: int, generator: torch.Generator) -> to
 
 def make_split(count: int, size: int, num_classes: int, seed: int, stream: int) -> TensorImages:
     """`count` images of `size` pixels, classes balanced, from the (seed, stream) random stream."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + stream)
+    generator = torch.Generator().manual_seed(mix_seed("synthetic", seed, stream))
     labels = torch.arange(count) % num_classes
     labels = labels[torch.randperm(count, generator=generator)]
     chunk = max(1, PIXELS_PER_CHUNK // (size * size))
