@@ -375,7 +375,7 @@ def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two tiny trained runs (A and B, jittered S) on the synthetic set."""
-    from vggbench.training import TrainConfig, train
+    from vggbench.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("results")
     ids = []

@@ -21,17 +21,20 @@ import pytest
 import torch
 from conftest import assert_one_line_error
 
-from vggbench import store, training
+from vggbench import store
+from vggbench import train as training
 from vggbench.errors import VggbenchError
 from vggbench.models import VGG, ModelSpec, init_weights
-from vggbench.training import (
+from vggbench.train import (
     PlateauSchedule,
     TrainConfig,
     TrainingInterrupted,
     load_run,
     micro_batches,
     train,
+    trainer,
 )
+from vggbench.train import loop as train_loop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -155,7 +158,7 @@ def test_accumulating_micro_batches_gives_the_weights_of_one_big_batch():
 def test_step_loop_reports_interval_means_and_takes_the_same_steps_as_train_step(monkeypatch):
     """The loop's per-step work (also what `vggbench bench` times): the same weights as bare
     `train_step` calls, and a mean loss only at every LOG_EVERY-th and the last step."""
-    monkeypatch.setattr(training, "LOG_EVERY", 3)
+    monkeypatch.setattr(train_loop, "LOG_EVERY", 3)
     torch.manual_seed(0)
     model = VGG(ModelSpec("A", 10, 1 / 16, 32, dropout=0.0))
     init_weights(model, "kaiming")
@@ -224,7 +227,7 @@ def test_the_same_config_returns_the_stored_record_without_training(stored, monk
         def __init__(self, *args, **kwargs):
             raise AssertionError("trained again")
 
-    monkeypatch.setattr(training, "_Run", NoTraining)
+    monkeypatch.setattr(trainer, "Trainer", NoTraining)
     assert run_tiny(root) == json.loads(json.dumps(record, default=str))
     assert run_tiny(root, config=tiny(workers=0, data_root="x"))["id"] == record["id"]
     with pytest.raises(AssertionError, match="trained again"):
@@ -256,7 +259,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
     # Interrupted at an epoch boundary (as by a hook), then mid-epoch (as by Ctrl-C), then finished.
     with pytest.raises(KeyboardInterrupt):
         run_tiny(tmp_path / "cut", config=config, on_epoch_end=_stop_after_first_epoch)
-    monkeypatch.setattr(training, "LOG_EVERY", 1)
+    monkeypatch.setattr(train_loop, "LOG_EVERY", 1)
 
     def ctrl_c(event):
         if event["kind"] == "step" and event["epoch"] == 2 and event["step"] == 2:

@@ -406,7 +406,7 @@ ABLATIONS_KIND = "ablations"
 
 def train_config(arm: Arm, seed: int, budget: dict[str, Any], run_ids: dict[tuple[str, int], str]):
     """The TrainConfig of one arm x seed; an arm that starts from another uses that arm's run."""
-    from vggbench.training import TrainConfig
+    from vggbench.train import TrainConfig
 
     arm = with_budget(arm, budget)
     options: dict[str, Any] = {
@@ -446,7 +446,7 @@ def run_ablation(
 ) -> dict[str, Any]:
     """Train and evaluate this shard's arms x seeds (stored runs and evaluations are reused, an
     interrupted run resumes), then analyse every record of the sweep found in the store."""
-    from vggbench import training
+    from vggbench import train as training
 
     budget = preset_budget(spec, preset, overrides)
     run_ids: dict[tuple[str, int], str] = {}
@@ -543,7 +543,7 @@ def _stored_results(spec: AblationSpec, seeds: int, budget: dict[str, Any], resu
 def stalled_run(run: dict[str, Any]) -> bool:
     """A run whose validation error stayed at chance (training warned): it is kept in the means, so
     that a recipe that stalls now and then shows it, and the report counts it per arm."""
-    from vggbench.training import NOT_LEARNING
+    from vggbench.train import NOT_LEARNING
 
     return any(warning.startswith(NOT_LEARNING) for warning in run.get("warnings", []))
 

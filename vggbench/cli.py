@@ -155,7 +155,8 @@ def train(
     """Train a net of Table 1 with the paper's recipe (Section 3.1) and store the run."""
     import json
 
-    from vggbench import store, training
+    from vggbench import store
+    from vggbench import train as training
 
     options = {
         "config": config,
@@ -190,7 +191,7 @@ def train(
         "deterministic": deterministic,
     }
     settings = training.TrainConfig(**{k: v for k, v in options.items() if v is not None})
-    stored = not force and (store.read_record(results_dir, training.RUNS, settings.run_id) or {}).get(
+    stored = not force and (store.read_record(results_dir, store.RUNS, settings.run_id) or {}).get(
         "status"
     )
     with _train_progress(quiet) as progress:
@@ -213,7 +214,7 @@ def train(
         f"on {record['dataset']}: val top-1 {final['top1_err']:.2f}% top-5 {final['top5_err']:.2f}% after "
         f"{len(record['epochs_log'])} epochs, {record['wall_time_s']:.0f} s, {record['images_per_s']:.0f} img/s, "
         f"data {100 * record['data_time_fraction']:.0f}% of train time; "
-        f"{Path(results_dir) / training.RUNS / (record['id'] + '.json')}"
+        f"{Path(results_dir) / store.RUNS / (record['id'] + '.json')}"
     )
 
 

@@ -807,7 +807,7 @@ def candidates(request: EvalRequest) -> list[Candidate]:
     """The models a request names: torchvision weights, a checkpoint file, stored runs by id, or
     stored runs selected by --config / --scale (/ --data)."""
     from vggbench.scales import parse_train_scale
-    from vggbench.training import load_run
+    from vggbench.train import load_run
 
     sources = sum(bool(x) for x in (request.weights, request.checkpoint, request.runs))
     if sources > 1:
