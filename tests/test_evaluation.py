@@ -381,7 +381,7 @@ def store(tmp_path_factory):
     ids = []
     for config in ("A", "B"):
         cfg = TrainConfig(
-            config=config,
+            net=config,
             width=1 / 16,
             crop=32,
             data="synthetic",

@@ -21,7 +21,7 @@ import pytest
 import torch
 from conftest import assert_one_line_error
 
-from vggbench import store
+from vggbench import paper, store
 from vggbench import train as training
 from vggbench.errors import VggbenchError
 from vggbench.models import VGG, ModelSpec, init_weights
@@ -39,7 +39,7 @@ from vggbench.train import loop as train_loop
 REPO = Path(__file__).resolve().parent.parent
 
 TINY = dict(
-    config="A",
+    net="A",
     width=1 / 16,
     crop=32,
     data="synthetic",
@@ -188,7 +188,7 @@ def test_step_loop_reports_interval_means_and_takes_the_same_steps_as_train_step
 def test_run_id_depends_on_what_defines_the_result_only():
     base = tiny()
     assert tiny().run_id == base.run_id
-    assert tiny(config="a", scale="256:256").run_id == base.run_id  # normalised
+    assert tiny(net="a", scale="256:256").run_id == base.run_id  # normalised
     for execution in (
         dict(data_root="/elsewhere"),
         dict(max_device_batch=4),
@@ -200,6 +200,13 @@ def test_run_id_depends_on_what_defines_the_result_only():
     for change in (dict(lr=0.02), dict(seed=1), dict(scale="384"), dict(init="glorot"), dict(epochs=3)):
         assert tiny(**change).run_id != base.run_id, change
     assert tiny(init="paper", init_std=0.1).run_id != tiny(init="paper", init_std=0.01).run_id
+
+
+def test_the_learning_rate_defaults_to_the_papers_and_to_its_fine_tuning_rate_with_init_from():
+    assert tiny().lr == paper.LEARNING_RATE
+    assert tiny(init_from="abc").lr == paper.FINETUNE_LEARNING_RATE
+    assert tiny(init_from="abc", lr=0.5).lr == 0.5
+    assert tiny(init_from="abc").run_id == tiny(init_from="abc", lr=paper.FINETUNE_LEARNING_RATE).run_id
 
 
 def test_record_has_the_keys_and_points_at_loadable_weights(stored):
@@ -307,7 +314,7 @@ def test_init_from_a_run_whose_shapes_do_not_fit_is_an_error(stored):
     with pytest.raises(VggbenchError, match=f"--init-from {record['id']}.*width"):
         run_tiny(root, config=tiny(width=1 / 8, init_from=record["id"]))
     with pytest.raises(VggbenchError, match=f"--init-from {record['id']}.*config A.*missing"):
-        run_tiny(root, config=tiny(config="B", init_from=record["id"]))
+        run_tiny(root, config=tiny(net="B", init_from=record["id"]))
 
 
 def test_init_from_a_run_with_other_classes_is_an_error(stored, tmp_path):
@@ -331,7 +338,7 @@ def test_fine_tuning_and_preinit_from_a_stored_run(stored):
     root, record = stored
     tuned = run_tiny(root, config=tiny(init_from=record["id"], lr=1e-3, scale="384", epochs=1))
     assert tuned["init_from"] == record["id"] and tuned["recipe"]["lr"] == 1e-3
-    deeper = run_tiny(root, config=tiny(config="B", init="preinit", preinit_from=record["id"][:8], epochs=1))
+    deeper = run_tiny(root, config=tiny(net="B", init="preinit", preinit_from=record["id"][:8], epochs=1))
     copied = deeper["init"]["copied_layers"]
     assert deeper["init"]["preinit_from"] == record["id"]
     assert "classifier.0 -> classifier.0" in copied and len(copied) == 7  # 4 convs + 3 FC (stage mapping)

@@ -410,7 +410,7 @@ def train_config(arm: Arm, seed: int, budget: dict[str, Any], run_ids: dict[tupl
 
     arm = with_budget(arm, budget)
     options: dict[str, Any] = {
-        "config": arm.config,
+        "net": arm.config,
         "scale": arm.scale,
         "seed": seed,
         "data": budget["data"],
@@ -428,7 +428,6 @@ def train_config(arm: Arm, seed: int, budget: dict[str, Any], run_ids: dict[tupl
         options["preinit_from"] = run_ids[(arm.preinit_from, seed)]
     if arm.init_from:
         options["init_from"] = run_ids[(arm.init_from, seed)]
-        options["lr"] = arm.lr or paper.FINETUNE_LEARNING_RATE
     return TrainConfig(**options)
 
 

@@ -159,7 +159,7 @@ def train(
     from vggbench import train as training
 
     options = {
-        "config": config,
+        "net": config,
         "data": data,
         "crop": crop,
         "width": width,
@@ -170,7 +170,7 @@ def train(
         "preinit_from": preinit_from,
         "preinit_mapping": preinit_mapping,
         "init_from": init_from,
-        "lr": lr if lr is not None else (paper.FINETUNE_LEARNING_RATE if init_from else None),
+        "lr": lr,
         "momentum": momentum,
         "weight_decay": weight_decay,
         "dropout": dropout,

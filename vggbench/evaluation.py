@@ -732,7 +732,7 @@ def load_checkpoint_file(path: str, spec_options: dict) -> tuple[VGG, dict]:
             f"checkpoint {file} holds no VGG state dict (no classifier.6.weight); "
             "expected the weights of a Table 1 net"
         )
-    config = spec_options.get("config") or stored.get("config")
+    config = spec_options.get("config") or stored.get("net")
     if not config:
         raise VggbenchError(
             f"--checkpoint {file}: give --config (A, A-LRN, B, C, D, E or B-5x5) to rebuild the net"

@@ -8,12 +8,8 @@ from typing import Any
 
 from vggbench import paper, store
 from vggbench.errors import VggbenchError
-from vggbench.models import (
-    INIT_SCHEMES,
-    PREINIT_MAPPINGS,
-    ModelSpec,
-)
-from vggbench.scales import parse_train_scale
+from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, ModelSpec
+from vggbench.scales import TrainScale, parse_train_scale
 
 INIT_CHOICES = INIT_SCHEMES + ("preinit",)
 #: The paper's normal init (std 0.01) leaves VGG-A (no batch norm) at chance for 10+ epochs at
@@ -23,9 +19,6 @@ DEFAULT_INIT = "kaiming"
 DEFAULT_INIT_STD = 0.01  # the paper's "10^-2 variance" as commonly implemented (std 0.1 literally)
 DEFAULT_EPOCHS = 10  # the paper trained 74 epochs on ImageNet; pass --epochs 74 to match
 DEFAULT_PATIENCE = 2  # the paper does not say how long "stops improving" is
-
-
-# --- The config that defines a run ---------------------------------------------------------------
 
 
 def _execution(default: Any) -> Any:
@@ -39,7 +32,7 @@ class TrainConfig:
     execution fields: data location, device batch limit, determinism, compilation, workers)."""
 
     # model (num_classes comes from the dataset)
-    config: str = "A"
+    net: str = "A"  # Table 1 name; the CLI's --config
     width: float = 1.0
     crop: int = paper.PAPER_CROP
     fc_width: int | None = None
@@ -58,7 +51,7 @@ class TrainConfig:
     preinit_mapping: str = "stage"
     init_from: str | None = None
     # recipe
-    lr: float = paper.LEARNING_RATE
+    lr: float | None = None  # None: the paper's, 1e-3 when fine-tuning (init_from), else 1e-2
     momentum: float = paper.MOMENTUM
     weight_decay: float = paper.WEIGHT_DECAY
     batch_size: int = paper.BATCH_SIZE
@@ -76,9 +69,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        model = self.model_spec(1)  # validates config, width, crop, dropout, fc width
-        set_(self, "config", model.architecture.name)
+        model = self.model_spec(1)  # validates net, width, crop, dropout, fc width
+        set_(self, "net", model.architecture.name)
         set_(self, "scale", str(parse_train_scale(self.scale)))
+        if self.lr is None:  # stored resolved, so that the run id and the record say which
+            set_(self, "lr", paper.FINETUNE_LEARNING_RATE if self.init_from else paper.LEARNING_RATE)
+        self._check_init()
+        for ok, message in self._recipe_checks():
+            if not ok:
+                raise VggbenchError(message)
+
+    def _check_init(self) -> None:
         if self.init not in INIT_CHOICES:
             raise VggbenchError(f"unknown init {self.init!r}; choose one of {', '.join(INIT_CHOICES)}")
         if self.init == "preinit" and not self.preinit_from:
@@ -87,15 +88,19 @@ class TrainConfig:
             raise VggbenchError("--preinit-from needs --init preinit")
         if self.preinit_mapping not in PREINIT_MAPPINGS:
             raise VggbenchError(
-                f"unknown pre-init mapping {self.preinit_mapping!r}; choose one of {', '.join(PREINIT_MAPPINGS)}"
+                f"unknown pre-init mapping {self.preinit_mapping!r}; "
+                f"choose one of {', '.join(PREINIT_MAPPINGS)}"
             )
         if self.init_from and self.init == "preinit":
             raise VggbenchError("--init-from and --init preinit both set the initial weights; use one")
-        checks = [
-            (
-                self.init_std > 0,
-                f"init std {self.init_std} must be positive; the paper's is 0.01 (or 0.1 literally)",
-            ),
+        if not self.init_std > 0:
+            raise VggbenchError(
+                f"init std {self.init_std} must be positive; the paper's is 0.01 (or 0.1 literally)"
+            )
+
+    def _recipe_checks(self) -> list[tuple[bool, str]]:
+        """(condition, the error when it fails) for each number of the recipe and the data."""
+        return [
             (
                 self.lr > 0 and math.isfinite(self.lr),
                 f"learning rate {self.lr} must be positive; the paper's is 0.01",
@@ -124,15 +129,18 @@ class TrainConfig:
             ),
             (self.workers >= 0, f"workers {self.workers} must be at least 0"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise VggbenchError(message)
 
     def model_spec(self, num_classes: int) -> ModelSpec:
-        return ModelSpec(self.config, num_classes, self.width, self.crop, self.fc_width, self.dropout)
+        return ModelSpec(self.net, num_classes, self.width, self.crop, self.fc_width, self.dropout)
+
+    def data_source(self) -> store.DataSource:
+        """Which images the run trains and validates on (what its record says)."""
+        return store.DataSource(
+            self.data, self.data_root, self.limit_train, self.limit_val, self.val_split, self.skip_bad_images
+        )
 
     @property
-    def train_scale(self):
+    def train_scale(self) -> TrainScale:
         return parse_train_scale(self.scale)
 
     def to_dict(self) -> dict[str, Any]:

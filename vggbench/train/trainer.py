@@ -340,7 +340,7 @@ class Trainer:
             )
         c = self.config
         self.log.line(
-            f"run {self.run_id}: {c.config} width {c.width:g} crop {c.crop} S={c.scale} (Q={self.q_paper}, "
+            f"run {self.run_id}: {c.net} width {c.width:g} crop {c.crop} S={c.scale} (Q={self.q_paper}, "
             f"{self.q_pixels} px) on {self.dataset.name} ({len(self.dataset.train)} train / "
             f"{len(self.dataset.val)} val, {self.num_classes} classes), init {self.init_info['scheme']}, "
             f"batch {c.batch_size}"
