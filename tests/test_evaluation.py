@@ -391,7 +391,7 @@ def store(tmp_path_factory):
             limit_val=16,
             scale="256:512",
         )
-        ids.append(train(cfg, results_dir=root, device="cpu", quiet=True)["id"])
+        ids.append(train(cfg, results_dir=root, device="cpu", quiet=True).id)
     return root, ids
 
 

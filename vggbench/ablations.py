@@ -460,9 +460,9 @@ def run_ablation(
             quiet=quiet,
             resume=training.has_checkpoint(results_dir, config),
         )
-        run_ids[(arm.name, seed)] = record["id"]
+        run_ids[(arm.name, seed)] = record.id
         for evaluation in spec.evaluations:
-            evaluate_run(record, evaluation, results_dir, device)
+            evaluate_run(record.to_json(), evaluation, results_dir, device)
     return analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
 
 
@@ -564,7 +564,7 @@ def analyse(
             row = arm.paper_result(evaluation)
             top1 = summarize([r["top1_err"] for r in records.values()])
             top5 = summarize([r["top5_err"] for r in records.values()])
-            curves = [runs[(arm.name, s)].get("epochs_log", []) for s in sorted(records)]
+            curves = [runs[(arm.name, s)].get("epochs", []) for s in sorted(records)]
             stalled = [s for s in sorted(records) if stalled_run(runs[(arm.name, s)])]
             arms.append(
                 {

@@ -1,9 +1,11 @@
-"""The per-step work of training (accumulation, the step loop), the plateau schedule and validation."""
+"""The per-step work of training (accumulation, the step loop), the plateau schedule, and the
+validation after each epoch (the center-crop protocol and top-k of vggbench.evaluation)."""
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -12,13 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vggbench import paper
+from vggbench.data import EvalLoader, ImageSet, RGBStats, eval_preprocess, same_size_groups
 from vggbench.errors import VggbenchError
-from vggbench.models import (
-    VGG,
-)
-from vggbench.runtime import (
-    autocast,
-)
+from vggbench.evaluation import center_crop, effective_k
+from vggbench.models import VGG
+from vggbench.runtime import autocast
 from vggbench.train.config import DEFAULT_PATIENCE
 
 LOG_EVERY = 20  # steps between host syncs (progress, loss checks, Ctrl-C agreement across ranks)
@@ -105,7 +105,7 @@ def train_step(
 
 class StepLoop:
     """The training loop's per-step work: the layout change, `train_step`, the loss summed on the
-    device, and one host sync every `LOG_EVERY` steps. `_Run._epoch` drives it and `vggbench bench`
+    device, and one host sync every `LOG_EVERY` steps. `Trainer` drives it and `vggbench bench`
     times it, so the measured overhead is the loop's own."""
 
     def __init__(
@@ -144,44 +144,46 @@ class StepLoop:
         return mean
 
 
+def topk_correct_on_device(
+    scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)
+) -> torch.Tensor:
+    """`evaluation.topk_correct` (the same top-min(k, K) rule, via `effective_k`) as a tensor of
+    counts on the scores' device, one per k: validation sums them without a host sync per batch."""
+    labels = labels.to(scores.device).long()
+    top = scores.topk(effective_k(max(ks), scores.shape[1]), dim=1).indices
+    hits = top == labels[:, None]
+    return torch.stack([hits[:, : effective_k(k, scores.shape[1])].any(dim=1).sum() for k in ks])
+
+
 @torch.no_grad()
 def validate(
     model: VGG,
-    imageset,
+    imageset: ImageSet,
     q_pixels: int,
-    stats,
+    stats: RGBStats,
     device: torch.device,
     batch_size: int = 256,
     channels_last: bool = False,
 ) -> tuple[float, float]:
     """(top-1, top-5) error in percent: center crop of each val image rescaled to Q, FC net, eval mode."""
-    from vggbench.data import EvalLoader, eval_preprocess, same_size_groups
-    from vggbench.evaluation import center_crop
-
     was_training = model.training
     model.eval()
-    crop = model.spec.crop
-    k = min(5, model.spec.num_classes)
-    correct1 = torch.zeros((), dtype=torch.long, device=device)
-    correct5 = torch.zeros((), dtype=torch.long, device=device)
+    correct = torch.zeros(2, dtype=torch.long, device=device)  # top-1, top-5
     seen = 0
     try:
         for images, labels in EvalLoader(imageset, batch_size, device):
             labels = torch.as_tensor(labels)
             for indices, group in same_size_groups(images):
-                group_labels = labels[indices]
-                x = center_crop(eval_preprocess(group, q_pixels, stats), crop)
+                x = center_crop(eval_preprocess(group, q_pixels, stats), model.spec.crop)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast(device, bf16=device.type == "cuda"):
                     logits = model(x)
-                top = logits.float().topk(k, dim=1).indices
-                group_labels = group_labels.to(device)
-                correct1 += (top[:, 0] == group_labels).sum()
-                correct5 += (top == group_labels[:, None]).any(dim=1).sum()
-                seen += len(group_labels)
+                correct += topk_correct_on_device(logits.float(), labels[indices], (1, 5))
+                seen += len(indices)
     finally:
         model.train(was_training)
     if seen == 0:
         raise VggbenchError("the validation split is empty; use --val-split or a larger --limit-val")
-    return 100.0 * (1 - correct1.item() / seen), 100.0 * (1 - correct5.item() / seen)
+    top1, top5 = correct.tolist()
+    return 100.0 * (1 - top1 / seen), 100.0 * (1 - top5 / seen)
