@@ -281,13 +281,13 @@ def test_parse_methods_accepts_lists_and_aliases():
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two tiny trained runs (A and B, jittered S) on the synthetic set."""
-    from vggbench.training import TrainConfig, train
+    from vggbench.train import TrainConfig, train
 
     root = tmp_path_factory.mktemp("results")
     ids = []
     for config in ("A", "B"):
         cfg = TrainConfig(
-            config=config,
+            net=config,
             width=1 / 16,
             crop=32,
             data="synthetic",
@@ -297,7 +297,7 @@ def store(tmp_path_factory):
             limit_val=16,
             scale="256:512",
         )
-        ids.append(train(cfg, results_dir=root, device="cpu", quiet=True)["id"])
+        ids.append(train(cfg, results_dir=root, device="cpu", quiet=True).id)
     return root, ids
 
 

@@ -4,7 +4,7 @@ Parts (each a list of rows in one JSON record saved under results/bench/):
 - train / infer: images/s of a training step (forward, loss, backward, SGD step) and of an
   inference forward pass, per net, width, crop and batch; warm-up steps, then timed steps,
   synchronised on GPUs. Out of memory halves the batch, and the row and the record's notes say so.
-- overhead: our training step (vggbench.training) against a bare PyTorch loop on pre-made tensors
+- overhead: our training step (vggbench.train) against a bare PyTorch loop on pre-made tensors
   (forward, cross-entropy, backward, step, zero_grad), same model, batch and options; and our step
   fed by the in-memory fast path (TrainLoader: gather + TrainAugment on the device) against the same
   bare loop. Single steps are interleaved (bare, ours, ours+data, ours+data, ours, bare, ...), each
@@ -46,7 +46,7 @@ from vggbench.render import render
 from vggbench.runtime import load_average, machine_info, machine_name, synchronize, utc_now
 from vggbench.scales import parse_train_scale, test_scales, to_pixels
 from vggbench.store import record_id, write_record
-from vggbench.training import StepLoop
+from vggbench.train import StepLoop
 
 KIND = "bench"
 PARTS = ("train", "infer", "overhead", "data", "eval")
@@ -290,15 +290,15 @@ def macs_per_image(spec: ModelSpec) -> int:
     return macs_per_pass(spec, False, spec.crop, spec.crop)
 
 
-# --- Our training step and the fast path (vggbench.training, vggbench.data) -----------------
+# --- Our training step and the fast path (vggbench.train, vggbench.data) -----------------
 
 
 def our_loop(
     step_model: torch.nn.Module, model: torch.nn.Module, device: torch.device, options: BenchOptions
 ) -> StepLoop:
-    """The training loop's own per-step work (`training.StepLoop`) with the optimiser the loop builds.
-    The rest of the loop (the trainer's epoch) needs a dataset, a run folder and validation, so it
-    is not timed whole."""
+    """The training loop's own per-step work (`train.StepLoop`) with the optimiser the loop builds.
+    The rest of the loop (`Trainer._epoch`) needs a dataset, a run folder and validation, so it is not
+    timed whole."""
     return StepLoop(
         step_model,
         sgd(model),

@@ -10,6 +10,7 @@ import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,6 +18,9 @@ from vggbench import paper
 from vggbench.errors import VggbenchError
 from vggbench.options import DATASETS_HELP
 from vggbench.render import FORMATS, check_format, render
+
+if TYPE_CHECKING:
+    from vggbench.train import StepProgress
 
 # Typer vendors click in recent releases and depends on it in older ones: find its exception types
 # through the public BadParameter instead of importing either spelling.
@@ -156,10 +160,11 @@ def train(
     """Train a net of Table 1 with the paper's recipe (Section 3.1) and store the run."""
     import json
 
-    from vggbench import store, training
+    from vggbench import store
+    from vggbench import train as training
 
     options = {
-        "config": config,
+        "net": config,
         "data": data,
         "crop": crop,
         "width": width,
@@ -170,7 +175,7 @@ def train(
         "preinit_from": preinit_from,
         "preinit_mapping": preinit_mapping,
         "init_from": init_from,
-        "lr": lr if lr is not None else (paper.FINETUNE_LEARNING_RATE if init_from else None),
+        "lr": lr,
         "momentum": momentum,
         "weight_decay": weight_decay,
         "dropout": dropout,
@@ -191,9 +196,7 @@ def train(
         "deterministic": deterministic,
     }
     settings = training.TrainConfig(**{k: v for k, v in options.items() if v is not None})
-    stored = not force and (store.read_record(results_dir, training.RUNS, settings.run_id) or {}).get(
-        "status"
-    )
+    stored = not force and store.read_run(results_dir, settings.run_id) is not None
     with _train_progress(quiet) as progress:
         record = training.train(
             settings,
@@ -205,16 +208,15 @@ def train(
             progress=progress,
         )
     if as_json:
-        echo(json.dumps(record, indent=2, sort_keys=True, default=str))
+        echo(json.dumps(record.to_json(), indent=2, sort_keys=True, default=str))
         return
-    final = record["final"]
     echo(
-        f"run {record['id']}{' (stored; --force retrains)' if stored == 'complete' else ''}: "
-        f"{record['model']['config']} width {record['width']:g} crop {record['crop']} S={record['train_scale']} "
-        f"on {record['dataset']}: val top-1 {final['top1_err']:.2f}% top-5 {final['top5_err']:.2f}% after "
-        f"{len(record['epochs_log'])} epochs, {record['wall_time_s']:.0f} s, {record['images_per_s']:.0f} img/s, "
-        f"data {100 * record['data_time_fraction']:.0f}% of train time; "
-        f"{Path(results_dir) / training.RUNS / (record['id'] + '.json')}"
+        f"run {record.id}{' (stored; --force retrains)' if stored else ''}: {record.net} width "
+        f"{record.width:g} crop {record.crop} S={record.train_scale} on {record.dataset}: val top-1 "
+        f"{record.top1_err:.2f}% top-5 {record.top5_err:.2f}% after {len(record.epochs)} epochs, "
+        f"{record.wall_time_s:.0f} s, {record.images_per_s:.0f} img/s, "
+        f"data {100 * record.data_time_fraction:.0f}% of train time; "
+        f"{Path(results_dir) / store.RUNS / (record.id + '.json')}"
     )
 
 
@@ -247,7 +249,8 @@ def progress_bars(quiet: bool = False):
 
 
 class _train_progress:
-    """A rich progress bar (epoch, loss, img/s, ETA) on stderr when it is a terminal and not quiet."""
+    """A rich progress bar (epoch, loss, img/s, ETA) on stderr when it is a terminal and not quiet;
+    `train` reports each `StepProgress` to `update`."""
 
     def __init__(self, quiet: bool) -> None:
         self.bar = None
@@ -271,13 +274,11 @@ class _train_progress:
         self.bar.__enter__()
         return self.update
 
-    def update(self, event: dict) -> None:
-        if event["kind"] != "step":
-            return
-        total = event["epochs"] * event["steps"]
-        completed = (event["epoch"] - 1) * event["steps"] + event["step"]
-        info = f"loss {event['loss']:.3f}  {event['images_per_s']:.0f} img/s"
-        description = f"epoch {event['epoch']}/{event['epochs']}"
+    def update(self, report: StepProgress) -> None:
+        total = report.epochs * report.steps
+        completed = (report.epoch - 1) * report.steps + report.step
+        info = f"loss {report.loss:.3f}  {report.images_per_s:.0f} img/s"
+        description = f"epoch {report.epoch}/{report.epochs}"
         if self.task is None:
             self.task = self.bar.add_task(description, total=total, completed=completed, info=info)
         else:

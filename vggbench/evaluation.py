@@ -38,6 +38,7 @@ from vggbench.errors import VggbenchError
 from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional, uninitialised_model
 from vggbench.options import parse_choices
 from vggbench.runtime import machine_info, machine_name, resolve_device, synchronize, utc_now
+from vggbench.store import RunRecord
 
 CENTER, DENSE, MULTI_CROP, BOTH = "center", "dense", "multi-crop", "multi-crop+dense"
 METHODS = (CENTER, DENSE, MULTI_CROP, BOTH)
@@ -732,7 +733,7 @@ def load_checkpoint_file(path: str, spec_options: dict) -> tuple[VGG, dict]:
             f"checkpoint {file} holds no VGG state dict (no classifier.6.weight); "
             "expected the weights of a Table 1 net"
         )
-    config = spec_options.get("config") or stored.get("config")
+    config = spec_options.get("config") or stored.get("net")
     if not config:
         raise VggbenchError(
             f"--checkpoint {file}: give --config (A, A-LRN, B, C, D, E or B-5x5) to rebuild the net"
@@ -753,22 +754,22 @@ def load_checkpoint_file(path: str, spec_options: dict) -> tuple[VGG, dict]:
     return model.eval(), {"sha": digest.hexdigest()[:12], "config": stored}
 
 
-def _run_candidate(record: dict, model: VGG) -> Candidate:
+def _run_candidate(record: RunRecord, model: VGG) -> Candidate:
     from vggbench.scales import parse_train_scale
 
-    config = record.get("config", {})
+    source = record.data
     training_data = {
-        "spec": config.get("data", record.get("dataset")),
-        "root": config.get("data_root"),
-        "limit_train": config.get("limit_train"),
-        "val_split": config.get("val_split"),
-        "skip_bad_images": config.get("skip_bad_images", False),
+        "spec": source.spec,
+        "root": source.root,
+        "limit_train": source.limit_train,
+        "val_split": source.val_split,
+        "skip_bad_images": source.skip_bad_images,
     }
     return Candidate(
-        Evaluated(record["id"], model.spec.config, str(parse_train_scale(record["train_scale"]))),
+        Evaluated(record.id, model.spec.config, str(parse_train_scale(record.train_scale))),
         model,
-        parse_train_scale(record["train_scale"]),
-        list(record.get("classes") or []) or None,
+        parse_train_scale(record.train_scale),
+        list(record.classes) or None,
         None,
         training_data,
         training_data["spec"],
@@ -807,7 +808,7 @@ def candidates(request: EvalRequest) -> list[Candidate]:
     """The models a request names: torchvision weights, a checkpoint file, stored runs by id, or
     stored runs selected by --config / --scale (/ --data)."""
     from vggbench.scales import parse_train_scale
-    from vggbench.training import load_run
+    from vggbench.train import load_run
 
     sources = sum(bool(x) for x in (request.weights, request.checkpoint, request.runs))
     if sources > 1:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vggbench import bench, counting, evaluation, training
+from vggbench import bench, counting, evaluation
+from vggbench import train as training
 from vggbench.counting import count_macs
 from vggbench.data import TrainAugment
 from vggbench.data.stats import RGBStats

@@ -1,14 +1,13 @@
-"""Training: the plateau schedule, accumulation, resume, DDP, run ids and records, bad input.
+"""Training runs: run ids and records, reuse, resume, DDP, init-from and pre-init, bad input, the CLI.
 
-Oracles: the schedule against a hand-worked sequence; k micro-batches against one batch; a
-resumed run against an uninterrupted one (torch.equal); 2 gloo processes against one process on
-the same global batch; a short synthetic run against chance (the test of the default init).
+Oracles: a resumed run against an uninterrupted one (torch.equal); 2 gloo processes against one
+process on the same global batch; a short run against chance (the test of the default init).
 Runs are tiny (A at width 1/16, crop 32, 64 synthetic training images) and deterministic.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import os
 import signal
@@ -21,22 +20,26 @@ import pytest
 import torch
 from conftest import assert_one_line_error
 
-from vggbench import store, training
+from vggbench import paper, store
 from vggbench.errors import VggbenchError
-from vggbench.models import VGG, ModelSpec, init_weights
-from vggbench.training import (
-    PlateauSchedule,
+from vggbench.models import VGG, ModelSpec
+from vggbench.store import RunRecord
+from vggbench.train import (
+    DEFAULT_INIT,
+    EpochEnd,
+    StepProgress,
     TrainConfig,
     TrainingInterrupted,
     load_run,
-    micro_batches,
     train,
 )
+from vggbench.train import loop as train_loop
+from vggbench.train import trainer as train_trainer
 
 REPO = Path(__file__).resolve().parent.parent
 
 TINY = dict(
-    config="A",
+    net="A",
     width=1 / 16,
     crop=32,
     data="synthetic",
@@ -50,10 +53,11 @@ RECORD_KEYS = {
     "id",
     "kind",
     "status",
+    "net",
     "config",
     "model",
+    "data",
     "dataset",
-    "num_classes",
     "classes",
     "seed",
     "train_scale",
@@ -62,8 +66,7 @@ RECORD_KEYS = {
     "init",
     "init_from",
     "recipe",
-    "epochs_log",
-    "final",
+    "epochs",
     "checkpoint",
     "wall_time_s",
     "images_per_s",
@@ -90,12 +93,12 @@ def tiny(**overrides) -> TrainConfig:
     return TrainConfig(**{**TINY, **overrides})
 
 
-def run_tiny(results_dir: Path, **kwargs):
+def run_tiny(results_dir: Path, **kwargs) -> RunRecord:
     return train(kwargs.pop("config", tiny()), results_dir=results_dir, device="cpu", quiet=True, **kwargs)
 
 
-def final_weights(results_dir: Path, record: dict) -> dict[str, torch.Tensor]:
-    return torch.load(results_dir / record["checkpoint"], weights_only=True)
+def final_weights(results_dir: Path, record: RunRecord) -> dict[str, torch.Tensor]:
+    return torch.load(results_dir / record.checkpoint, weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -105,87 +108,13 @@ def stored(tmp_path_factory):
     return root, run_tiny(root)
 
 
-# --- The recipe's pieces ---------------------------------------------------------------------------
-
-
-def test_plateau_divides_by_ten_after_patience_bad_epochs_and_stops_after_three():
-    schedule = PlateauSchedule(1.0, patience=2, max_decreases=3)
-    errors = [50, 40, 40, 40, 45, 40, 30, 30, 30, 30, 30, 30, 30, 30]
-    lrs = []
-    for error in errors:
-        schedule.step(error)
-        lrs.append(schedule.lr)
-    expected = [1, 1, 1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001]
-    assert lrs == pytest.approx(expected)
-    assert schedule.decreases == 3
-
-
-def test_plateau_state_round_trips():
-    schedule = PlateauSchedule(0.01, patience=1)
-    for error in (10, 12, 9):
-        schedule.step(error)
-    copy_ = PlateauSchedule(0.01, patience=1)
-    copy_.load_state_dict(schedule.state_dict())
-    assert copy_ == schedule
-
-
-@pytest.mark.parametrize(
-    "batch, limit, expected", [(256, None, 1), (256, 256, 1), (256, 100, 4), (12, 5, 3), (7, 2, 7)]
-)
-def test_micro_batches_divide_the_batch_evenly(batch, limit, expected):
-    k = micro_batches(batch, limit)
-    assert k == expected and batch % k == 0 and (limit is None or batch // k <= limit)
-
-
-def test_accumulating_micro_batches_gives_the_weights_of_one_big_batch():
-    torch.manual_seed(0)
-    model = VGG(ModelSpec("A", 10, 1 / 16, 32, dropout=0.0))
-    init_weights(model, "kaiming")
-    twin = copy.deepcopy(model)
-    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
-    losses = []
-    for net, k in ((model, 1), (twin, 4)):
-        optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-        losses.append([training.train_step(net, optimizer, x, y, k) for _ in range(3)])
-    for a, b in zip(model.state_dict().values(), twin.state_dict().values()):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(torch.stack(losses[0]), torch.stack(losses[1]), atol=1e-6, rtol=1e-5)
-
-
-def test_step_loop_reports_interval_means_and_takes_the_same_steps_as_train_step(monkeypatch):
-    """The loop's per-step work (also what `vggbench bench` times): the same weights as bare
-    `train_step` calls, and a mean loss only at every LOG_EVERY-th and the last step."""
-    monkeypatch.setattr(training, "LOG_EVERY", 3)
-    torch.manual_seed(0)
-    model = VGG(ModelSpec("A", 10, 1 / 16, 32, dropout=0.0))
-    init_weights(model, "kaiming")
-    twin = copy.deepcopy(model)
-    batches = [(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))) for _ in range(7)]
-
-    def sgd(net):
-        return torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-
-    loop = training.StepLoop(model, sgd(model), torch.device("cpu"))
-    reported = [loop.step(x, y, last=i == len(batches) - 1) for i, (x, y) in enumerate(batches)]
-    optimizer = sgd(twin)
-    losses = [float(training.train_step(twin, optimizer, x, y)) for x, y in batches]
-
-    assert [i for i, mean in enumerate(reported) if mean is not None] == [2, 5, 6]
-    expected = [sum(losses[0:3]) / 3, sum(losses[3:6]) / 3, losses[6]]
-    assert [reported[i] for i in (2, 5, 6)] == pytest.approx(expected, rel=1e-6)
-    assert float(loop.loss_sum) == pytest.approx(sum(losses), rel=1e-6)
-    assert loop.done == 7
-    for a, b in zip(model.state_dict().values(), twin.state_dict().values()):
-        assert torch.equal(a, b)
-
-
 # --- Run ids and records ----------------------------------------------------------------------------
 
 
 def test_run_id_depends_on_what_defines_the_result_only():
     base = tiny()
     assert tiny().run_id == base.run_id
-    assert tiny(config="a", scale="256:256").run_id == base.run_id  # normalised
+    assert tiny(net="a", scale="256:256").run_id == base.run_id  # normalised
     for execution in (
         dict(data_root="/elsewhere"),
         dict(max_device_batch=4),
@@ -199,20 +128,28 @@ def test_run_id_depends_on_what_defines_the_result_only():
     assert tiny(init="paper", init_std=0.1).run_id != tiny(init="paper", init_std=0.01).run_id
 
 
-def test_record_has_the_keys_and_points_at_loadable_weights(stored):
+def test_the_learning_rate_defaults_to_the_papers_and_to_its_fine_tuning_rate_with_init_from():
+    assert tiny().lr == paper.LEARNING_RATE
+    assert tiny(init_from="abc").lr == paper.FINETUNE_LEARNING_RATE
+    assert tiny(init_from="abc", lr=0.5).lr == 0.5
+    assert tiny(init_from="abc").run_id == tiny(init_from="abc", lr=paper.FINETUNE_LEARNING_RATE).run_id
+
+
+def test_record_has_the_fields_and_points_at_loadable_weights(stored):
     root, record = stored
-    assert RECORD_KEYS <= set(record)
-    assert record["kind"] == "run" and record["status"] == "complete" and record["id"] == tiny().run_id
-    assert record["config"] == tiny().to_dict()
-    assert record["init"]["scheme"] == training.DEFAULT_INIT
-    assert record["recipe"]["momentum"] == 0.9 and record["recipe"]["weight_decay"] == 5e-4
-    assert [e["epoch"] for e in record["epochs_log"]] == [1, 2]
-    assert all(EPOCH_KEYS <= set(e) for e in record["epochs_log"])
-    assert record["final"]["top1_err"] == record["epochs_log"][-1]["val_top1_err"]
-    assert store.read_record(root, "runs", record["id"]) == json.loads(json.dumps(record, default=str))
-    assert not (root / "checkpoints" / record["id"] / "last.pt").exists()  # removed once complete
-    again, model = load_run(root, record["id"][:6])
-    assert again["id"] == record["id"]
+    assert RECORD_KEYS <= set(record.to_json())
+    assert record.kind == "run" and record.status == "complete" and record.id == tiny().run_id
+    assert record.net == "A" and record.config == tiny().to_dict()
+    assert record.data == store.DataSource("synthetic", limit_train=64, limit_val=32)
+    assert record.init.scheme == DEFAULT_INIT
+    assert record.recipe.momentum == 0.9 and record.recipe.weight_decay == 5e-4
+    assert [e.epoch for e in record.epochs] == [1, 2]
+    assert all(EPOCH_KEYS <= set(dataclasses.asdict(e)) for e in record.epochs)
+    assert record.top1_err == record.epochs[-1].val_top1_err
+    assert store.read_run(root, record.id) == record
+    assert not (root / "checkpoints" / record.id / "last.pt").exists()  # removed once complete
+    again, model = load_run(root, record.id[:6])
+    assert again.id == record.id
     for key, value in final_weights(root, record).items():
         assert torch.equal(model.state_dict()[key], value)
 
@@ -224,9 +161,9 @@ def test_the_same_config_returns_the_stored_record_without_training(stored, monk
         def __init__(self, *args, **kwargs):
             raise AssertionError("trained again")
 
-    monkeypatch.setattr(training, "_Run", NoTraining)
-    assert run_tiny(root) == json.loads(json.dumps(record, default=str))
-    assert run_tiny(root, config=tiny(workers=0, data_root="x"))["id"] == record["id"]
+    monkeypatch.setattr(train_trainer, "Trainer", NoTraining)
+    assert run_tiny(root) == record
+    assert run_tiny(root, config=tiny(workers=0, data_root="x")).id == record.id
     with pytest.raises(AssertionError, match="trained again"):
         run_tiny(root, force=True)
 
@@ -236,7 +173,7 @@ def test_load_run_errors(stored, tmp_path):
     with pytest.raises(VggbenchError, match="no stored run"):
         load_run(root, "zzzz")
     for name in ("abc111", "abc222"):
-        store.write_record(tmp_path, "runs", name, {"id": name, "status": "complete"})
+        store.write_run(tmp_path, dataclasses.replace(record, id=name))
     with pytest.raises(VggbenchError, match="ambiguous"):
         load_run(tmp_path, "abc")
 
@@ -244,7 +181,7 @@ def test_load_run_errors(stored, tmp_path):
 # --- Resume -----------------------------------------------------------------------------------------
 
 
-def _stop_after_first_epoch(end: training.EpochEnd) -> None:
+def _stop_after_first_epoch(end: EpochEnd) -> None:
     if end.epoch == 1:
         raise KeyboardInterrupt
 
@@ -256,10 +193,10 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
     # Interrupted at an epoch boundary (as by a hook), then mid-epoch (as by Ctrl-C), then finished.
     with pytest.raises(KeyboardInterrupt):
         run_tiny(tmp_path / "cut", config=config, on_epoch_end=_stop_after_first_epoch)
-    monkeypatch.setattr(training, "LOG_EVERY", 1)
+    monkeypatch.setattr(train_loop, "LOG_EVERY", 1)
 
-    def ctrl_c(event):
-        if event["kind"] == "step" and event["epoch"] == 2 and event["step"] == 2:
+    def ctrl_c(report: StepProgress) -> None:
+        if report.epoch == 2 and report.step == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(TrainingInterrupted, match="--resume"):
@@ -270,12 +207,12 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tmp_path, monk
 
     a, b = final_weights(tmp_path / "whole", whole), final_weights(tmp_path / "cut", resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    for x, y in zip(whole["epochs_log"], resumed["epochs_log"]):
-        assert (x["train_loss"], x["val_top1_err"], x["val_top5_err"], x["lr"]) == (
-            y["train_loss"],
-            y["val_top1_err"],
-            y["val_top5_err"],
-            y["lr"],
+    for x, y in zip(whole.epochs, resumed.epochs):
+        assert (x.train_loss, x.val_top1_err, x.val_top5_err, x.lr) == (
+            y.train_loss,
+            y.val_top1_err,
+            y.val_top5_err,
+            y.lr,
         )
 
 
@@ -301,41 +238,41 @@ def test_a_leftover_checkpoint_needs_resume_or_force_and_resume_checks_the_confi
 
 def test_init_from_a_run_whose_shapes_do_not_fit_is_an_error(stored):
     root, record = stored
-    with pytest.raises(VggbenchError, match=f"--init-from {record['id']}.*width"):
-        run_tiny(root, config=tiny(width=1 / 8, init_from=record["id"]))
-    with pytest.raises(VggbenchError, match=f"--init-from {record['id']}.*config A.*missing"):
-        run_tiny(root, config=tiny(config="B", init_from=record["id"]))
+    with pytest.raises(VggbenchError, match=f"--init-from {record.id}.*width"):
+        run_tiny(root, config=tiny(width=1 / 8, init_from=record.id))
+    with pytest.raises(VggbenchError, match=f"--init-from {record.id}.*config A.*missing"):
+        run_tiny(root, config=tiny(net="B", init_from=record.id))
 
 
 def test_init_from_a_run_with_other_classes_is_an_error(stored, tmp_path):
     root, record = stored
-    other = dict(
+    other = dataclasses.replace(
         record,
         id="fiveclasses0",
-        num_classes=5,
-        model={**record["model"], "num_classes": 5},
+        classes=record.classes[:5],
+        model={**record.model, "num_classes": 5},
         checkpoint="checkpoints/fiveclasses0/model.pt",
     )
-    store.write_record(tmp_path, "runs", other["id"], other)
-    state = VGG(ModelSpec(**other["model"])).state_dict()
+    store.write_run(tmp_path, other)
+    state = VGG(ModelSpec(**other.model)).state_dict()
     (tmp_path / "checkpoints" / "fiveclasses0").mkdir(parents=True)
-    torch.save(state, tmp_path / other["checkpoint"])
+    torch.save(state, tmp_path / other.checkpoint)
     with pytest.raises(VggbenchError, match="5 classes"):
         run_tiny(tmp_path, config=tiny(init_from="fiveclasses0"))
 
 
 def test_fine_tuning_and_preinit_from_a_stored_run(stored):
     root, record = stored
-    tuned = run_tiny(root, config=tiny(init_from=record["id"], lr=1e-3, scale="384", epochs=1))
-    assert tuned["init_from"] == record["id"] and tuned["recipe"]["lr"] == 1e-3
-    deeper = run_tiny(root, config=tiny(config="B", init="preinit", preinit_from=record["id"][:8], epochs=1))
-    copied = deeper["init"]["copied_layers"]
-    assert deeper["init"]["preinit_from"] == record["id"]
+    tuned = run_tiny(root, config=tiny(init_from=record.id, lr=1e-3, scale="384", epochs=1))
+    assert tuned.init_from == record.id and tuned.recipe.lr == 1e-3
+    deeper = run_tiny(root, config=tiny(net="B", init="preinit", preinit_from=record.id[:8], epochs=1))
+    copied = deeper.init.copied_layers
+    assert deeper.init.preinit_from == record.id
     assert "classifier.0 -> classifier.0" in copied and len(copied) == 7  # 4 convs + 3 FC (stage mapping)
 
 
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    def poison(end: training.EpochEnd) -> None:
+    def poison(end: EpochEnd) -> None:
         with torch.no_grad():
             next(end.model.parameters()).fill_(float("nan"))
 
@@ -344,7 +281,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
         run_tiny(tmp_path, config=config, on_epoch_end=poison)
     state = torch.load(tmp_path / "checkpoints" / config.run_id / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
-    assert store.read_record(tmp_path, "runs", config.run_id) is None
+    assert store.read_run(tmp_path, config.run_id) is None
 
 
 # --- Distributed ---------------------------------------------------------------------------------------
@@ -411,16 +348,14 @@ def test_two_gloo_processes_give_the_weights_of_one_process_on_the_same_global_b
             )
         )
     outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
-    record = json.loads(outputs[0][0])
-    assert record["id"] == single["id"] and record["world_size"] == 2
+    record = RunRecord.from_json(json.loads(outputs[0][0]))
+    assert record.id == single.id and record.world_size == 2
     a, b = final_weights(tmp_path / "single", single), final_weights(tmp_path / "ddp", record)
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=1e-4)
-    assert record["epochs_log"][-1]["train_loss"] == pytest.approx(
-        single["epochs_log"][-1]["train_loss"], rel=1e-4
-    )
+    assert record.epochs[-1].train_loss == pytest.approx(single.epochs[-1].train_loss, rel=1e-4)
 
 
 # --- Learning and the CLI -------------------------------------------------------------------------------
@@ -450,11 +385,11 @@ def test_the_default_init_learns_where_the_papers_normal_init_stays_at_chance(tm
         deterministic=False,
     )
     learns = run_tiny(tmp_path, config=tiny(**setting))
-    assert learns["final"]["top1_err"] < 70, learns["epochs_log"]  # chance: 90
-    assert not learns["warnings"]
+    assert learns.top1_err < 70, learns.epochs  # chance: 90
+    assert not learns.warnings
     stalls = run_tiny(tmp_path, config=tiny(**setting, init="paper", init_std=0.01))
-    assert all(e["val_top1_err"] >= 85 for e in stalls["epochs_log"])
-    assert "not learning" in stalls["warnings"][0] and "--init kaiming" in stalls["warnings"][0]
+    assert all(e.val_top1_err >= 85 for e in stalls.epochs)
+    assert "not learning" in stalls.warnings[0] and "--init kaiming" in stalls.warnings[0]
 
 
 def test_cli_trains_and_prints_the_record_as_json(cli, tmp_path):
@@ -482,10 +417,11 @@ def test_cli_trains_and_prints_the_record_as_json(cli, tmp_path):
     ]
     result = cli(*argv, "--json")
     assert result.code == 0, result.err
-    record = json.loads(result.out)
-    assert RECORD_KEYS <= set(record) and record["config"]["epochs"] == 1
+    assert RECORD_KEYS <= set(json.loads(result.out))
+    record = RunRecord.from_json(json.loads(result.out))
+    assert record == store.read_run(tmp_path, record.id) and record.config["epochs"] == 1
     again = cli(*argv)
-    assert again.code == 0 and again.out.startswith(f"run {record['id']} (stored") and "top-1" in again.out
+    assert again.code == 0 and again.out.startswith(f"run {record.id} (stored") and "top-1" in again.out
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,272 @@
+"""A run's files besides its record: the resume checkpoint (save, load, and the checks before
+resuming), the final weights, the RNG state a checkpoint holds, Ctrl-C, the code version, and
+`load_run` (a stored run's record and model).
+
+Files: <results>/checkpoints/<id>/last.pt (`Checkpoint`, removed when the run completes) and
+<results>/checkpoints/<id>/model.pt (the final weights, a plain FC-form state dict).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import subprocess
+import threading
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vggbench import store
+from vggbench.errors import VggbenchError
+from vggbench.models import VGG, ModelSpec, load_state
+from vggbench.store import EpochMetrics, InitInfo, RunRecord
+from vggbench.train.config import TrainConfig
+
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "last.pt"
+FINAL_WEIGHTS = "model.pt"
+CHECKPOINT_FORMAT = 2  # 2: typed epochs and init; 1: the dicts before them
+
+
+# --- The checkpoint --------------------------------------------------------------------------------
+
+
+@dataclass
+class PartialEpoch:
+    """Where Ctrl-C stopped inside an epoch: what resuming at the next step needs."""
+
+    loss_sum: torch.Tensor  # the epoch's training losses so far, summed (on the CPU)
+    dropout_rng: torch.Tensor  # torch's RNG state before the next step (its dropout masks)
+    train_s: float  # training seconds of the epoch so far
+
+
+@dataclass
+class Checkpoint:
+    """A run's resume state, written after every epoch and on Ctrl-C; `resume` continues from it
+    bit-exactly on the CPU."""
+
+    run_id: str
+    config: dict[str, Any]  # TrainConfig.to_dict()
+    epoch: int  # completed epochs
+    step: int  # completed steps of epoch + 1 (0 at an epoch boundary)
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any]  # PlateauSchedule.state_dict()
+    rng: dict[str, Any] | None  # `rng_state()` at the start of epoch `epoch` (0-based)
+    epochs: list[EpochMetrics]
+    init: InitInfo
+    warnings: list[str]
+    elapsed: float  # wall seconds of the run so far
+    partial: PartialEpoch | None = None
+
+    def save(self, path: Path) -> None:
+        state = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: no copy of the weights
+        state.update(
+            format=CHECKPOINT_FORMAT,
+            epochs=[asdict(e) for e in self.epochs],
+            init=asdict(self.init),
+            partial=None if self.partial is None else asdict(self.partial),
+        )
+        save_torch(state, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Checkpoint:
+        state = store.read_torch_file(path, "checkpoint", "delete it and rerun with --force")
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise VggbenchError(
+                f"checkpoint {path} is of another format than this vggbench writes "
+                f"({CHECKPOINT_FORMAT}); delete it and rerun with --force"
+            )
+        try:
+            values = {f.name: state[f.name] for f in fields(cls)}
+            values.update(
+                epochs=[EpochMetrics(**e) for e in values["epochs"]],
+                init=InitInfo(**values["init"]),
+                partial=None if values["partial"] is None else PartialEpoch(**values["partial"]),
+            )
+            return cls(**values)
+        except (KeyError, TypeError) as error:
+            raise VggbenchError(
+                f"corrupt checkpoint {path}: {error!r}; delete it and rerun with --force"
+            ) from None
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """torch.save via a temporary file and a rename, so that a crash never leaves half a file."""
+    store.atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def checkpoint_dir(results_dir: Path, run_id: str) -> Path:
+    return Path(results_dir) / CHECKPOINTS / run_id
+
+
+def has_checkpoint(results_dir: Path, config: TrainConfig) -> bool:
+    """Whether an interrupted run of this config can be resumed (`train(..., resume=True)`)."""
+    return (checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT).exists()
+
+
+def checkpoint_to_resume(results_dir: Path, config: TrainConfig, resume: bool) -> Checkpoint | None:
+    """The checkpoint of this config's interrupted run, when `resume` asks for it. A leftover
+    checkpoint without `resume` is an error (so that it is never overwritten by accident), and so is
+    `resume` without a checkpoint, or with one of another config."""
+    last = checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT
+    if not last.exists():
+        if resume:
+            raise _no_checkpoint_error(results_dir, config)
+        return None
+    checkpoint = Checkpoint.load(last)
+    if not resume:
+        raise VggbenchError(
+            f"run {config.run_id} has a checkpoint from epoch {checkpoint.epoch} of {config.epochs} "
+            f"({last}); pass --resume to continue it or --force to start over"
+        )
+    stored = TrainConfig.from_dict(checkpoint.config).identity()
+    if stored != config.identity():
+        differences = "; ".join(_differences(config.identity(), stored)[:3])
+        raise VggbenchError(
+            f"checkpoint {last} is of another config ({differences}); "
+            "rerun without --resume or with --force to start over"
+        )
+    return checkpoint
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    keys = sorted(set(a) | set(b))
+    return [f"{k} {a.get(k)!r} here, {b.get(k)!r} there" for k in keys if a.get(k) != b.get(k)]
+
+
+def _no_checkpoint_error(results_dir: Path, config: TrainConfig) -> VggbenchError:
+    """--resume without a checkpoint of this config: name the closest other checkpoint's differences."""
+    mine = config.identity()
+    folder = Path(results_dir) / CHECKPOINTS
+    best: tuple[int, str, list[str]] | None = None
+    for path in sorted(folder.glob(f"*/{LAST_CHECKPOINT}")):
+        try:
+            other = TrainConfig.from_dict(Checkpoint.load(path).config).identity()
+        except (VggbenchError, TypeError):
+            continue
+        diff = _differences(mine, other)
+        if best is None or len(diff) < best[0]:
+            best = (len(diff), path.parent.name, diff)
+    message = f"nothing to resume: no checkpoint of this config (run {config.run_id}) in {folder}"
+    if best:
+        message += f"; checkpoint {best[1]} is of another config ({'; '.join(best[2][:3])})"
+    return VggbenchError(message + "; rerun without --resume to start it")
+
+
+# --- Stored runs ------------------------------------------------------------------------------------
+
+
+def load_run(
+    root: Path,
+    run_id_or_prefix: str,
+    *,
+    fully_convolutional: bool = False,
+    device: str | torch.device = "cpu",
+) -> tuple[RunRecord, VGG]:
+    """A stored run's record and its model with the final weights (FC form unless asked)."""
+    root = Path(root)
+    run_id = store.find_run(root, run_id_or_prefix)
+    record = store.read_run(root, run_id)
+    if record is None or record.status != "complete":
+        raise VggbenchError(f"run {run_id} did not complete; resume it with --resume")
+    path = root / record.checkpoint
+    if not path.exists():
+        raise VggbenchError(f"run {run_id}: its weights {path} are missing; retrain it with --force")
+    state = store.read_torch_file(path, "weights", f"retrain run {run_id} with --force")
+    model = VGG(ModelSpec(**record.model), fully_convolutional=fully_convolutional)
+    load_state(model, state)
+    return record, model.to(device).eval()
+
+
+def code_version() -> str:
+    """The git commit of the source tree (with '+dirty' for local changes), else the package version."""
+    here = Path(__file__).resolve().parent.parent  # the vggbench package
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode == 0 and commit.stdout.strip():
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                cwd=here,
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            return commit.stdout.strip()[:12] + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        return version("vggbench")
+    except Exception:  # not installed: running from a source tree without git
+        return "unknown"
+
+
+# --- RNG state ------------------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    """torch (CPU and CUDA), numpy and python RNG states, in a form torch.load(weights_only) reads."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "python": _python_state_to_tensor(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _python_state_to_tensor(state: tuple) -> dict[str, Any]:
+    version, internal, gauss = state
+    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, key, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"].tolist()), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        with contextlib.suppress(RuntimeError, IndexError):
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------------
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the checkpoint was saved; the message says how to resume.
+    A KeyboardInterrupt, so that callers running many arms (ablations) stop too."""
+
+
+class InterruptFlag:
+    """The first Ctrl-C sets a flag the loop checks between steps (so the checkpoint holds a whole
+    step); a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._previous = None
+
+    def __enter__(self) -> InterruptFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
