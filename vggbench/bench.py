@@ -13,7 +13,7 @@ Parts (each a list of rows in one JSON record saved under results/bench/):
   machine) hits both sides alike.
 - data: the fast path's augmentation alone (images/s) against the model's training throughput.
 - eval: dense vs multi-crop vs both over the jitter test scales, per image, as wall time and MACs,
-  through evaluation.evaluate_batches.
+  through evaluate.engine.evaluate_batches.
 
 MFU (model FLOPs utilisation) = images/s x 6 x MACs per image / the device's dense bf16 peak
 (a training step costs about 3 forward passes and a forward pass 2 FLOPs per MAC). It is
@@ -483,8 +483,8 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
 
     Times are the medians over `repeats` timed passes (after one untimed) of evaluate_batches over
     `eval_images` images of the crop's size; its batch cap is the case's batch."""
-    from vggbench import evaluation
     from vggbench.data.augment import eval_preprocess
+    from vggbench.evaluate import engine, protocols
     from vggbench.data.stats import RGBStats
     from vggbench.scales import parse_train_scale, test_scales, to_pixels
 
@@ -498,15 +498,15 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
     stats = RGBStats(torch.tensor([0.5, 0.5, 0.5]), torch.ones(3), torch.eye(3))
     q_paper = test_scales("jitter", parse_train_scale("256:512"))
     q_pixels = tuple(to_pixels(q, case.crop) for q in q_paper)
-    methods = (evaluation.DENSE, evaluation.MULTI_CROP, evaluation.BOTH)
+    methods = (protocols.DENSE, protocols.MULTI_CROP, protocols.BOTH)
 
     def prepare(group: torch.Tensor, q: int) -> torch.Tensor:
         x = eval_preprocess(group, q, stats)
         return x.contiguous(memory_format=runtime.memory_format(options.channels_last))
 
-    def once() -> dict[str, evaluation.EvalResult]:
+    def once() -> dict[str, engine.MethodResult]:
         with runtime.autocast(device, options.bf16):
-            return evaluation.evaluate_batches(
+            return engine.evaluate_batches(
                 [model],
                 [(images.to(device), labels)],
                 prepare,
@@ -535,7 +535,7 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
                 ms_per_image=1e3 * seconds / result.images,
             )
         )
-    dense = next(r for r in rows if r["method"] == evaluation.DENSE)
+    dense = next(r for r in rows if r["method"] == protocols.DENSE)
     for row in rows:
         row["time_vs_dense"] = row["ms_per_image"] / dense["ms_per_image"]
         row["macs_vs_dense"] = row["macs_per_image"] / dense["macs_per_image"]

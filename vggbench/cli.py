@@ -454,7 +454,8 @@ def eval_command(
     """The paper's test protocols (Section 3.2): dense, multi-crop, both, center; scales; fusion."""
     import json
 
-    from vggbench import evaluation, report
+    from vggbench import report
+    from vggbench.evaluate.records import EvalOptions, run_eval
 
     check_format(fmt, ("table", "markdown", "latex", "json"))
     chosen = list(method or [])
@@ -463,12 +464,12 @@ def eval_command(
     ]
     if dense and multi_crop:
         chosen.append("multi-crop+dense")
-    request = evaluation.EvalRequest(
+    options = EvalOptions(
         runs=list(runs or []) + list(run_option or []),
         fuse=fuse,
         methods=chosen or ["dense"],
         scales=scales,
-        config=config,
+        net=config,
         scale=scale,
         checkpoint=checkpoint,
         weights=weights,
@@ -485,9 +486,9 @@ def eval_command(
         results_dir=str(results_dir),
     )
     with progress_bars(quiet) as factory:
-        records = evaluation.run_eval(request, factory)
+        records = run_eval(options, factory)
     if fmt == "json":
-        echo(json.dumps(records, indent=2, default=str))
+        echo(json.dumps([r.to_json() for r in records], indent=2, default=str))
         return
     frame = report.results_frame(records)
     echo(

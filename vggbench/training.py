@@ -14,7 +14,7 @@ distributed data parallel, and one stored record per run.
   states and the config; `resume` continues bit-exactly on CPU.
 - Validation each epoch: top-1/top-5 error of the center crop of the val images rescaled to the
   single test scale Q (Q = S, or the jitter midpoint), FC net in eval mode. The full test
-  protocols (dense, multi-crop) live in evaluation.py.
+  protocols (dense, multi-crop) live in vggbench/evaluate/.
 - torchrun: RANK / WORLD_SIZE / LOCAL_RANK in the environment start a process group (NCCL on GPUs,
   gloo on CPU); each rank takes its slice of every global batch and DDP averages the gradients, so
   the result equals one process on the same global batch. Only rank 0 prints and writes.
@@ -357,7 +357,7 @@ def validate(
 ) -> tuple[float, float]:
     """(top-1, top-5) error in percent: center crop of each val image rescaled to Q, FC net, eval mode."""
     from vggbench.data import EvalLoader, eval_preprocess, same_size_groups
-    from vggbench.evaluation import center_crop
+    from vggbench.evaluate.protocols import center_crop
 
     was_training = model.training
     model.eval()
