@@ -6,11 +6,11 @@ import math
 import pytest
 from conftest import assert_one_line_error
 
-from vggbench.ablations.dict_records import read_evals, read_runs
 from vggbench.ablations.spec import SPEC_DIR, available_ablations, load_spec, preset_budget
 from vggbench.ablations.stats import Difference, difference, paper_difference, verdict
 from vggbench.ablations.sweep import parse_shard, sweep
 from vggbench.errors import VggbenchError
+from vggbench.store import read_evals, read_runs
 
 ALL = ["conv1x1", "conv5x5", "depth", "init", "jitter", "lrn"]
 

@@ -1,4 +1,4 @@
-"""Test protocols (Section 3.2): dense, multi-crop, both, center, fusion, top-k errors, costs, `vggbench eval`."""
+"""Test protocols (Section 3.2): dense, multi-crop, both, center, fusion, top-k, costs, `vggbench eval`."""
 
 import json
 
@@ -7,9 +7,9 @@ import torch
 from conftest import assert_one_line_error
 
 from vggbench import counting, paper, scales
-from vggbench import evaluation as ev
 from vggbench.counting import count_macs
 from vggbench.errors import VggbenchError
+from vggbench.evaluate import engine, protocols, sources
 from vggbench.models import ModelSpec, build_model, init_weights, to_fully_convolutional, uninitialised_model
 
 TINY = dict(width=1 / 16, crop=32)
@@ -55,14 +55,14 @@ def test_dense_at_q_equal_to_the_crop_without_flip_is_the_fc_softmax(config):
     fc = tiny(config)
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
-        dense = ev.dense_probabilities(to_fully_convolutional(fc), x, flip=False)
+        dense = protocols.dense_probabilities(to_fully_convolutional(fc), x, flip=False)
         torch.testing.assert_close(dense, torch.softmax(fc(x), dim=1), atol=1e-5, rtol=0)
 
 
 def test_dense_at_the_crop_scale_and_center_crop_give_the_same_errors():
     model = tiny()
     data = batches(size=(32, 32))
-    out = ev.evaluate_batches(
+    out = engine.evaluate_batches(
         [model], data, centered, methods=["dense", "center"], scales_px=[32], flip=False
     )
     assert (out["dense"].top1_err, out["dense"].top5_err) == (out["center"].top1_err, out["center"].top5_err)
@@ -70,14 +70,14 @@ def test_dense_at_the_crop_scale_and_center_crop_give_the_same_errors():
 
 def test_grid_has_fifty_crops_touching_the_corners_and_their_flips():
     x = torch.arange(2 * 3 * 45 * 61, dtype=torch.float32).view(2, 3, 45, 61)
-    crops = ev.grid_crops(x, 32)
+    crops = protocols.grid_crops(x, 32)
     assert crops.shape == (2, paper.CROPS_PER_SCALE, 3, 32, 32) and paper.CROPS_PER_SCALE == 50
     assert torch.equal(crops[:, 0], x[..., :32, :32])  # top left
     assert torch.equal(crops[:, 4], x[..., :32, -32:])  # top right
     assert torch.equal(crops[:, 20], x[..., -32:, :32])  # bottom left
     assert torch.equal(crops[:, 24], x[..., -32:, -32:])  # bottom right
     assert torch.equal(crops[:, 25:], torch.flip(crops[:, :25], dims=[-1]))  # the flips, in the same order
-    offsets = ev.grid_offsets(61, 32)
+    offsets = protocols.grid_offsets(61, 32)
     assert offsets.tolist()[0] == 0 and offsets.tolist()[-1] == 29 and len(offsets) == 5
     assert len(set(offsets.tolist())) == 5  # a regular grid: no crop twice
 
@@ -87,12 +87,12 @@ def test_fifty_forward_passes_per_scale_and_one_batched_pass_per_group():
     calls = []
     handle = model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     # three equal-size images in one batch: their 150 crops go through the net in one pass
-    out = ev.evaluate_batches(
+    out = engine.evaluate_batches(
         [model], batches(n=3, batch=3), centered, methods=["multi-crop"], scales_px=[32], batch_size=150
     )
     handle.remove()
     assert calls == [150] and out["multi-crop"].forward_passes_per_image == 50
-    three = ev.evaluate_batches(
+    three = engine.evaluate_batches(
         [model], batches(n=3), centered, methods=["multi-crop"], scales_px=[32, 37, 41]
     )
     assert three["multi-crop"].forward_passes_per_image == 150
@@ -104,8 +104,8 @@ def test_symmetric_input_gives_the_same_dense_output_with_and_without_flip():
     x = torch.cat([half, half.flip(-1)], dim=-1)  # mirror-symmetric, 40 x 52
     with torch.no_grad():
         torch.testing.assert_close(
-            ev.dense_probabilities(conv, x, flip=True),
-            ev.dense_probabilities(conv, x, flip=False),
+            protocols.dense_probabilities(conv, x, flip=True),
+            protocols.dense_probabilities(conv, x, flip=False),
             atol=1e-6,
             rtol=0,
         )
@@ -115,10 +115,10 @@ def test_both_is_the_mean_of_dense_and_multi_crop_posteriors():
     model = tiny()
     x = centered(batches(n=4, batch=4)[0][0], 37)
     with torch.no_grad():
-        dense = ev.dense_probabilities(to_fully_convolutional(model), x)
-        crops = ev.multi_crop_probabilities(model, x, 32)
+        dense = protocols.dense_probabilities(to_fully_convolutional(model), x)
+        crops = protocols.multi_crop_probabilities(model, x, 32)
     labels = (0.5 * (dense + crops)).argmax(1)  # labels the fused posterior gets right, the parts may not
-    out = ev.evaluate_batches(
+    out = engine.evaluate_batches(
         [model],
         [(batches(n=4, batch=4)[0][0], labels)],
         centered,
@@ -135,14 +135,16 @@ def test_images_of_different_sizes_are_grouped_by_shape():
     labels = torch.arange(7)
     calls = []
     handle = conv.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
-    out = ev.evaluate_batches([conv], [(images, labels)], centered, methods=["dense"], scales_px=[32])
+    out = engine.evaluate_batches([conv], [(images, labels)], centered, methods=["dense"], scales_px=[32])
     handle.remove()
     assert sorted(calls) == [
         (4, 3, 32, 44),
         (10, 3, 32, 48),
     ]  # 3 image shapes, 2 net shapes; flips in the batch
     alone = [
-        ev.evaluate_batches([conv], [([im], labels[i : i + 1])], centered, methods=["dense"], scales_px=[32])
+        engine.evaluate_batches(
+            [conv], [([im], labels[i : i + 1])], centered, methods=["dense"], scales_px=[32]
+        )
         for i, im in enumerate(images)
     ]
     assert out["dense"].top1_err == pytest.approx(sum(a["dense"].top1_err for a in alone) / 7)
@@ -156,7 +158,7 @@ def test_evaluate_reads_an_image_set_and_subtracts_the_training_mean():
     train = TensorImages(images.flip(0), labels)
     stats = rgb_statistics(train)
     model = tiny()
-    out = ev.evaluate(
+    out = engine.evaluate(
         [model],
         TensorImages(images, labels),
         stats,
@@ -164,7 +166,7 @@ def test_evaluate_reads_an_image_set_and_subtracts_the_training_mean():
         scales_px=[37],
         batch_size=4,
     )
-    by_hand = ev.evaluate_batches(
+    by_hand = engine.evaluate_batches(
         [model], data, lambda x, q: eval_preprocess(x, q, stats), methods=["dense", "center"], scales_px=[37]
     )
     for method in ("dense", "center"):
@@ -173,7 +175,9 @@ def test_evaluate_reads_an_image_set_and_subtracts_the_training_mean():
             by_hand[method].top5_err,
         )
     with pytest.raises(VggbenchError, match="crop"):
-        ev.evaluate([model], TensorImages(images, labels), stats, methods=["dense"], scales_px=[37], crop=64)
+        engine.evaluate(
+            [model], TensorImages(images, labels), stats, methods=["dense"], scales_px=[37], crop=64
+        )
 
 
 # --- Errors --------------------------------------------------------------------------------------
@@ -190,33 +194,39 @@ def test_top1_top5_errors_of_a_handmade_set():
         ]
     )
     labels = torch.tensor([0, 3, 1, 4])
-    assert ev.topk_errors(probs, labels) == {"top1_err": 75.0, "top5_err": 25.0}
+    # top-1 error 75% (1 of 4 right), top-5 error 25% (3 of 4)
+    assert {k: int(v) for k, v in protocols.topk_correct(probs, labels).items()} == {1: 1, 5: 3}
     # with fewer than 5 classes top-5 means top-K: every label is in it
-    assert ev.topk_errors(probs[:, :3].softmax(1), torch.tensor([0, 2, 1, 1])) == {
-        "top1_err": 75.0,
-        "top5_err": 0.0,
+    assert {
+        k: int(v)
+        for k, v in protocols.topk_correct(probs[:, :3].softmax(1), torch.tensor([0, 2, 1, 1])).items()
+    } == {
+        1: 1,
+        5: 4,
     }
 
 
 def test_fusing_a_model_with_itself_is_the_model():
     model = tiny()
     data = batches()
-    one = ev.evaluate_batches([model], data, centered, methods=["dense", "multi-crop"], scales_px=[37])
-    two = ev.evaluate_batches([model, model], data, centered, methods=["dense", "multi-crop"], scales_px=[37])
+    one = engine.evaluate_batches([model], data, centered, methods=["dense", "multi-crop"], scales_px=[37])
+    two = engine.evaluate_batches(
+        [model, model], data, centered, methods=["dense", "multi-crop"], scales_px=[37]
+    )
     for method in ("dense", "multi-crop"):
         assert (two[method].top1_err, two[method].top5_err) == (one[method].top1_err, one[method].top5_err)
         assert two[method].forward_passes_per_image == 2 * one[method].forward_passes_per_image
     p = torch.rand(4, 10).softmax(1)
-    torch.testing.assert_close(ev.fuse([p, p]), p)
+    torch.testing.assert_close(protocols.fuse([p, p]), p)
 
 
 def test_fusing_different_class_sets_raises():
     with pytest.raises(VggbenchError, match="classes"):
-        ev.evaluate_batches(
+        engine.evaluate_batches(
             [tiny(classes=10), tiny(classes=5)], batches(), centered, methods=["dense"], scales_px=[37]
         )
     with pytest.raises(VggbenchError, match="class sets differ"):
-        ev.check_same_classes([["cat", "dog"], ["dog", "cat"]])
+        protocols.check_same_classes([["cat", "dog"], ["dog", "cat"]])
 
 
 # --- Costs ---------------------------------------------------------------------------------------
@@ -241,8 +251,8 @@ def test_shape_only_macs_agree_with_fvcore_at_odd_sizes(config, size):
 def test_cost_per_image_of_each_method():
     model = tiny()
     spec = model.spec
-    out = ev.evaluate_batches(
-        [model], batches(size=(32, 32)), centered, methods=list(ev.METHODS), scales_px=[32, 37, 41]
+    out = engine.evaluate_batches(
+        [model], batches(size=(32, 32)), centered, methods=list(protocols.METHODS), scales_px=[32, 37, 41]
     )
     dense = sum(2 * counting.macs_per_pass(spec, True, q, q) for q in (32, 37, 41))
     crops = 150 * counting.macs_per_pass(spec, False, 32, 32)
@@ -258,21 +268,25 @@ def test_cost_per_image_of_each_method():
 
 def test_bad_input_raises_one_error_type():
     with pytest.raises(VggbenchError, match="below the crop"):
-        ev.check_scales([224, 200], 224)
+        protocols.check_scales([224, 200], 224)
     with pytest.raises(VggbenchError, match="unknown method"):
-        ev.parse_methods(["dense,sparse"])
+        protocols.parse_methods(["dense,sparse"])
     with pytest.raises(VggbenchError, match="bad test scales"):
         scales.test_scales("several", scales.TrainScale(256, 256))
     with pytest.raises(VggbenchError, match="torchvision:vgg16"):
-        ev.torchvision_model("torchvision:vgg17")  # fails before any download
+        sources.torchvision_model("torchvision:vgg17")  # fails before any download
     with pytest.raises(VggbenchError, match="outside the model"):
-        ev.evaluate_batches(
+        engine.evaluate_batches(
             [tiny(classes=3)], batches(classes=10), centered, methods=["dense"], scales_px=[32]
         )
 
 
 def test_parse_methods_accepts_lists_and_aliases():
-    assert ev.parse_methods(["multi-crop,dense", "both"]) == ["dense", "multi-crop", "multi-crop+dense"]
+    assert protocols.parse_methods(["multi-crop,dense", "both"]) == [
+        "dense",
+        "multi-crop",
+        "multi-crop+dense",
+    ]
 
 
 # --- End to end through the CLI ------------------------------------------------------------------
@@ -331,7 +345,7 @@ def test_cli_multi_crop_and_dense_at_the_jitter_scales(cli, store):
     for key in (
         "id",
         "kind",
-        "configs",
+        "nets",  # the net names (the CLI flag is --config)
         "train_scales",
         "crop",
         "dataset",

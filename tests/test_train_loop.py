@@ -11,9 +11,8 @@ import copy
 import pytest
 import torch
 
-from vggbench.evaluation import topk_correct
 from vggbench.models import VGG, ModelSpec, init_weights
-from vggbench.train import PlateauSchedule, StepLoop, micro_batches, topk_correct_on_device, train_step
+from vggbench.train import PlateauSchedule, StepLoop, micro_batches, train_step
 from vggbench.train import loop as train_loop
 
 
@@ -86,12 +85,3 @@ def test_step_loop_reports_interval_means_and_takes_the_same_steps_as_train_step
     assert loop.done == 7
     for a, b in zip(model.state_dict().values(), twin.state_dict().values()):
         assert torch.equal(a, b)
-
-
-@pytest.mark.parametrize("classes", [3, 10])
-def test_validation_counts_top_k_on_the_device_as_the_evaluation_protocols_do(classes):
-    torch.manual_seed(0)
-    scores, labels = torch.randn(50, classes), torch.randint(0, classes, (50,))
-    counts = topk_correct_on_device(scores, labels, (1, 5))
-    expected = topk_correct(scores, labels, (1, 5))
-    assert counts.tolist() == [expected[1], expected[5]]

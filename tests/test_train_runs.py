@@ -22,6 +22,7 @@ from conftest import assert_one_line_error
 
 from vggbench import paper, store
 from vggbench.errors import VggbenchError
+from vggbench.evaluate.sources import load_run
 from vggbench.models import VGG, ModelSpec
 from vggbench.store import RunRecord
 from vggbench.train import (
@@ -30,7 +31,6 @@ from vggbench.train import (
     StepProgress,
     TrainConfig,
     TrainingInterrupted,
-    load_run,
     train,
 )
 from vggbench.train import loop as train_loop

@@ -13,7 +13,7 @@ Parts (each a list of rows in one JSON record saved under results/bench/):
   machine) hits both sides alike.
 - data: the fast path's augmentation alone (images/s) against the model's training throughput.
 - eval: dense vs multi-crop vs both over the jitter test scales, per image, as wall time and MACs,
-  through evaluation.evaluate_batches.
+  through evaluate.engine.evaluate_batches.
 
 MFU (model FLOPs utilisation) = images/s x 6 x MACs per image / the device's dense bf16 peak
 (a training step costs about 3 forward passes and a forward pass 2 FLOPs per MAC). It is
@@ -35,11 +35,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from vggbench import evaluation, paper, runtime
+from vggbench import paper, runtime
 from vggbench.counting import macs_per_pass
 from vggbench.data import RGBStats, TrainAugment, TrainLoader, eval_preprocess
 from vggbench.data.synthetic import make_split
 from vggbench.errors import VggbenchError
+from vggbench.evaluate import engine, protocols
 from vggbench.models import ModelSpec, build_model
 from vggbench.options import parse_choices
 from vggbench.render import render
@@ -472,7 +473,7 @@ def measure_augmentation(
     )
 
 
-EVAL_METHODS = (evaluation.DENSE, evaluation.MULTI_CROP, evaluation.BOTH)
+EVAL_METHODS = (protocols.DENSE, protocols.MULTI_CROP, protocols.BOTH)
 
 
 def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) -> list[dict[str, Any]]:
@@ -495,9 +496,9 @@ def measure_evaluation(case: Case, options: BenchOptions, device: torch.device) 
         x = eval_preprocess(group, q, stats)
         return x.contiguous(memory_format=runtime.memory_format(options.channels_last))
 
-    def once() -> dict[str, evaluation.EvalResult]:
+    def once() -> dict[str, engine.MethodResult]:
         with runtime.autocast(device, options.bf16):
-            return evaluation.evaluate_batches(
+            return engine.evaluate_batches(
                 [model],
                 [(images.to(device), labels)],
                 prepare,

@@ -65,6 +65,7 @@ def params(
     ),
 ) -> None:
     """Table 2 (parameters), MACs, FLOPs, per-layer breakdown and receptive fields."""
+    # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench.models import ModelSpec
     from vggbench.report import tables
 
@@ -160,8 +161,9 @@ def train(
     """Train a net of Table 1 with the paper's recipe (Section 3.1) and store the run."""
     import json
 
+    # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench import store
-    from vggbench import train as training
+    from vggbench import train as training  # lazy: keeps CLI start-up fast
 
     options = {
         "net": config,
@@ -319,6 +321,7 @@ def ablate(
     """Run one of the paper's ablations over seeds and judge the paper's claim."""
     import json
 
+    # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench.ablations.spec import load_spec, preset_budget
     from vggbench.ablations.sweep import parse_shard, run_ablation, sweep
     from vggbench.report import tables
@@ -380,6 +383,7 @@ def report_command(
     plots: bool = typer.Option(True, help="also draw PNG plots with matplotlib"),
 ) -> None:
     """Render every table the store can fill, beside the paper's numbers: Markdown, LaTeX, plots."""
+    # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench.report.write import write_report
 
     for path in write_report(results_dir, out or results_dir, plots=plots):
@@ -456,8 +460,8 @@ def eval_command(
     """The paper's test protocols (Section 3.2): dense, multi-crop, both, center; scales; fusion."""
     import json
 
-    from vggbench import evaluation
-    from vggbench.ablations.dict_records import eval_record
+    # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
+    from vggbench.evaluate.records import EvalOptions, run_eval
     from vggbench.report.tables import RESULT_HEADERS, results_frame
 
     check_format(fmt, ("table", "markdown", "latex", "json"))
@@ -467,12 +471,12 @@ def eval_command(
     ]
     if dense and multi_crop:
         chosen.append("multi-crop+dense")
-    request = evaluation.EvalRequest(
+    options = EvalOptions(
         runs=list(runs or []) + list(run_option or []),
         fuse=fuse,
         methods=chosen or ["dense"],
         scales=scales,
-        config=config,
+        net=config,
         scale=scale,
         checkpoint=checkpoint,
         weights=weights,
@@ -489,11 +493,11 @@ def eval_command(
         results_dir=str(results_dir),
     )
     with progress_bars(quiet) as factory:
-        records = evaluation.run_eval(request, factory)
+        records = run_eval(options, factory)
     if fmt == "json":
-        echo(json.dumps(records, indent=2, default=str))
+        echo(json.dumps([r.to_json() for r in records], indent=2, default=str))
         return
-    frame = results_frame([eval_record(record) for record in records])
+    frame = results_frame(records)
     echo(
         render(
             frame.rename(columns=RESULT_HEADERS),

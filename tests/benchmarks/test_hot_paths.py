@@ -7,12 +7,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vggbench import bench, counting, evaluation
+from vggbench import bench, counting
 from vggbench import train as training
 from vggbench.counting import count_macs
 from vggbench.data import TrainAugment
 from vggbench.data.stats import RGBStats
 from vggbench.data.synthetic import make_split
+from vggbench.evaluate import protocols
 from vggbench.models import ModelSpec, build_model, to_fully_convolutional, uninitialised_model
 from vggbench.scales import parse_train_scale, to_pixels
 
@@ -66,7 +67,7 @@ def test_dense_evaluation_of_one_batch(benchmark, eval_batch):
     conv = to_fully_convolutional(build_model(SPEC)).eval()
     with torch.inference_mode():
         probs = benchmark.pedantic(
-            evaluation.dense_probabilities, args=(conv, eval_batch), rounds=10, warmup_rounds=1
+            protocols.dense_probabilities, args=(conv, eval_batch), rounds=10, warmup_rounds=1
         )
     assert probs.shape == (8, 10)
 
@@ -75,7 +76,7 @@ def test_multi_crop_evaluation_of_one_batch(benchmark, eval_batch):
     fc = build_model(SPEC).eval()
     with torch.inference_mode():
         probs = benchmark.pedantic(
-            evaluation.multi_crop_probabilities, args=(fc, eval_batch, SPEC.crop), rounds=5, warmup_rounds=1
+            protocols.multi_crop_probabilities, args=(fc, eval_batch, SPEC.crop), rounds=5, warmup_rounds=1
         )
     assert probs.shape == (8, 10)
 

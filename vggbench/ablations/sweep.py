@@ -10,8 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from vggbench import evaluation, paper, training
-from vggbench.ablations.dict_records import eval_record, read_evals, read_run, run_record
+from vggbench import train
 from vggbench.ablations.spec import (
     AblationSpec,
     Arm,
@@ -33,9 +32,11 @@ from vggbench.ablations.stats import (
     verdict,
     write_ablation,
 )
+from vggbench.data import Dataset
 from vggbench.errors import VggbenchError
-from vggbench.scales import parse_train_scale, test_scales
-from vggbench.store import EvalRecord, RunRecord, record_id
+from vggbench.evaluate.records import evaluate_run, stored_evaluation
+from vggbench.evaluate.sources import load_data
+from vggbench.store import DataSource, EvalRecord, RunRecord, read_run, record_id
 
 ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a verdict"
 
@@ -83,29 +84,21 @@ def run_ablation(
     interrupted run resumes), then analyse every record of the sweep found in the store."""
     budget = preset_budget(spec, preset, overrides)
     run_ids: dict[tuple[str, int], str] = {}
+    datasets: dict[DataSource, Dataset] = {}  # every run of a sweep validates on the same images
     for arm, seed in sweep(spec, seeds, shard):
         config = train_config(arm, seed, budget, run_ids)
         if say:
             say(f"{spec.name}: arm {arm.name!r}, seed {seed} (run {config.run_id})")
         run = _train(config, results_dir, device, quiet)
         run_ids[(arm.name, seed)] = run.id
-        for protocol in spec.evaluations:
-            evaluate_run(run, protocol, results_dir, device)
+        _evaluate(run, spec.evaluations, datasets, results_dir, device)
     return analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
-
-
-def evaluate_run(
-    run: RunRecord, protocol: EvalProtocol, results_dir: Path, device: str = "auto"
-) -> EvalRecord:
-    """Evaluate a run with one protocol, or find that evaluation in the store."""
-    stored = _stored_eval(run, protocol, read_evals(results_dir))
-    return stored if stored is not None else _evaluate(run, protocol, results_dir, device)
 
 
 def stalled_run(run: RunRecord) -> bool:
     """A run whose validation error stayed at chance (training warned): it is kept in the means, so
     that a recipe that stalls now and then shows it, and the report counts it per arm."""
-    return any(warning.startswith(training.NOT_LEARNING) for warning in run.warnings)
+    return any(warning.startswith(train.NOT_LEARNING) for warning in run.warnings)
 
 
 # --- The sweep's calls into training and evaluation ---------------------------------------------
@@ -113,11 +106,11 @@ def stalled_run(run: RunRecord) -> bool:
 
 def train_config(
     arm: Arm, seed: int, budget: Budget, run_ids: dict[tuple[str, int], str]
-) -> training.TrainConfig:
+) -> train.TrainConfig:
     """The TrainConfig of one arm x seed; an arm that starts from another uses that arm's run."""
     arm = with_budget(arm, budget)
     options: dict[str, Any] = {
-        "config": arm.net,  # TrainConfig's name of its net field
+        "net": arm.net,
         "scale": arm.scale,
         "seed": seed,
         "data": budget.data,
@@ -135,44 +128,32 @@ def train_config(
         options["preinit_from"] = run_ids[(arm.preinit_from, seed)]
     if arm.init_from:
         options["init_from"] = run_ids[(arm.init_from, seed)]
-        options["lr"] = arm.lr or paper.FINETUNE_LEARNING_RATE
-    return training.TrainConfig(**options)
+    return train.TrainConfig(**options)
 
 
-def _train(config: training.TrainConfig, results_dir: Path, device: str, quiet: bool) -> RunRecord:
+def _train(config: train.TrainConfig, results_dir: Path, device: str, quiet: bool) -> RunRecord:
     """Train one arm x seed, or find its run in the store; an interrupted run resumes."""
-    resume = training.has_checkpoint(results_dir, config)
-    record = training.train(config, results_dir=results_dir, device=device, quiet=quiet, resume=resume)
-    return run_record(record)
+    resume = train.has_checkpoint(results_dir, config)
+    return train.train(config, results_dir=results_dir, device=device, quiet=quiet, resume=resume)
 
 
-def _evaluate(run: RunRecord, protocol: EvalProtocol, results_dir: Path, device: str) -> EvalRecord:
-    """Evaluate a run with one protocol on the run's own validation subset."""
-    request = evaluation.EvalRequest(
-        runs=[run.id],
-        methods=[protocol.method],
-        scales=protocol.scales,
-        data_root=run.data.root,
-        limit_val=run.data.limit_val,
-        results_dir=str(results_dir),
-        device=device,
-    )
-    return eval_record(evaluation.run_eval(request)[0])
-
-
-def _stored_eval(run: RunRecord, protocol: EvalProtocol, evals: list[EvalRecord]) -> EvalRecord | None:
-    """The stored evaluation of `run` with this protocol on the run's own validation subset."""
-    expected = list(test_scales(protocol.scales, parse_train_scale(run.train_scale)))
-    for record in evals:
-        if (
-            record.runs == [run.id]
-            and record.method == protocol.method
-            and record.test_scales == expected
-            and record.limits.max_images is None
-            and record.limits.limit_val == run.data.limit_val
-        ):
-            return record
-    return None
+def _evaluate(
+    run: RunRecord,
+    protocols: list[EvalProtocol],
+    datasets: dict[DataSource, Dataset],
+    results_dir: Path,
+    device: str,
+) -> None:
+    """Evaluate a run with every protocol on its own validation subset, the protocols of one scale
+    set in one pass; the store's evaluations are reused, and the images load once per sweep."""
+    by_scales: dict[str, list[str]] = {}
+    for protocol in protocols:
+        if stored_evaluation(run, protocol.method, protocol.scales, results_dir) is None:
+            by_scales.setdefault(protocol.scales, []).append(protocol.method)
+    for scales, methods in by_scales.items():
+        if run.data not in datasets:
+            datasets[run.data] = load_data(run.data, run.data.limit_val)
+        evaluate_run(run, methods, scales, datasets[run.data], results_dir, device)
 
 
 # --- Analysing what the store holds --------------------------------------------------------------
@@ -227,7 +208,6 @@ def analyse(
 
 def _stored_sweep(spec: AblationSpec, seeds: int, budget: Budget, results_dir: Path) -> tuple[Found, Runs]:
     """Every complete run of the sweep in the store, and its stored evaluations."""
-    evals = read_evals(results_dir)
     found: Found = {}
     runs: Runs = {}
     run_ids: dict[tuple[str, int], str] = {}
@@ -240,7 +220,7 @@ def _stored_sweep(spec: AblationSpec, seeds: int, budget: Budget, results_dir: P
                 continue
             run_ids[(arm.name, seed)], runs[(arm.name, seed)] = run.id, run
             for protocol in spec.evaluations:
-                stored = _stored_eval(run, protocol, evals)
+                stored = stored_evaluation(run, protocol.method, protocol.scales, results_dir)
                 if stored is not None:
                     found.setdefault((arm.name, protocol.name), {})[seed] = stored
     return found, runs

@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 
 from vggbench import paper
-from vggbench.ablations.dict_records import read_evals, read_runs
 from vggbench.ablations.stats import AblationRecord, read_ablations
 from vggbench.bench import bench_frame
 from vggbench.render import render_latex, render_markdown
@@ -24,7 +23,7 @@ from vggbench.report.tables import (
     paper_table_frame,
     params_frame,
 )
-from vggbench.store import EvalRecord, RunRecord, atomic_write_text, read_records
+from vggbench.store import EvalRecord, RunRecord, atomic_write_text, read_evals, read_records, read_runs
 
 INTRODUCTION = (
     f"# vggbench report\n\nOur measurements beside {paper.CITATION}. Errors are percent; MACs are "

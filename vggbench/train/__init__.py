@@ -24,7 +24,7 @@ Files: <results>/runs/<id>.json (the record), <results>/checkpoints/<id>/last.pt
 removed when the run completes) and model.pt (final weights, a plain FC-form state dict).
 
 Modules: config (TrainConfig, run identity, defaults) · loop (train_step, StepLoop, PlateauSchedule,
-validate) · checkpoint (Checkpoint, RNG state, Ctrl-C, load_run) · trainer (train, Trainer).
+validate) · checkpoint (Checkpoint, RNG state, Ctrl-C) · trainer (train, Trainer).
 """
 
 from vggbench.train.checkpoint import (
@@ -33,7 +33,6 @@ from vggbench.train.checkpoint import (
     checkpoint_dir,
     code_version,
     has_checkpoint,
-    load_run,
 )
 from vggbench.train.config import (
     DEFAULT_EPOCHS,
@@ -47,7 +46,6 @@ from vggbench.train.loop import (
     PlateauSchedule,
     StepLoop,
     micro_batches,
-    topk_correct_on_device,
     train_step,
     validate,
 )
@@ -71,9 +69,7 @@ __all__ = [
     "checkpoint_dir",
     "code_version",
     "has_checkpoint",
-    "load_run",
     "micro_batches",
-    "topk_correct_on_device",
     "train",
     "train_step",
     "validate",

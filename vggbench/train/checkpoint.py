@@ -1,6 +1,5 @@
 """A run's files besides its record: the resume checkpoint (save, load, and the checks before
-resuming), the final weights, the RNG state a checkpoint holds, Ctrl-C, the code version, and
-`load_run` (a stored run's record and model).
+resuming), the final weights, the RNG state a checkpoint holds, Ctrl-C, and the code version.
 
 Files: <results>/checkpoints/<id>/last.pt (`Checkpoint`, removed when the run completes) and
 <results>/checkpoints/<id>/model.pt (the final weights, a plain FC-form state dict).
@@ -22,8 +21,7 @@ import torch
 
 from vggbench import store
 from vggbench.errors import VggbenchError
-from vggbench.models import VGG, ModelSpec, load_state
-from vggbench.store import EpochMetrics, InitInfo, RunRecord
+from vggbench.store import EpochMetrics, InitInfo
 from vggbench.train.config import TrainConfig
 
 CHECKPOINTS = "checkpoints"
@@ -156,31 +154,6 @@ def _no_checkpoint_error(results_dir: Path, config: TrainConfig) -> VggbenchErro
     if best:
         message += f"; checkpoint {best[1]} is of another config ({'; '.join(best[2][:3])})"
     return VggbenchError(message + "; rerun without --resume to start it")
-
-
-# --- Stored runs ------------------------------------------------------------------------------------
-
-
-def load_run(
-    root: Path,
-    run_id_or_prefix: str,
-    *,
-    fully_convolutional: bool = False,
-    device: str | torch.device = "cpu",
-) -> tuple[RunRecord, VGG]:
-    """A stored run's record and its model with the final weights (FC form unless asked)."""
-    root = Path(root)
-    run_id = store.find_run(root, run_id_or_prefix)
-    record = store.read_run(root, run_id)
-    if record is None or record.status != "complete":
-        raise VggbenchError(f"run {run_id} did not complete; resume it with --resume")
-    path = root / record.checkpoint
-    if not path.exists():
-        raise VggbenchError(f"run {run_id}: its weights {path} are missing; retrain it with --force")
-    state = store.read_torch_file(path, "weights", f"retrain run {run_id} with --force")
-    model = VGG(ModelSpec(**record.model), fully_convolutional=fully_convolutional)
-    load_state(model, state)
-    return record, model.to(device).eval()
 
 
 def code_version() -> str:

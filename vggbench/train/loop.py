@@ -1,11 +1,10 @@
 """The per-step work of training (accumulation, the step loop), the plateau schedule, and the
-validation after each epoch (the center-crop protocol and top-k of vggbench.evaluation)."""
+validation after each epoch (the center-crop protocol and top-k of vggbench.evaluate.protocols)."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ from torch import nn
 from vggbench import paper
 from vggbench.data import EvalLoader, ImageSet, RGBStats, eval_preprocess, same_size_groups
 from vggbench.errors import VggbenchError
-from vggbench.evaluation import center_crop, effective_k
+from vggbench.evaluate.protocols import center_crop, topk_correct
 from vggbench.models import VGG
 from vggbench.runtime import autocast
 from vggbench.train.config import DEFAULT_PATIENCE
@@ -144,17 +143,6 @@ class StepLoop:
         return mean
 
 
-def topk_correct_on_device(
-    scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)
-) -> torch.Tensor:
-    """`evaluation.topk_correct` (the same top-min(k, K) rule, via `effective_k`) as a tensor of
-    counts on the scores' device, one per k: validation sums them without a host sync per batch."""
-    labels = labels.to(scores.device).long()
-    top = scores.topk(effective_k(max(ks), scores.shape[1]), dim=1).indices
-    hits = top == labels[:, None]
-    return torch.stack([hits[:, : effective_k(k, scores.shape[1])].any(dim=1).sum() for k in ks])
-
-
 @torch.no_grad()
 def validate(
     model: VGG,
@@ -179,7 +167,8 @@ def validate(
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast(device, bf16=device.type == "cuda"):
                     logits = model(x)
-                correct += topk_correct_on_device(logits.float(), labels[indices], (1, 5))
+                hits = topk_correct(logits.float(), labels[indices], (1, 5))  # counts on the device
+                correct += torch.stack([hits[1], hits[5]])
                 seen += len(indices)
     finally:
         model.train(was_training)

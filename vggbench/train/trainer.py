@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from vggbench import store
 from vggbench.data import DATA_SEED, TrainAugment, TrainLoader, load_dataset, mix_seed, rgb_statistics
 from vggbench.errors import VggbenchError
+from vggbench.evaluate.sources import load_run
 from vggbench.models import VGG, init_weights, load_state, preinit_from
 from vggbench.runtime import (
     Distributed,
@@ -45,7 +46,6 @@ from vggbench.train.checkpoint import (
     checkpoint_dir,
     checkpoint_to_resume,
     code_version,
-    load_run,
     rng_state,
     save_torch,
     set_rng_state,

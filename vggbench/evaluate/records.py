@@ -1,0 +1,321 @@
+"""Evaluations that end as stored records: what `vggbench eval` asks for (`EvalOptions` ->
+`run_eval`), and what an ablation asks for (`evaluate_run`: one stored run on its own validation
+split, found in the store when it was evaluated before).
+
+An evaluation's identity is `store.eval_identity`: the same function names the record when it
+is written and finds it when it is asked for again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vggbench import paper, store
+from vggbench.data import Dataset
+from vggbench.errors import VggbenchError
+from vggbench.evaluate.engine import (
+    IMAGENET_NORMALIZATION,
+    TRAIN_MEAN_RGB,
+    MethodResult,
+    evaluate,
+    normalization_name,
+)
+from vggbench.evaluate.protocols import DENSE, check_same_classes, parse_methods
+from vggbench.evaluate.sources import (
+    DEFAULT_CHECKPOINT_SCALE,
+    TORCHVISION_PREFIX,
+    ModelSource,
+    checkpoint_training_data,
+    load_checkpoint_file,
+    load_data,
+    load_run,
+    run_source,
+    select_runs,
+    source_stats,
+    torchvision_model,
+)
+from vggbench.runtime import machine_info, machine_name, resolve_device, utc_now
+from vggbench.scales import TrainScale, parse_train_scale, test_scales, to_pixels
+from vggbench.store import DataSource, EvalLimits, EvalRecord, MemberErrors, RunRecord
+
+SCALES_DEFAULT = "single"
+NORMS = (None, "train", "imagenet")
+#: factory(label, total) -> advance(n): the CLI's progress bars.
+ProgressFactory = Callable[[str, int], Callable[[int], None]]
+
+
+@dataclass
+class EvalOptions:
+    """The `vggbench eval` options, parsed; `run_eval` carries them out."""
+
+    runs: list[str] = field(default_factory=list)
+    fuse: bool = False
+    methods: list[str] = field(default_factory=lambda: [DENSE])
+    scales: str = SCALES_DEFAULT
+    net: str | None = None
+    scale: str | None = None
+    checkpoint: str | None = None
+    weights: str | None = None
+    classes: int | None = None
+    width: float | None = None
+    crop: int | None = None
+    norm: str | None = None  # "train" or "imagenet"; default per source
+    data: str | None = None
+    data_root: str | None = None
+    limit_val: int | None = None
+    max_images: int | None = None
+    batch: int = 64
+    device: str = "auto"
+    results_dir: str = "results"
+    skip_bad_images: bool = False
+
+
+@dataclass(frozen=True)
+class _EvalJob:
+    """What one evaluation of a group of sources needs besides the sources."""
+
+    dataset: Dataset
+    data: DataSource  # which images `dataset` holds
+    methods: list[str]
+    scales_spec: str
+    limits: EvalLimits
+    results_dir: Path
+    device: torch.device
+    batch: int = 64
+
+
+def find_sources(options: EvalOptions) -> list[ModelSource]:
+    """The models the options name: torchvision weights, a checkpoint file, stored runs by id, or
+    stored runs selected by --config / --scale (/ --data)."""
+    if sum(bool(x) for x in (options.weights, options.checkpoint, options.runs)) > 1:
+        raise VggbenchError(
+            "give one source of models: run ids, --checkpoint FILE or --weights torchvision:NAME"
+        )
+    if options.norm not in NORMS:
+        raise VggbenchError(
+            f"unknown normalisation {options.norm!r}; choose train (the paper's mean RGB) or imagenet"
+        )
+    scale = parse_train_scale(options.scale or DEFAULT_CHECKPOINT_SCALE)
+    if options.weights:
+        model, _categories, normalization = torchvision_model(options.weights)
+        name = TORCHVISION_PREFIX + options.weights.lower().split(":")[-1]
+        # its class names (English) are not an image folder's (WordNet ids): only their number is
+        # checked; ImageNet's folders sorted by name are in torchvision's class order
+        own = None if options.norm == "train" else normalization
+        return [ModelSource(name, model, scale, None, own, None)]
+    if options.checkpoint:
+        file = load_checkpoint_file(
+            options.checkpoint, options.net, options.classes, options.width, options.crop
+        )
+        if options.scale is None and file.config.get("scale"):
+            scale = parse_train_scale(file.config["scale"])
+        norm = IMAGENET_NORMALIZATION if options.norm == "imagenet" else None
+        training = checkpoint_training_data(file.config)
+        return [ModelSource(f"checkpoint:{file.sha}", file.model, scale, None, norm, training)]
+    ids = list(options.runs)
+    if not ids:
+        if not (options.net or options.scale):
+            raise VggbenchError(
+                "nothing to evaluate: name a stored run (or several with --fuse), select runs with "
+                "--config/--scale, or give --checkpoint FILE or --weights torchvision:vgg16"
+            )
+        ids = select_runs(options.results_dir, options.net, options.scale, options.data)
+    sources = [run_source(*load_run(options.results_dir, run_id)) for run_id in ids]
+    if options.norm == "imagenet":
+        for source in sources:
+            source.normalization = IMAGENET_NORMALIZATION
+    return sources
+
+
+def _groups(options: EvalOptions, found: list[ModelSource]) -> list[list[ModelSource]]:
+    """Fusion puts every source in one group; otherwise each is evaluated alone."""
+    if options.fuse:
+        if len(found) < 2:
+            raise VggbenchError(f"--fuse needs at least two models, got {len(found)}; name more runs")
+        return [found]
+    return [[s] for s in found]
+
+
+def _check_classes(group: list[ModelSource], dataset: Dataset) -> None:
+    for s in group:
+        if s.model.spec.num_classes != dataset.num_classes:
+            raise VggbenchError(
+                f"{s.id} has {s.model.spec.num_classes} classes but {dataset.name} has "
+                f"{dataset.num_classes}; evaluate on the dataset the model was trained on"
+            )
+        if s.classes and list(s.classes) != list(dataset.classes):
+            raise VggbenchError(
+                f"{s.id} was trained on other classes than those of {dataset.name}; "
+                "evaluate on the dataset the model was trained on"
+            )
+    if len(dataset.val) == 0:
+        raise VggbenchError(f"the validation split of {dataset.name} is empty; check --data and --limit-val")
+
+
+def _record(
+    result: MethodResult, group: list[ModelSource], paper_scales: list, stats_names: list[str], run: _EvalJob
+) -> EvalRecord:
+    """The record of one method's result on a group (one source, or a fusion)."""
+    same = len(set(paper_scales)) == 1
+    test_scales_ = list(paper_scales[0]) if same else [list(s) for s in paper_scales]
+    scales_px = result.scales_px
+    test_scales_px = list(scales_px) if same else [list(s) for s in scales_px]
+    ids = [s.id for s in group]
+    identity = store.eval_identity(
+        ids, result.method, test_scales_, run.dataset.name, run.limits, stats_names
+    )
+    return EvalRecord(
+        id=store.record_id(identity),
+        runs=ids,
+        nets=[s.net for s in group],
+        train_scales=[str(s.train_scale) for s in group],
+        method=result.method,
+        test_scales=test_scales_,
+        test_scales_px=test_scales_px,
+        scales_spec=run.scales_spec,
+        crop=result.crop,
+        dataset=run.dataset.name,
+        limits=run.limits,
+        normalization=stats_names,
+        images=result.images,
+        top1_err=result.top1_err,
+        top5_err=result.top5_err,
+        top5_k=result.top5_k,
+        members=[MemberErrors(m.top1_err, m.top5_err) for m in result.members],
+        forward_passes_per_image=result.forward_passes_per_image,
+        macs_per_image=result.macs_per_image,
+        seconds=result.seconds,
+        images_per_s=result.images_per_s,
+        device=str(run.device),
+        machine=machine_name(machine_info(run.device)),
+        torch_version=torch.__version__,
+        created=utc_now(),
+    )
+
+
+def evaluate_group(
+    group: list[ModelSource], run: _EvalJob, progress: Callable[[int], None] | None = None
+) -> list[EvalRecord]:
+    """Evaluate one source, or the fusion of several, with each method; store one record each."""
+    check_same_classes([s.classes or s.model.spec.num_classes for s in group], [s.id for s in group])
+    _check_classes(group, run.dataset)
+    stats = [source_stats(s, run.dataset, run.data, run.results_dir) for s in group]
+    paper_scales = [test_scales(run.scales_spec, s.train_scale) for s in group]
+    crop = group[0].model.spec.crop
+    pixel_scales = [tuple(to_pixels(q, crop) for q in qs) for qs in paper_scales]
+    results = evaluate(
+        [s.model for s in group],
+        run.dataset.val,
+        stats,
+        methods=run.methods,
+        scales_px=pixel_scales[0] if len(set(paper_scales)) == 1 else pixel_scales,
+        batch_size=run.batch,
+        device=run.device,
+        max_images=run.limits.max_images,
+        progress=progress,
+    )
+    names = [normalization_name(s) for s in stats]
+    records = [_record(result, group, paper_scales, names, run) for result in results.values()]
+    for record in records:
+        store.write_eval(run.results_dir, record)
+    return records
+
+
+def _eval_data(options: EvalOptions, first: ModelSource) -> DataSource:
+    """The images to evaluate on: --data, else the first model's own dataset (its training split,
+    for the mean RGB, and its validation split)."""
+    spec = options.data or (first.training_data.spec if first.training_data else None)
+    if not spec:
+        raise VggbenchError(
+            f"{first.id}: give --data (e.g. imagefolder:/data/imagenet for ImageNet weights); "
+            "the model carries no dataset"
+        )
+    own = first.training_data if first.training_data and first.training_data.spec == spec else None
+    return DataSource(
+        spec,
+        options.data_root or (own.root if own else None),
+        own.limit_train if own else None,
+        options.limit_val,
+        own.val_split if own else None,
+        options.skip_bad_images or (own.skip_bad_images if own else False),
+    )
+
+
+def _check_options(options: EvalOptions) -> None:
+    parse_methods(options.methods)
+    if options.batch < 1:
+        raise VggbenchError(f"batch {options.batch} must be at least 1")
+    if options.max_images is not None and options.max_images < 1:
+        raise VggbenchError(f"--max-images {options.max_images} must be at least 1")
+    test_scales(options.scales, TrainScale(*paper.JITTER_RANGE))  # a bad spec fails before any loading
+
+
+def run_eval(options: EvalOptions, progress_factory: ProgressFactory | None = None) -> list[EvalRecord]:
+    """Carry out `vggbench eval`: evaluate each model (or their fusion) with each method on the
+    validation split, write one record per (models, method) to <results>/evals, return the records."""
+    _check_options(options)
+    methods = parse_methods(options.methods)
+    device = resolve_device(options.device)
+    records = []
+    for group in _groups(options, find_sources(options)):
+        data = _eval_data(options, group[0])
+        dataset = load_data(data, options.limit_val)
+        limits = EvalLimits(options.limit_val, options.max_images, data.val_split, data.limit_train)
+        run = _EvalJob(
+            dataset, data, methods, options.scales, limits, Path(options.results_dir), device, options.batch
+        )
+        n = min(len(dataset.val), options.max_images or len(dataset.val))
+        label = f"eval {'+'.join(s.id[:12] for s in group)} ({', '.join(methods)})"
+        progress = progress_factory(label, n) if progress_factory else None
+        records += evaluate_group(group, run, progress)
+    return records
+
+
+def run_limits(run: RunRecord) -> EvalLimits:
+    """The images an evaluation of a run on its own validation split sees."""
+    return EvalLimits(run.data.limit_val, None, run.data.val_split, run.data.limit_train)
+
+
+def run_identity(run: RunRecord, method: str, scales_spec: str) -> dict:
+    """The identity of one evaluation of a stored run on its own validation split."""
+    paper_scales = list(test_scales(scales_spec, parse_train_scale(run.train_scale)))
+    return store.eval_identity([run.id], method, paper_scales, run.dataset, run_limits(run), [TRAIN_MEAN_RGB])
+
+
+def stored_evaluation(run: RunRecord, method: str, scales_spec: str, results_dir: Path) -> EvalRecord | None:
+    """That evaluation when the store holds it."""
+    return store.read_eval(results_dir, run_identity(run, method, scales_spec))
+
+
+def evaluate_run(
+    run: RunRecord,
+    methods: Sequence[str],
+    scales_spec: str,
+    dataset: Dataset,
+    results_dir: Path,
+    device: str = "auto",
+) -> list[EvalRecord]:
+    """An ablation's evaluation of one stored run on its own validation split (`dataset`, loaded
+    once by the caller with `load_data(run.data, run.data.limit_val)`), one record per method:
+    each found in the store when it was evaluated before, the rest evaluated in one pass over the
+    images (the model loaded only then) and stored."""
+    methods = parse_methods(methods)
+    found = {m: stored_evaluation(run, m, scales_spec, results_dir) for m in methods}
+    missing = [m for m in methods if found[m] is None]
+    if missing:
+        source = run_source(*load_run(results_dir, run.id))
+        job = _EvalJob(
+            dataset,
+            run.data,
+            missing,
+            scales_spec,
+            run_limits(run),
+            Path(results_dir),
+            resolve_device(device),
+        )
+        found.update((r.method, r) for r in evaluate_group([source], job))
+    return [found[m] for m in methods]
