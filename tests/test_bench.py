@@ -36,7 +36,7 @@ TINY_ARGS = [
     "--device",
     "cpu",
 ]
-ROW_KEYS = {"config", "width", "crop", "batch", "requested_batch", "halved"}
+ROW_KEYS = {"net", "width", "crop", "batch", "requested_batch", "halved"}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_markdown_renders_a_table_per_part_and_names_the_machine(record):
 def test_bench_frame_for_the_report(record):
     frame = bench.bench_frame([record, {"kind": "eval"}])
     assert list(frame["mode"]) == ["train", "infer"]
-    assert {"machine", "device", "options", "config", "images_per_s", "mfu"} <= set(frame.columns)
+    assert {"machine", "device", "options", "net", "images_per_s", "mfu"} <= set(frame.columns)
     assert set(frame["options"]) == {"eager fp32"}
     assert len(bench.bench_frame([record], "eval")) == 3
     assert len(bench.bench_frame([], "overhead")) == 0

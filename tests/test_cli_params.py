@@ -11,11 +11,11 @@ from test_counting import TOTAL_MACS_224
 def test_json_has_one_object_per_net_with_the_paper_oracles(cli):
     result = cli("params", "--format", "json")
     assert result.code == 0, result.err
-    rows = {row["config"]: row for row in json.loads(result.out)}
+    rows = {row["net"]: row for row in json.loads(result.out)}
     assert list(rows) == ["A", "A-LRN", "B", "C", "D", "E", "B-5x5"]
     for name, row in rows.items():
         assert {
-            "config",
+            "net",
             "params",
             "params_millions",
             "paper_params_millions",
@@ -38,7 +38,7 @@ def test_json_has_one_object_per_net_with_the_paper_oracles(cli):
         ("table", "params (M)"),
         ("markdown", "|:"),
         ("latex", "\\begin{tabular}"),
-        ("csv", "config,weight_layers,params"),
+        ("csv", "net,weight_layers,params"),
     ],
 )
 def test_every_format_renders(cli, fmt, marker):

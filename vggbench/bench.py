@@ -336,22 +336,22 @@ def endless_batches(loader: TrainLoader) -> Iterator[tuple[torch.Tensor, torch.T
 class Case:
     """One (net, width, crop, batch) point."""
 
-    config: str
+    net: str
     width: float
     crop: int
     batch: int
 
     def spec(self, options: BenchOptions) -> ModelSpec:
-        return ModelSpec(self.config, options.classes, self.width, self.crop)
+        return ModelSpec(self.net, options.classes, self.width, self.crop)
 
     @property
     def label(self) -> str:
-        return f"{self.config} width {self.width:g} crop {self.crop}"
+        return f"{self.net} width {self.width:g} crop {self.crop}"
 
 
 def _row(case: Case, batch: int, **values: Any) -> dict[str, Any]:
     return {
-        "config": case.config,
+        "net": case.net,
         "width": case.width,
         "crop": case.crop,
         "requested_batch": case.batch,
@@ -609,8 +609,8 @@ def run_bench(
         if "eval" in parts:
             evaluated = set()
             for case in points:  # one evaluation per net, width and crop (its batch caps the passes)
-                if (case.config, case.width, case.crop) not in evaluated:
-                    evaluated.add((case.config, case.width, case.crop))
+                if (case.net, case.width, case.crop) not in evaluated:
+                    evaluated.add((case.net, case.width, case.crop))
                     say(f"eval {case.label}")
                     record["eval"].extend(measure_evaluation(case, options, device))
         record["load_average_after"] = load_average()
@@ -683,7 +683,7 @@ def save_bench(record: dict[str, Any], results_dir: Path) -> Path:
 HEADERS = {
     "machine": "machine",
     "device": "device",
-    "config": "net",
+    "net": "net",
     "width": "width",
     "crop": "crop",
     "batch": "batch",
@@ -718,7 +718,7 @@ def _option_label(options: dict[str, Any]) -> str:
 
 
 #: The columns of each bench table: who and what was measured, then the figures.
-_CASE_COLUMNS = ["machine", "device", "options", "config", "width", "crop"]
+_CASE_COLUMNS = ["machine", "device", "options", "net", "width", "crop"]
 COLUMNS: dict[str, list[str]] = {
     "throughput": [
         *_CASE_COLUMNS,

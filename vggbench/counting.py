@@ -167,7 +167,7 @@ def layer_breakdown(spec: ModelSpec, size: int | None = None) -> list[LayerRow]:
 class NetSummary:
     """One row of `vggbench params`: Table 2 beside our exact counts and MACs."""
 
-    config: str
+    net: str
     weight_layers: int
     params: int
     params_millions: int
@@ -183,11 +183,11 @@ def summarize(spec: ModelSpec) -> NetSummary:
     model = uninitialised_model(spec).eval()
     params = count_parameters(model)
     conv_macs, macs = count_macs(model, spec.crop)
-    paper_value = paper.TABLE2_PARAMS_MILLIONS.get(spec.config)
+    paper_value = paper.TABLE2_PARAMS_MILLIONS.get(spec.net)
     comparable = spec.num_classes == paper.NUM_CLASSES and spec.crop == paper.PAPER_CROP and spec.width == 1
     agrees = paper_millions(params) == paper_value if paper_value is not None and comparable else None
     return NetSummary(
-        spec.config,
+        spec.net,
         spec.architecture.weight_layers,
         params,
         paper_millions(params),

@@ -27,7 +27,7 @@ CLASSIFIER_LINEAR_INDICES = (0, 3, 6)  # classifier.0 = FC6, classifier.3 = FC7,
 class ModelSpec:
     """Everything that fixes a model's shapes; stored with runs so a model can be rebuilt."""
 
-    config: str = "D"
+    net: str = "D"  # Table 1 name: A, A-LRN, B, C, D, E, B-5x5
     num_classes: int = paper.NUM_CLASSES
     width: float = 1.0
     crop: int = paper.PAPER_CROP
@@ -35,7 +35,7 @@ class ModelSpec:
     dropout: float = paper.DROPOUT
 
     def __post_init__(self) -> None:
-        get_architecture(self.config)
+        get_architecture(self.net)
         if not self.width > 0:
             raise VggbenchError(f"width {self.width} must be positive; use e.g. 1 or 0.125")
         if self.num_classes < 1:
@@ -48,7 +48,7 @@ class ModelSpec:
 
     @property
     def architecture(self) -> Architecture:
-        return get_architecture(self.config)
+        return get_architecture(self.net)
 
     @property
     def hidden(self) -> int:
@@ -195,7 +195,7 @@ def load_state(model: VGG, state: dict[str, torch.Tensor]) -> None:
     if mismatched or missing:
         what = f"shape differs for {mismatched[0]}" if mismatched else f"missing {missing[0]}"
         raise VggbenchError(
-            f"weights do not fit config {model.spec.config} (width {model.spec.width}, "
+            f"weights do not fit net {model.spec.net} (width {model.spec.width}, "
             f"{model.spec.num_classes} classes, crop {model.spec.crop}): {what}; "
             "check --config, --width and --classes"
         )

@@ -37,7 +37,7 @@ class ModelSource:
 
     @property
     def net(self) -> str:
-        return self.model.spec.config
+        return self.model.spec.net
 
 
 def load_run(

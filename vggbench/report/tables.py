@@ -21,7 +21,7 @@ from vggbench.store import EvalRecord, RunRecord
 
 #: Display headers for the snake_case columns that JSON and CSV keep.
 HEADERS = {
-    "config": "net",
+    "net": "net",
     "weight_layers": "weight layers",
     "params": "parameters",
     "params_millions": "params (M)",
