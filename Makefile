@@ -40,7 +40,10 @@ smoke: $(VENV)/.installed
 	$(VENV)/bin/vggbench report --results-dir $(SMOKE) --out $(SMOKE)
 	test -s $(SMOKE)/REPORT.md && grep -q 'A-LRN - A' $(SMOKE)/REPORT.md
 
+# ruff (format and lint, configured in pyproject.toml) first: a violation fails CI.
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check vggbench tests
+	$(VENV)/bin/ruff check vggbench tests
 	$(PY) -m pytest -q
 
 # pytest-benchmark timings of the hot paths (tests/benchmarks/, left out of `make test`).

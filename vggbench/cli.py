@@ -61,7 +61,7 @@ def params(
     write: Path = typer.Option(
         None,
         "--write",
-        help="also render Table 2 (224 px, 1000 classes, as the paper) as Markdown and LaTeX into this folder",
+        help="also write Table 2 (224 px, 1000 classes, as the paper) as Markdown and LaTeX here",
     ),
 ) -> None:
     """Table 2 (parameters), MACs, FLOPs, per-layer breakdown and receptive fields."""
@@ -163,7 +163,7 @@ def train(
 
     # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench import store
-    from vggbench import train as training  # lazy: keeps CLI start-up fast
+    from vggbench import train as training
 
     options = {
         "net": config,
