@@ -124,6 +124,12 @@ def train(
     weight_decay: float = typer.Option(paper.WEIGHT_DECAY, help="weight decay (L2)"),
     dropout: float = typer.Option(paper.DROPOUT, help="dropout of the first two FC layers"),
     fc_width: int = typer.Option(None, help="FC6/FC7 width (default 4096 x width)"),
+    lrn_alpha: float = typer.Option(
+        None, help="LRN's alpha in Krizhevsky's formula (default 1e-4; torch's layer gets alpha x 5)"
+    ),
+    input_range: str = typer.Option(
+        None, help="pixel scale of the input: 0-255 (default, the paper's Caffe input) or 0-1 (/ 255)"
+    ),
     batch: int = typer.Option(
         paper.BATCH_SIZE, help="global batch size (split over processes under torchrun)"
     ),
@@ -182,6 +188,8 @@ def train(
         "weight_decay": weight_decay,
         "dropout": dropout,
         "fc_width": fc_width,
+        "lrn_alpha": lrn_alpha,
+        "input_range": input_range,
         "batch_size": batch,
         "max_device_batch": max_device_batch,
         "epochs": epochs,

@@ -8,7 +8,7 @@ load into A/B/D/E unchanged. The two heads share state keys; only FC weights cha
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -33,6 +33,9 @@ class ModelSpec:
     crop: int = paper.PAPER_CROP
     fc_width: int | None = None  # default: 4096 scaled by width
     dropout: float = paper.DROPOUT
+    lrn_alpha: float = (
+        paper.LRN_ALPHA
+    )  # Krizhevsky's alpha (A-LRN only); nn.LocalResponseNorm takes alpha * n
 
     def __post_init__(self) -> None:
         get_architecture(self.net)
@@ -42,6 +45,10 @@ class ModelSpec:
             raise VggbenchError(f"classes {self.num_classes} must be at least 1; use e.g. 1000 or 10")
         if not 0 <= self.dropout < 1:
             raise VggbenchError(f"dropout {self.dropout} must be in [0, 1)")
+        if not (self.lrn_alpha > 0 and math.isfinite(self.lrn_alpha)):
+            raise VggbenchError(
+                f"LRN alpha {self.lrn_alpha} must be positive; Krizhevsky's (the paper's) is 1e-4"
+            )
         if self.fc_width is not None and self.fc_width < 1:
             raise VggbenchError(f"fc width {self.fc_width} must be at least 1")
         check_crop(self.crop)
@@ -49,6 +56,10 @@ class ModelSpec:
     @property
     def architecture(self) -> Architecture:
         return get_architecture(self.net)
+
+    @property
+    def has_lrn(self) -> bool:
+        return any(isinstance(layer, LRN) for stage in self.architecture.stages for layer in stage)
 
     @property
     def hidden(self) -> int:
@@ -68,13 +79,20 @@ def scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
 
-def _lrn() -> nn.LocalResponseNorm:
-    return nn.LocalResponseNorm(paper.LRN_SIZE, alpha=paper.LRN_ALPHA, beta=paper.LRN_BETA, k=paper.LRN_K)
+def lrn_layer(alpha: float = paper.LRN_ALPHA) -> nn.LocalResponseNorm:
+    """Krizhevsky et al.'s LRN, b = a / (k + alpha * sum over n adjacent channels of a^2)^beta.
+
+    torch (like Caffe) divides its alpha by n, so Krizhevsky's alpha is passed as alpha * n."""
+    return nn.LocalResponseNorm(
+        paper.LRN_SIZE, alpha=alpha * paper.LRN_SIZE, beta=paper.LRN_BETA, k=paper.LRN_K
+    )
 
 
 class VGG(nn.Module):
     """A Table 1 net. With `fully_convolutional`, FC6 is a (crop/32)x(crop/32) conv and FC7/FC8
-    are 1x1 convs, so any input of at least the crop size gives a class score map (dense eval)."""
+    are 1x1 convs, so any input of at least the crop size gives a class score map (dense eval).
+    Max-pools round up (Caffe's `ceil_mode`): at Q=37 px and crop 32 the score map is 2x2, not a
+    1x1 window pinned to the top-left."""
 
     def __init__(self, spec: ModelSpec, fully_convolutional: bool = False) -> None:
         super().__init__()
@@ -96,8 +114,10 @@ class VGG(nn.Module):
                     ]
                     channels, position = out, position + 1
                 elif isinstance(layer, LRN):
-                    layers.append(_lrn())
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+                    layers.append(lrn_layer(spec.lrn_alpha))
+            # Caffe's pooling (the paper's implementation) rounds the output size up, so a dense score
+            # map covers the whole image; at multiples of 32 (every crop) it equals floor rounding.
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True))
         self.features = nn.Sequential(*layers)
         self.feature_channels = channels
         hidden, side = spec.hidden, spec.final_map
@@ -140,11 +160,12 @@ def build_model(spec: ModelSpec, fully_convolutional: bool = False) -> VGG:
     return model
 
 
-def uninitialised_model(spec: ModelSpec, fully_convolutional: bool = False) -> VGG:
-    """A model with memory but no initialisation: cheap, for counting and shape inspection."""
+def uninitialised_model(spec: ModelSpec, fully_convolutional: bool = False, meta: bool = False) -> VGG:
+    """A model with memory but no initialisation: cheap, for counting and shape inspection
+    (`meta`: not even memory, for shapes alone)."""
     with torch.device("meta"):
         model = VGG(spec, fully_convolutional)
-    return model.to_empty(device="cpu")
+    return model if meta else model.to_empty(device="cpu")
 
 
 # --- FC <-> fully-convolutional ------------------------------------------------------------------
@@ -205,24 +226,54 @@ def load_state(model: VGG, state: dict[str, torch.Tensor]) -> None:
 # --- Initialisation (Section 3.1) ----------------------------------------------------------------
 
 
+def weight_layers(model: VGG) -> list[nn.Conv2d | nn.Linear]:
+    """Every conv and FC layer, input first."""
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def paper_layer_stds(spec: ModelSpec, std: float) -> list[float]:
+    """The paper's normal init per weight layer at the spec's width: std scaled by
+    sqrt(full-width fan-in / fan-in), so each layer's output variance is the full-width net's at the
+    same crop. That is std / sqrt(width) for every layer but the first, whose fan-in (3 x 3 x 3) does
+    not change with width."""
+    full = uninitialised_model(replace(spec, width=1.0, fc_width=None), meta=True)
+    ours = uninitialised_model(spec, meta=True)
+    return [
+        std * math.sqrt(_fan_in(f) / _fan_in(o)) for f, o in zip(weight_layers(full), weight_layers(ours))
+    ]
+
+
+def _fan_in(layer: nn.Module) -> int:
+    return layer.weight[0].numel()
+
+
 def init_weights(
-    model: VGG, scheme: str = "paper", std: float = 0.01, generator: torch.Generator | None = None
+    model: VGG,
+    scheme: str = "paper",
+    std: float = 0.01,
+    generator: torch.Generator | None = None,
+    input_std: float = 1.0,
 ) -> None:
     """Initialise every conv and FC layer; biases zero.
 
-    paper: normal(0, std). The paper's "10^-2 variance" reads as std 0.1 literally; most
-        reimplementations (and torchvision's Linear init) use std 0.01, the default here.
+    paper: normal(0, std), `std` being the full-width net's (see `paper_layer_stds`). The paper's
+        "10^-2 variance" reads as std 0.1 literally; most reimplementations (and torchvision's
+        Linear init) use std 0.01, the default here. It assumes the paper's 0-255 input as is.
     glorot: Glorot & Bengio (2010) uniform, which the paper notes works without pre-training.
     kaiming: He et al. (2015) normal, fan-out, for ReLU nets; not in the paper, a modern baseline.
+    Glorot and Kaiming assume unit-variance input: their first layer is divided by `input_std`,
+    the measured std of the input (about 80 on 0-255 pixels), so its output variance is as designed.
     """
     if scheme not in INIT_SCHEMES:
         raise VggbenchError(f"unknown init {scheme!r}; choose one of {', '.join(INIT_SCHEMES)}")
-    for module in model.modules():
-        if not isinstance(module, (nn.Conv2d, nn.Linear)):
-            continue
+    if not (input_std > 0 and math.isfinite(input_std)):
+        raise VggbenchError(f"input std {input_std} must be positive")
+    layers = weight_layers(model)
+    stds = paper_layer_stds(model.spec, std) if scheme == "paper" else []
+    for index, module in enumerate(layers):
         with torch.no_grad():
             if scheme == "paper":
-                module.weight.normal_(paper.INIT_MEAN, std, generator=generator)
+                module.weight.normal_(paper.INIT_MEAN, stds[index], generator=generator)
             elif scheme == "glorot":
                 fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(module.weight)
                 bound = math.sqrt(6.0 / (fan_in + fan_out))
@@ -230,6 +281,8 @@ def init_weights(
             else:
                 fan_out = module.weight.shape[0] * module.weight[0, 0].numel()
                 module.weight.normal_(0.0, math.sqrt(2.0 / fan_out), generator=generator)
+            if scheme != "paper" and index == 0:
+                module.weight.div_(input_std)
             module.bias.zero_()
 
 

@@ -20,6 +20,8 @@ LRN_SIZE = 5  # Krizhevsky et al. 2012's LRN parameters
 LRN_ALPHA = 1e-4
 LRN_BETA = 0.75
 LRN_K = 2.0
+#: Caffe's input: pixel values on 0-255 minus the training set's mean RGB (no division by 255 or a std).
+INPUT_RANGE = "0-255"
 
 # --- Training recipe (Section 3.1) --------------------------------------------------------------
 BATCH_SIZE = 256

@@ -22,7 +22,7 @@ from vggbench.errors import VggbenchError
 
 DEFAULT_ROOT = Path("results")
 RUNS, EVALS = "runs", "evals"
-SCHEMA = 2  # 2: typed records (net, data, epochs); 1 (unversioned): the dicts before them
+SCHEMA = 3  # 3: the paper's 0-255 input, LRN alpha, width-scaled init; 2: typed records; 1: untyped dicts
 
 
 def record_id(config: dict[str, Any], length: int = 12) -> str:
@@ -163,10 +163,18 @@ class EpochMetrics:
 
 @dataclass
 class InitInfo:
-    """How a run's weights started: the scheme, its std, and what was copied from another run."""
+    """How a run's weights started: the scheme, its std, and what was copied from another run.
+
+    `random` is the scheme that drew the weights nothing was copied into (for pre-init: the source
+    run's); `std` is the paper scheme's std as given, for the full-width net, and `layer_std` what
+    the layers after the first used at the run's width (std / sqrt(width)); `input_std` is the
+    input's std that Kaiming and Glorot divided the first layer by."""
 
     scheme: str
     std: float | None = None
+    random: str | None = None
+    layer_std: float | None = None
+    input_std: float | None = None
     preinit_from: str | None = None
     preinit_mapping: str | None = None
     copied_layers: list[str] = field(default_factory=list)
@@ -211,6 +219,7 @@ class RunRecord:
     crop: int
     train_scale: str  # paper units: "256" or "256:512"
     train_scale_pixels: list[int]
+    input_range: str  # "0-255" (the paper's) or "0-1": the scale of pixel values minus the mean RGB
     val_scale: float  # the single test scale Q of validation, paper units
     val_scale_pixels: int
     init: InitInfo

@@ -9,10 +9,13 @@ TrainLoader, EvalLoader                                        loaders.py
 """
 
 from vggbench.data.augment import (
+    INPUT_RANGES,
     AugmentParams,
     Images,
     TrainAugment,
     eval_preprocess,
+    input_std,
+    pixel_max,
     rescale_shorter_side,
     same_size_groups,
 )
@@ -29,6 +32,7 @@ from vggbench.data.sources import DATA_SEED, Dataset, load_dataset, read_idx
 from vggbench.data.stats import RGBStats, rgb_statistics
 
 __all__ = [
+    "INPUT_RANGES",
     "AugmentParams",
     "DATA_SEED",
     "Dataset",
@@ -43,6 +47,8 @@ __all__ = [
     "decode_image",
     "epoch_permutation",
     "eval_preprocess",
+    "input_std",
+    "pixel_max",
     "load_dataset",
     "mix_seed",
     "rank_bounds",

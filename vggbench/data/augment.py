@@ -4,7 +4,8 @@ the evaluation-side rescale.
 Per image: a training scale S drawn in [Smin, Smax] (pixels for the crop; fixed when Smin == Smax),
 an isotropic rescale so the shorter side is S, one random crop x crop, a random horizontal flip,
 AlexNet's PCA colour shift (alpha ~ N(0, pca_std) per image, shift = eigvec @ (alpha * eigval)) and
-mean RGB subtraction. Output values are on the [0, 1] scale minus the mean.
+mean RGB subtraction. Output values are pixel values minus the mean on the input range's scale:
+0-255 (Caffe's, the paper's only preprocessing; the default) or 0-1 (pixels / 255).
 
 How: rescale + crop + flip is one `F.grid_sample` call over the batch with a per-image affine
 (diagonal: scale, shift, mirror) grid: output pixel j of image i samples the rescaled image at
@@ -38,6 +39,22 @@ from vggbench.errors import VggbenchError
 from vggbench.scales import TrainScale
 
 Images = torch.Tensor | list[torch.Tensor]
+#: The value of a white pixel in the net's input, per input range: 0-255 is the paper's (Caffe).
+PIXEL_MAX = {"0-255": 255.0, "0-1": 1.0}
+INPUT_RANGES = tuple(PIXEL_MAX)
+
+
+def pixel_max(input_range: str) -> float:
+    """The scale of an input range ("0-255" or "0-1")."""
+    if input_range not in PIXEL_MAX:
+        raise VggbenchError(f"unknown input range {input_range!r}; choose one of {', '.join(INPUT_RANGES)}")
+    return PIXEL_MAX[input_range]
+
+
+def input_std(stats: RGBStats, input_range: str) -> float:
+    """The std of the net's input per channel (the RMS over RGB) on the input range's scale: what
+    init schemes that assume unit-variance input divide their first layer by."""
+    return float(stats.eigval.sum() / 3) ** 0.5 * pixel_max(input_range)
 
 
 @dataclass(frozen=True)
@@ -81,6 +98,7 @@ class TrainAugment:
         stats: RGBStats,
         pca_std: float = paper.PCA_LIGHTING_STD,
         flip: bool = True,
+        input_range: str = paper.INPUT_RANGE,
     ) -> None:
         if crop < 1:
             raise VggbenchError(f"crop {crop} must be positive")
@@ -94,12 +112,14 @@ class TrainAugment:
         self.stats = stats
         self.pca_std = pca_std
         self.flip = flip
+        self.input_range = input_range
+        self.pixel_max = pixel_max(input_range)
         self._stats_on: dict[torch.device, RGBStats] = {}
 
     def __repr__(self) -> str:
         return (
             f"TrainAugment(crop={self.crop}, S={self.smin}..{self.smax}px, pca_std={self.pca_std}, "
-            f"flip={self.flip})"
+            f"flip={self.flip}, input {self.input_range})"
         )
 
     def draw(self, n: int, generator: torch.Generator) -> AugmentParams:
@@ -168,10 +188,11 @@ class TrainAugment:
         # start-up dominated a (B, 3) @ (3, 3) product on the CPU
 
     def colour(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """Add the PCA shift and subtract the mean RGB, in place on x."""
+        """Add the PCA shift, subtract the mean RGB and scale to the input range, in place on x."""
         stats = self._stats(x.device)
         shift = self.colour_shift(alpha.to(x.device, non_blocking=True)) - stats.mean
-        return x.add_(shift.view(-1, 3, 1, 1))
+        x = x.add_(shift.view(-1, 3, 1, 1))
+        return x if self.pixel_max == 1.0 else x.mul_(self.pixel_max)
 
 
 def rescale_shorter_side(images: torch.Tensor, side: int) -> torch.Tensor:
@@ -186,15 +207,20 @@ def rescale_shorter_side(images: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=side < short)
 
 
-def eval_preprocess(images: Images, q_pixels: int, stats: RGBStats) -> torch.Tensor | list[torch.Tensor]:
-    """Test-time preprocessing (Section 3.2): rescale so the shorter side is Q, subtract the mean RGB.
+def eval_preprocess(
+    images: Images, q_pixels: int, stats: RGBStats, input_range: str = paper.INPUT_RANGE
+) -> torch.Tensor | list[torch.Tensor]:
+    """Test-time preprocessing (Section 3.2): rescale so the shorter side is Q, subtract the mean RGB,
+    on the input range's scale (0-255 by default, as in training).
 
     No crop: the evaluation protocols crop (or not) themselves. A list of differently sized images
     gives a list of (3, H, W) results."""
     if isinstance(images, list):
-        return [eval_preprocess(image.unsqueeze(0), q_pixels, stats)[0] for image in images]  # type: ignore[index]
+        return [eval_preprocess(image.unsqueeze(0), q_pixels, stats, input_range)[0] for image in images]  # type: ignore[index]
     x = rescale_shorter_side(images, q_pixels)
-    return x - stats.mean.to(x.device).view(1, 3, 1, 1)  # out of place: x may be the caller's tensor
+    x = x - stats.mean.to(x.device).view(1, 3, 1, 1)  # out of place: x may be the caller's tensor
+    scale = pixel_max(input_range)
+    return x if scale == 1.0 else x.mul_(scale)
 
 
 def same_size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:

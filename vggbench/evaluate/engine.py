@@ -67,14 +67,33 @@ class Normalization:
     name: str = "custom"
 
 
+@dataclass(frozen=True)
+class MeanRGB:
+    """The paper's preprocessing for our runs: the training set's mean RGB subtracted from pixel
+    values on the run's input range (0-255, Caffe's, by default)."""
+
+    stats: RGBStats
+    input_range: str = paper.INPUT_RANGE
+
+    @property
+    def name(self) -> str:
+        return mean_rgb_name(self.input_range)
+
+
 #: What torchvision's IMAGENET1K_V1 weights were trained with (their `transforms()`).
 IMAGENET_NORMALIZATION = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "imagenet")
 #: How a record names the paper's preprocessing (the training set's mean RGB subtracted).
 TRAIN_MEAN_RGB = "train mean RGB"
+Preprocessing = RGBStats | MeanRGB | Normalization
 
 
-def normalization_name(stats: RGBStats | Normalization) -> str:
-    return stats.name if isinstance(stats, Normalization) else TRAIN_MEAN_RGB
+def mean_rgb_name(input_range: str) -> str:
+    """A record's name for the mean-RGB preprocessing on an input range, e.g. 'train mean RGB, 0-255'."""
+    return f"{TRAIN_MEAN_RGB}, {input_range}"
+
+
+def normalization_name(stats: Preprocessing) -> str:
+    return MeanRGB(stats).name if isinstance(stats, RGBStats) else stats.name
 
 
 @dataclass
@@ -95,7 +114,7 @@ class MethodResult:
     members: list[MemberErrors] = field(default_factory=list)  # each fused model's errors alone
 
 
-def make_prepare(stats: RGBStats | Normalization) -> Prepare:
+def make_prepare(stats: Preprocessing) -> Prepare:
     """The test-time preprocessing for a model: rescale the shorter side to Q, then subtract the
     training set's mean RGB (`data.RGBStats`, Section 3.2's only preprocessing, via
     `data.eval_preprocess`) or apply a `Normalization` (mean and std, for torchvision weights)."""
@@ -109,8 +128,10 @@ def make_prepare(stats: RGBStats | Normalization) -> Prepare:
 
         return prepare
 
+    mean_rgb = stats if isinstance(stats, MeanRGB) else MeanRGB(stats)
+
     def prepare_stats(images: torch.Tensor, q: int) -> torch.Tensor:
-        return eval_preprocess(images, q, stats)
+        return eval_preprocess(images, q, mean_rgb.stats, mean_rgb.input_range)
 
     return prepare_stats
 
@@ -371,7 +392,7 @@ def evaluate_batches(
 def evaluate(
     models: Sequence[VGG],
     imageset,
-    stats: RGBStats | Normalization | Sequence[RGBStats | Normalization],
+    stats: Preprocessing | Sequence[Preprocessing],
     *,
     methods: Sequence[str],
     scales_px: ScaleSets,
@@ -384,8 +405,9 @@ def evaluate(
 ) -> dict[str, MethodResult]:
     """Evaluate `models` (one, or several fused) on a `data.ImageSet` with each method.
 
-    `stats`: the training set's `RGBStats` or a `Normalization`, one for all models or one per
-    model. `crop`, when given, must be the models' crop (the crop is part of the model)."""
+    `stats`: the training set's `RGBStats` (0-255 input), a `MeanRGB` or a `Normalization`, one for
+    all models or one per model. `crop`, when given, must be the models' crop (the crop is part of
+    the model)."""
     if crop is not None and any(m.spec.crop != crop for m in models):
         raise VggbenchError(
             f"crop {crop} differs from the models' crop {models[0].spec.crop}; "

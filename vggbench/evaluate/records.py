@@ -19,9 +19,9 @@ from vggbench.data import Dataset
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.engine import (
     IMAGENET_NORMALIZATION,
-    TRAIN_MEAN_RGB,
     MethodResult,
     evaluate,
+    mean_rgb_name,
     normalization_name,
 )
 from vggbench.evaluate.protocols import DENSE, check_same_classes, parse_methods
@@ -106,7 +106,7 @@ def find_sources(options: EvalOptions) -> list[ModelSource]:
         # its class names (English) are not an image folder's (WordNet ids): only their number is
         # checked; ImageNet's folders sorted by name are in torchvision's class order
         own = None if options.norm == "train" else normalization
-        return [ModelSource(name, model, scale, None, own, None)]
+        return [ModelSource(name, model, scale, None, own, None, input_range="0-1")]  # trained on 0-1
     if options.checkpoint:
         file = load_checkpoint_file(
             options.checkpoint, options.net, options.classes, options.width, options.crop
@@ -115,7 +115,8 @@ def find_sources(options: EvalOptions) -> list[ModelSource]:
             scale = parse_train_scale(file.config["scale"])
         norm = IMAGENET_NORMALIZATION if options.norm == "imagenet" else None
         training = checkpoint_training_data(file.config)
-        return [ModelSource(f"checkpoint:{file.sha}", file.model, scale, None, norm, training)]
+        input_range = file.config.get("input_range", paper.INPUT_RANGE)
+        return [ModelSource(f"checkpoint:{file.sha}", file.model, scale, None, norm, training, input_range)]
     ids = list(options.runs)
     if not ids:
         if not (options.net or options.scale):
@@ -283,7 +284,8 @@ def run_limits(run: RunRecord) -> EvalLimits:
 def run_identity(run: RunRecord, method: str, scales_spec: str) -> dict:
     """The identity of one evaluation of a stored run on its own validation split."""
     paper_scales = list(test_scales(scales_spec, parse_train_scale(run.train_scale)))
-    return store.eval_identity([run.id], method, paper_scales, run.dataset, run_limits(run), [TRAIN_MEAN_RGB])
+    names = [mean_rgb_name(run.input_range)]
+    return store.eval_identity([run.id], method, paper_scales, run.dataset, run_limits(run), names)
 
 
 def stored_evaluation(run: RunRecord, method: str, scales_spec: str, results_dir: Path) -> EvalRecord | None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from vggbench import paper, store
 from vggbench.architectures import get_architecture
-from vggbench.data import DATA_SEED, Dataset, RGBStats, load_dataset, rgb_statistics
+from vggbench.data import DATA_SEED, Dataset, load_dataset, rgb_statistics
 from vggbench.errors import VggbenchError
-from vggbench.evaluate.engine import Normalization
+from vggbench.evaluate.engine import MeanRGB, Normalization
 from vggbench.models import VGG, ModelSpec, load_state, uninitialised_model
 from vggbench.scales import TrainScale, parse_train_scale
 from vggbench.store import DataSource, RunRecord
@@ -34,6 +34,7 @@ class ModelSource:
     classes: list[str] | None  # class names it was trained on, when known
     normalization: Normalization | None  # None: the training set's mean RGB (the paper)
     training_data: DataSource | None  # the images it was trained on (for that mean RGB), when known
+    input_range: str = paper.INPUT_RANGE  # the scale its mean-RGB input was on (0-255: the paper's)
 
     @property
     def net(self) -> str:
@@ -59,7 +60,13 @@ def load_run(
 
 def run_source(run: RunRecord, model: VGG) -> ModelSource:
     return ModelSource(
-        run.id, model, parse_train_scale(run.train_scale), list(run.classes) or None, None, run.data
+        run.id,
+        model,
+        parse_train_scale(run.train_scale),
+        list(run.classes) or None,
+        None,
+        run.data,
+        run.input_range,
     )
 
 
@@ -170,6 +177,7 @@ def load_checkpoint_file(
         width or stored.get("width") or 1.0,
         crop or stored.get("crop") or paper.PAPER_CROP,
         stored.get("fc_width"),
+        lrn_alpha=stored.get("lrn_alpha", paper.LRN_ALPHA),
     )
     model = uninitialised_model(spec)  # no random init: every weight comes from the file
     load_state(model, state)
@@ -214,7 +222,7 @@ def _same_training_split(a: DataSource, b: DataSource) -> bool:
 
 def source_stats(
     source: ModelSource, dataset: Dataset, data: DataSource, results_dir: Path
-) -> RGBStats | Normalization:
+) -> MeanRGB | Normalization:
     """The normalisation of one source: its own (torchvision), else the mean RGB of the training
     split it was trained on (cached in <results>/cache), else of the eval dataset's train split.
     `data` says which images `dataset` holds."""
@@ -223,5 +231,5 @@ def source_stats(
     cache = Path(results_dir) / STATS_CACHE
     own = source.training_data
     if own is None or _same_training_split(own, data):
-        return rgb_statistics(dataset.train, cache)
-    return rgb_statistics(load_data(own).train, cache)
+        return MeanRGB(rgb_statistics(dataset.train, cache), source.input_range)
+    return MeanRGB(rgb_statistics(load_data(own).train, cache), source.input_range)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from vggbench import paper, store
+from vggbench.data import INPUT_RANGES
 from vggbench.errors import VggbenchError
 from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, ModelSpec
 from vggbench.scales import TrainScale, parse_train_scale
@@ -37,12 +38,14 @@ class TrainConfig:
     crop: int = paper.PAPER_CROP
     fc_width: int | None = None
     dropout: float = paper.DROPOUT
-    # data and scale
+    lrn_alpha: float = paper.LRN_ALPHA  # Krizhevsky's alpha; only nets with LRN use it
+    # data, preprocessing and scale
     data: str = "synthetic"
     limit_train: int | None = None
     limit_val: int | None = None
     val_split: float | None = None
     skip_bad_images: bool = False
+    input_range: str = paper.INPUT_RANGE  # "0-255" (Caffe, the paper) or "0-1" (pixels / 255)
     scale: str = "256"  # paper units: "256", "384" or a jitter range "256:512"
     # initialisation
     init: str = DEFAULT_INIT
@@ -128,10 +131,16 @@ class TrainConfig:
                 f"--val-split {self.val_split} must be in (0, 1)",
             ),
             (self.workers >= 0, f"workers {self.workers} must be at least 0"),
+            (
+                self.input_range in INPUT_RANGES,
+                f"unknown input range {self.input_range!r}; choose one of {', '.join(INPUT_RANGES)}",
+            ),
         ]
 
     def model_spec(self, num_classes: int) -> ModelSpec:
-        return ModelSpec(self.net, num_classes, self.width, self.crop, self.fc_width, self.dropout)
+        return ModelSpec(
+            self.net, num_classes, self.width, self.crop, self.fc_width, self.dropout, self.lrn_alpha
+        )
 
     def data_source(self) -> store.DataSource:
         """Which images the run trains and validates on (what its record says)."""
@@ -158,6 +167,8 @@ class TrainConfig:
             out.pop("init_std")
         if self.init != "preinit":
             out.pop("preinit_mapping")
+        if not self.model_spec(1).has_lrn:
+            out.pop("lrn_alpha")
         return out
 
     @property

@@ -150,6 +150,7 @@ def validate(
     q_pixels: int,
     stats: RGBStats,
     device: torch.device,
+    input_range: str = paper.INPUT_RANGE,
     batch_size: int = 256,
     channels_last: bool = False,
 ) -> tuple[float, float]:
@@ -162,7 +163,7 @@ def validate(
         for images, labels in EvalLoader(imageset, batch_size, device):
             labels = torch.as_tensor(labels)
             for indices, group in same_size_groups(images):
-                x = center_crop(eval_preprocess(group, q_pixels, stats), model.spec.crop)
+                x = center_crop(eval_preprocess(group, q_pixels, stats, input_range), model.spec.crop)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast(device, bf16=device.type == "cuda"):

@@ -18,10 +18,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from vggbench import store
-from vggbench.data import DATA_SEED, TrainAugment, TrainLoader, load_dataset, mix_seed, rgb_statistics
+from vggbench.data import (
+    DATA_SEED,
+    TrainAugment,
+    TrainLoader,
+    input_std,
+    load_dataset,
+    mix_seed,
+    rgb_statistics,
+)
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.sources import load_run
-from vggbench.models import VGG, init_weights, load_state, preinit_from
+from vggbench.models import VGG, init_weights, load_state, paper_layer_stds, preinit_from
 from vggbench.runtime import (
     Distributed,
     autocast,
@@ -231,7 +239,7 @@ class Trainer:
         # and data parallelism see the same crops, flips and colour shifts as one uninterrupted process.
         self.loader = TrainLoader(
             self.dataset.train,
-            TrainAugment(c.crop, self.scale, self.stats),
+            TrainAugment(c.crop, self.scale, self.stats, input_range=c.input_range),
             self.per_rank_batch,
             self.device,
             c.seed,
@@ -263,35 +271,46 @@ class Trainer:
     def _initialise(self) -> InitInfo:
         """Initial weights per the config; returns what the record says about them."""
         c = self.config
-        generator = torch.Generator().manual_seed(c.seed)
-        init_weights(self.model, "kaiming" if c.init == "preinit" else c.init, c.init_std, generator)
         if c.init == "preinit":
             info = self._preinit()
         else:
-            info = InitInfo(c.init, c.init_std if c.init == "paper" else None)
+            info = self._random_init(c.init, c.init_std)
         if c.init_from:
             info.scheme = self._load_init_from()
         return info
 
+    def _random_init(self, scheme: str, std: float) -> InitInfo:
+        """Draw every weight with `scheme` (the seed's generator); what the record says about it."""
+        spec, generator = self.spec, torch.Generator().manual_seed(self.config.seed)
+        spread = input_std(self.stats, self.config.input_range)
+        init_weights(self.model, scheme, std, generator, input_std=spread)
+        if scheme == "paper":
+            return InitInfo(scheme, std, random=scheme, layer_std=paper_layer_stds(spec, std)[-1])
+        return InitInfo(scheme, random=scheme, input_std=spread)
+
     def _preinit(self) -> InitInfo:
-        """Copy A's first four convs and three FC layers from a stored run (the rest stays kaiming)."""
+        """Copy A's first four convs and three FC layers from a stored run; the other layers are drawn
+        with the source run's own random scheme (the paper's normal init for its A)."""
         c = self.config
         record, source = load_run(self.results_dir, c.preinit_from)
         if record.net != "A":
             self.log.line(
                 f"note: pre-initialising from run {record.id}, a net {record.net} (the paper uses net A)"
             )
+        scheme = record.init.random or "kaiming"
+        info = self._random_init(scheme, record.init.std or c.init_std)
         copied = preinit_from(self.model, source.state_dict(), source.spec, c.preinit_mapping)
         self.log.line(
             f"pre-initialised from run {record.id}: copied {len(copied)} layers "
-            f"({', '.join(copied) or 'none'}); the rest random (kaiming)"
+            f"({', '.join(copied) or 'none'}); the rest random ({scheme}, as the source run)"
         )
-        return InitInfo(
-            "preinit (rest kaiming)",
-            preinit_from=record.id,
-            preinit_mapping=c.preinit_mapping,
-            copied_layers=list(copied),
+        info.scheme = f"preinit (rest {scheme})"
+        info.preinit_from, info.preinit_mapping, info.copied_layers = (
+            record.id,
+            c.preinit_mapping,
+            list(copied),
         )
+        return info
 
     def _load_init_from(self) -> str:
         """Start from a stored run's weights (fine-tuning); returns the init scheme's name."""
@@ -495,6 +514,7 @@ class Trainer:
                 self.q_pixels,
                 self.stats,
                 self.device,
+                input_range=self.config.input_range,
                 batch_size=max(self.per_rank_batch // self.accumulation, 1),
                 channels_last=self.channels_last,
             )
@@ -582,6 +602,7 @@ class Trainer:
             crop=c.crop,
             train_scale=c.scale,
             train_scale_pixels=list(self.scale.pixels(c.crop)),
+            input_range=c.input_range,
             val_scale=self.q_paper,
             val_scale_pixels=self.q_pixels,
             init=self.init_info,
