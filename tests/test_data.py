@@ -97,17 +97,26 @@ def test_rgb_statistics_of_streamed_set_equal_in_memory(tmp_path):
 # --- Augmentation ------------------------------------------------------------------------------
 
 
-def test_pca_shift_with_fixed_alpha_is_the_hand_formula():
+@pytest.mark.parametrize("input_range, scale", [("0-1", 1.0), ("0-255", 255.0)])
+def test_pca_shift_with_fixed_alpha_is_the_hand_formula(input_range, scale):
+    """Pixel + PCA shift - mean RGB, on the input range's scale (0-255 is the paper's, Caffe's)."""
     eigvec = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))[0]
     stats = RGBStats(torch.tensor([0.5, 0.4, 0.3]), torch.tensor([0.2, 0.02, 0.005]), eigvec)
-    augment = TrainAugment(32, FIXED_AT_CROP, stats, flip=False)
+    augment = TrainAugment(32, FIXED_AT_CROP, stats, flip=False, input_range=input_range)
     images = torch.full((2, 3, 32, 32), 100, dtype=torch.uint8)
     alpha = torch.tensor([[0.1, -0.2, 0.3], [-1.0, 0.5, 2.0]])
     out = augment.apply(images, params(2, 32, alpha=alpha))
     for i in range(2):
         shift = eigvec @ (alpha[i] * stats.eigval)
-        expected = 100 / 255 + shift - stats.mean
-        assert torch.allclose(out[i], expected.view(3, 1, 1).expand(3, 32, 32), atol=1e-6)
+        expected = (100 / 255 + shift - stats.mean) * scale
+        assert torch.allclose(out[i], expected.view(3, 1, 1).expand(3, 32, 32), atol=1e-6 * scale)
+
+
+def test_the_default_input_is_pixels_on_0_255_minus_the_mean():
+    stats = RGBStats(torch.tensor([0.5, 0.4, 0.3]), torch.zeros(3), torch.eye(3))
+    images = torch.full((1, 3, 32, 32), 200, dtype=torch.uint8)
+    out = TrainAugment(32, FIXED_AT_CROP, stats, flip=False).apply(images, params(1, 32))
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor([200 - 127.5, 200 - 102.0, 200 - 76.5]), atol=1e-4)
 
 
 def test_rescale_shorter_side_keeps_aspect_ratio():
@@ -122,7 +131,7 @@ def test_rescale_shorter_side_keeps_aspect_ratio():
 
 def test_fixed_scale_at_crop_is_an_exact_crop():
     images = random_images(8, 32, 48)
-    augment = TrainAugment(32, FIXED_AT_CROP, ZERO_STATS, pca_std=0.0, flip=False)
+    augment = TrainAugment(32, FIXED_AT_CROP, ZERO_STATS, pca_std=0.0, flip=False, input_range="0-1")
     draws = params(8, 32)
     out = augment.apply(images, draws)
     _, _, _, oy, ox = crop_offsets(draws, 32, 48, 32)
@@ -132,12 +141,12 @@ def test_fixed_scale_at_crop_is_an_exact_crop():
         assert torch.allclose(out[i], window, atol=1e-5)
     constant = torch.full((4, 3, 28, 28), 200, dtype=torch.uint8)  # upscaled 28 -> 32: still constant
     up = TrainAugment(32, FIXED_AT_CROP, ZERO_STATS, pca_std=0.0)(constant, torch.Generator().manual_seed(0))
-    assert torch.allclose(up, torch.full_like(up, 200 / 255), atol=1e-6)
+    assert torch.allclose(up, torch.full_like(up, 200.0), atol=1e-4)  # the default 0-255 scale
 
 
 def test_downscale_is_antialiased_rescale_then_crop():
     images = random_images(3, 90, 120)
-    augment = TrainAugment(32, TrainScale(256, 256), ZERO_STATS, pca_std=0.0, flip=False)
+    augment = TrainAugment(32, TrainScale(256, 256), ZERO_STATS, pca_std=0.0, flip=False, input_range="0-1")
     s = augment.smin
     assert s == 37
     draws = params(3, s)
@@ -196,9 +205,13 @@ def test_augment_is_deterministic_and_list_path_matches_batch_path():
 def test_eval_preprocess_rescales_and_subtracts_mean():
     stats = RGBStats(torch.tensor([0.1, 0.2, 0.3]), torch.ones(3), torch.eye(3))
     images = torch.full((2, 3, 28, 42), 255, dtype=torch.uint8)
-    out = eval_preprocess(images, 37, stats)
+    out = eval_preprocess(images, 37, stats, "0-1")
     assert out.shape == (2, 3, 37, 56)
     assert torch.allclose(out[:, :, 5, 5], torch.tensor([0.9, 0.8, 0.7]).expand(2, 3), atol=1e-6)
+    paper_scale = eval_preprocess(images, 37, stats)  # the default: 0-255, as in training
+    assert torch.allclose(
+        paper_scale[:, :, 5, 5], torch.tensor([229.5, 204.0, 178.5]).expand(2, 3), atol=1e-4
+    )
     listed = eval_preprocess([images[0], images[1, :, :20]], 32, stats)
     assert [tuple(x.shape) for x in listed] == [(3, 32, 48), (3, 32, 67)]
 

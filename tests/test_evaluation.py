@@ -477,3 +477,31 @@ def test_cli_bad_input_is_one_line(cli, store, tmp_path):
     (tmp_path / "folder" / "val" / "cat").mkdir(parents=True)
     Image.new("RGB", (40, 40)).save(tmp_path / "folder" / "train" / "cat" / "a.png")
     assert_one_line_error(cli("eval", run_a, "--data", f"imagefolder:{tmp_path / 'folder'}", *base))
+
+
+# --- Dense evaluation's geometry (Caffe's ceil-rounded pools) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "crop, side, cells", [(32, 37, 2), (32, 55, 2), (32, 73, 3), (32, 64, 2), (224, 256, 2), (224, 384, 6)]
+)
+def test_dense_score_map_sizes_follow_caffes_rounding(crop, side, cells):
+    """ceil(side / 32) pool5 cells, minus FC6's (crop / 32) - 1: 37 -> 19 -> 10 -> 5 -> 3 -> 2 px."""
+    spec = ModelSpec("A", num_classes=10, width=1 / 16, crop=crop)
+    conv = uninitialised_model(spec, fully_convolutional=True, meta=True)
+    assert conv(torch.zeros(1, 3, side, side, device="meta")).shape[-2:] == (cells, cells)
+
+
+def test_dense_sees_the_bottom_right_strip_of_a_small_image():
+    """At crop 32 and Q = 37 px, floor rounding dropped the last 5 rows and columns (one window at
+    the top-left); with ceil rounding a change there changes the dense posterior."""
+    conv = to_fully_convolutional(tiny())
+    x = torch.zeros(1, 3, 37, 37)
+    strip = x.clone()
+    strip[..., 32:, :] = 1.0
+    strip[..., :, 32:] = 1.0
+    other = strip.clone()
+    other[..., 33:, 33:] = 2.0
+    with torch.no_grad():
+        blank, one, two = (protocols.dense_probabilities(conv, t, flip=False) for t in (x, strip, other))
+    assert (one - blank).abs().max() > 1e-4 and (two - one).abs().max() > 1e-4

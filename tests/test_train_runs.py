@@ -121,11 +121,20 @@ def test_run_id_depends_on_what_defines_the_result_only():
         dict(deterministic=False),
         dict(workers=2),
         dict(init_std=0.1),
-    ):  # init_std only matters for --init paper
+        dict(lrn_alpha=2e-4),
+    ):  # init_std only matters for --init paper, lrn_alpha only for A-LRN
         assert tiny(**execution).run_id == base.run_id, execution
-    for change in (dict(lr=0.02), dict(seed=1), dict(scale="384"), dict(init="glorot"), dict(epochs=3)):
+    for change in (
+        dict(lr=0.02),
+        dict(seed=1),
+        dict(scale="384"),
+        dict(init="kaiming"),
+        dict(epochs=3),
+        dict(input_range="0-1"),
+    ):
         assert tiny(**change).run_id != base.run_id, change
     assert tiny(init="paper", init_std=0.1).run_id != tiny(init="paper", init_std=0.01).run_id
+    assert tiny(net="A-LRN", lrn_alpha=2e-4).run_id != tiny(net="A-LRN").run_id
 
 
 def test_the_learning_rate_defaults_to_the_papers_and_to_its_fine_tuning_rate_with_init_from():

@@ -103,7 +103,7 @@ def train(
     epochs: int = typer.Option(None, help="epochs (default 10; the paper trained 74)"),
     seed: int = typer.Option(0, help="seed of init, batch order, augmentation and dropout"),
     init: str = typer.Option(
-        None, help="kaiming (default), glorot, paper (normal, std --init-std) or preinit"
+        None, help="glorot (default), kaiming, paper (normal, std --init-std) or preinit"
     ),
     init_std: float = typer.Option(
         None,
