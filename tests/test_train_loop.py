@@ -14,6 +14,7 @@ import torch
 from vggbench.models import VGG, ModelSpec, init_weights
 from vggbench.train import PlateauSchedule, StepLoop, micro_batches, train_step
 from vggbench.train import loop as train_loop
+from vggbench.train.trainer import val_slope
 
 
 def test_plateau_divides_by_ten_after_patience_bad_epochs_and_stops_after_three():
@@ -26,6 +27,22 @@ def test_plateau_divides_by_ten_after_patience_bad_epochs_and_stops_after_three(
     expected = [1, 1, 1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001, 0.001, 0.001]
     assert lrs == pytest.approx(expected)
     assert schedule.decreases == 3
+
+
+def test_the_plateau_after_the_last_decrease_finishes_the_schedule():
+    """The paper stopped training at the plateau after its third lr decrease."""
+    schedule = PlateauSchedule(1.0, patience=2, max_decreases=3)
+    finished = []
+    for error in [50, 40, 40, 40, 45, 40, 30, 30, 30, 30, 30, 30]:
+        schedule.step(error)
+        finished.append(schedule.finished)
+    assert finished == [False] * 10 + [True, True]  # decreases after epochs 4, 6 and 9; plateau at 11
+
+
+def test_val_slope_is_the_least_squares_slope_of_the_last_three_epochs():
+    assert val_slope([10.0, 8.0, 5.0, 3.0]) == pytest.approx(-2.5)
+    assert val_slope([10.0, 7.0]) == pytest.approx(-3.0)
+    assert val_slope([10.0]) is None
 
 
 def test_plateau_state_round_trips():

@@ -35,6 +35,8 @@ from vggbench.train import (
 )
 from vggbench.train import loop as train_loop
 from vggbench.train import trainer as train_trainer
+from vggbench.train.loop import PlateauSchedule
+from vggbench.train.trainer import val_slope
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -445,6 +447,13 @@ def test_cli_trains_and_prints_the_record_as_json(cli, tmp_path):
         (["--init-from", "nosuchrun"], "no stored run"),
         (["--resume"], "nothing to resume"),
         (["--lr", "-1"], "learning rate"),
+        (["--patience", "0"], "patience 0 must be at least 1"),
+        (["--stop", "schedule", "--epochs", "1", "--patience", "2"], "epoch cap 1 is below the patience 2"),
+        (["--stop", "schedule", "--max-lr-decreases", "0"], "fixed lr"),
+        (["--stop", "plateau"], "unknown stopping rule 'plateau'"),
+        (["--input-range", "0-100"], "unknown input range '0-100'"),
+        (["--config", "A-LRN", "--lrn-alpha", "0"], "LRN alpha 0.0 must be positive"),
+        (["--init", "paper", "--init-std", "0"], "init std 0.0 must be positive"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(cli, tmp_path, options, fragment):
@@ -463,3 +472,20 @@ def test_cli_bad_input_is_one_line_and_exit_2(cli, tmp_path, options, fragment):
     )
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_schedule_rule_stops_where_the_plateau_schedule_finishes(tmp_path):
+    """Replaying the recorded val errors through the schedule gives the epoch the run stopped at."""
+    record = run_tiny(tmp_path, config=tiny(stop="schedule", patience=1, max_lr_decreases=1, epochs=12))
+    errors = [e.val_top1_err for e in record.epochs]
+    schedule = PlateauSchedule(record.recipe.lr, patience=1, max_decreases=1)
+    finished = []
+    for error in errors:
+        schedule.step(error)
+        finished.append(schedule.finished)
+    assert finished[-1] and not any(finished[:-1]) and len(errors) < 12
+    assert record.recipe.stop == "schedule" and record.recipe.lr_decreases == 1
+    chance = 100 * (1 - 1 / len(record.classes)) - 1
+    at_chance = all(e >= chance for e in errors[-3:])
+    assert record.stopped_by == ("stalled" if at_chance else "schedule")
+    assert record.val_slope == pytest.approx(val_slope(errors))

@@ -140,6 +140,11 @@ def train(
         None, help="epochs without a better val top-1 error before lr / 10 (default 2)"
     ),
     max_lr_decreases: int = typer.Option(paper.MAX_LR_DECREASES, help="at most this many lr decreases"),
+    stop: str = typer.Option(
+        None,
+        help="epochs (default: train --epochs) or schedule (the paper's rule: stop at the plateau after "
+        "the last lr decrease, --epochs as a cap)",
+    ),
     limit_train: int = typer.Option(None, help="a stratified subset of this many training images"),
     limit_val: int = typer.Option(None, help="a stratified subset of this many validation images"),
     val_split: float = typer.Option(
@@ -195,6 +200,7 @@ def train(
         "epochs": epochs,
         "patience": patience,
         "max_lr_decreases": max_lr_decreases,
+        "stop": stop,
         "limit_train": limit_train,
         "limit_val": limit_val,
         "val_split": val_split,

@@ -193,6 +193,7 @@ class Recipe:
     epochs: int
     patience: int
     max_lr_decreases: int
+    stop: str  # "epochs" or "schedule" (the paper's stopping rule, epochs as the cap)
     lr_decreases: int
     final_lr: float
 
@@ -226,6 +227,10 @@ class RunRecord:
     init_from: str | None
     recipe: Recipe
     epochs: list[EpochMetrics]
+    #: "schedule" (the paper's rule completed: 3 lr decreases, then a plateau), "epoch cap" or
+    #: "stalled" (at chance error for its last epochs)
+    stopped_by: str
+    val_slope: float | None  # the val top-1 error's slope over the last epochs, points per epoch
     warnings: list[str]
     checkpoint: str  # the final weights, relative to the store's root
     wall_time_s: float

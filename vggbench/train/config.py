@@ -21,6 +21,9 @@ DEFAULT_INIT = "glorot"
 DEFAULT_INIT_STD = 0.01  # the paper's "10^-2 variance" as commonly implemented (std 0.1 literally)
 DEFAULT_EPOCHS = 10  # the paper trained 74 epochs on ImageNet; pass --epochs 74 to match
 DEFAULT_PATIENCE = 2  # the paper does not say how long "stops improving" is
+#: How a run ends: after `epochs` epochs, or by the paper's rule (after the lr was divided by 10
+#: `max_lr_decreases` times, at the next plateau) with `epochs` as a cap.
+STOP_RULES = ("epochs", "schedule")
 
 
 def _execution(default: Any) -> Any:
@@ -62,6 +65,7 @@ class TrainConfig:
     epochs: int = DEFAULT_EPOCHS
     patience: int = DEFAULT_PATIENCE
     max_lr_decreases: int = paper.MAX_LR_DECREASES
+    stop: str = "epochs"  # or "schedule": the paper's stopping rule, `epochs` being the cap
     seed: int = 0
     # execution
     data_root: str | None = _execution(None)
@@ -132,6 +136,21 @@ class TrainConfig:
                 f"--val-split {self.val_split} must be in (0, 1)",
             ),
             (self.workers >= 0, f"workers {self.workers} must be at least 0"),
+            (
+                self.stop != "schedule" or self.epochs >= self.patience,
+                f"epoch cap {self.epochs} is below the patience {self.patience}: the schedule could never "
+                "lower the lr; raise --epochs or lower --patience",
+            ),
+            (
+                self.stop != "schedule" or self.max_lr_decreases >= 1,
+                "the schedule's stopping rule needs lr decreases (it stops at the plateau after the last "
+                "one), but max lr decreases is 0 (a fixed lr); use --stop epochs or allow decreases",
+            ),
+            (
+                self.stop in STOP_RULES,
+                f"unknown stopping rule {self.stop!r}; choose epochs (train --epochs) or schedule "
+                "(the paper's: stop at the plateau after the last lr decrease, --epochs as a cap)",
+            ),
             (
                 self.input_range in INPUT_RANGES,
                 f"unknown input range {self.input_range!r}; choose one of {', '.join(INPUT_RANGES)}",

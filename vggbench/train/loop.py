@@ -29,7 +29,8 @@ LOG_EVERY = 20  # steps between host syncs (progress, loss checks, Ctrl-C agreem
 @dataclass
 class PlateauSchedule:
     """lr = base * factor^decreases; a decrease after `patience` consecutive epochs whose
-    validation top-1 error is not below the best so far, at most `max_decreases` times."""
+    validation top-1 error is not below the best so far, at most `max_decreases` times. The next
+    such plateau after the last decrease is where the paper stopped training (`finished`)."""
 
     base_lr: float
     patience: int = DEFAULT_PATIENCE
@@ -38,6 +39,7 @@ class PlateauSchedule:
     best: float | None = None
     bad_epochs: int = 0
     decreases: int = 0
+    finished: bool = False
 
     @property
     def lr(self) -> float:
@@ -49,10 +51,13 @@ class PlateauSchedule:
             self.best, self.bad_epochs = top1_err, 0
             return False
         self.bad_epochs += 1
-        if self.bad_epochs >= self.patience and self.decreases < self.max_decreases:
+        if self.bad_epochs < self.patience:
+            return False
+        if self.decreases < self.max_decreases:
             self.decreases += 1
             self.bad_epochs = 0
             return True
+        self.finished = True
         return False
 
     def state_dict(self) -> dict[str, Any]:

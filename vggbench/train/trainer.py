@@ -65,6 +65,9 @@ NOT_LEARNING_EPOCHS = 3  # warn when validation error stays at chance this many 
 NOT_LEARNING = "the run is not learning"  # starts that warning; ablations count such runs as stalled
 CHANCE_MARGIN = 1.5  # "at chance": top-1 accuracy below 1.5x the accuracy of guessing
 EXPLODING_LOSS = 50.0  # x ln(classes): a mean training loss above this is divergence
+CHANCE_POINTS = 1.0  # a val top-1 error within this many points of guessing's is "at chance"
+STALLED_EPOCHS = 6  # under the schedule rule, a run at chance this many epochs in a row stops as stalled
+SLOPE_EPOCHS = 3  # the val error's slope is fitted over the last this many epochs
 
 
 # --- What callers see during a run -----------------------------------------------------------------
@@ -126,6 +129,19 @@ class _Interval:
         rate = (done - self.done) * batch_size / max(now - self.start, 1e-9)
         self.start, self.done = now, done
         return rate
+
+
+def val_slope(errors: list[float], last: int = SLOPE_EPOCHS) -> float | None:
+    """The least-squares slope of the last `last` validation errors, in points per epoch (negative:
+    still falling); None with fewer than two epochs."""
+    tail = errors[-last:]
+    n = len(tail)
+    if n < 2:
+        return None
+    mean_x, mean_y = (n - 1) / 2, sum(tail) / n
+    return sum((x - mean_x) * (y - mean_y) for x, y in enumerate(tail)) / sum(
+        (x - mean_x) ** 2 for x in range(n)
+    )
 
 
 # --- The entry point -------------------------------------------------------------------------------
@@ -202,12 +218,37 @@ class Trainer:
         self._start(checkpoint)
         self.log.line(self._describe())
         with self.flag:  # from here on, Ctrl-C stops between steps and saves a checkpoint
-            for epoch in range(self.start_epoch, self.config.epochs):
+            epoch = self.start_epoch
+            while epoch < self.config.epochs and self._stopped_by() is None:
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.schedule.lr
                 metrics = self._epoch(epoch)
                 self._after_epoch(epoch, metrics)
+                epoch += 1
         return self._finish()
+
+    def _stopped_by(self) -> str | None:
+        """Why the run ends now, or None to train on: "stalled" (at chance for STALLED_EPOCHS epochs,
+        under the schedule rule), "schedule" (the paper's rule completed) or "epoch cap"."""
+        c = self.config
+        if c.stop == "schedule" and self._stalled(STALLED_EPOCHS):
+            return "stalled"
+        if c.stop == "schedule" and self.schedule.finished:
+            return "schedule"
+        return "epoch cap" if len(self.epochs) >= c.epochs else None
+
+    def _stalled(self, epochs: int) -> bool:
+        """Whether the last `epochs` epochs' val top-1 error was within CHANCE_POINTS of guessing's."""
+        chance = 100.0 * (1 - 1 / self.num_classes) - CHANCE_POINTS
+        recent = self.epochs[-epochs:]
+        return len(recent) == epochs and all(e.val_top1_err >= chance for e in recent)
+
+    def _end_reason(self) -> str:
+        """What the record says ended the run: a run whose last epochs were at chance is "stalled",
+        however it ended."""
+        if self._stalled(min(NOT_LEARNING_EPOCHS, len(self.epochs))):
+            return "stalled"
+        return self._stopped_by() or "epoch cap"
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -609,6 +650,8 @@ class Trainer:
             init_from=c.init_from,
             recipe=self._recipe(),
             epochs=list(epochs),
+            stopped_by=self._end_reason(),
+            val_slope=val_slope([e.val_top1_err for e in epochs]),
             warnings=list(self.warnings),
             checkpoint=str((self.folder / FINAL_WEIGHTS).relative_to(self.results_dir)),
             wall_time_s=self.elapsed + (time.perf_counter() - self.started),
@@ -635,6 +678,7 @@ class Trainer:
             epochs=c.epochs,
             patience=c.patience,
             max_lr_decreases=c.max_lr_decreases,
+            stop=c.stop,
             lr_decreases=self.schedule.decreases,
             final_lr=self.schedule.lr,
         )
