@@ -456,7 +456,12 @@ def eval_command(
     limit_val: int = typer.Option(
         None, "--limit-val", help="a stratified subset of this many validation images"
     ),
-    max_images: int = typer.Option(None, "--max-images", help="stop after this many images (a quick look)"),
+    max_images: int = typer.Option(
+        None,
+        "--max-images",
+        help="a stratified, seeded subset of this many validation images (a quick look; "
+        "the per-class counts are recorded)",
+    ),
     batch: int = typer.Option(
         64, "--batch", help="net inputs per forward pass (an image's 50 crops stay together)"
     ),
@@ -501,7 +506,7 @@ def eval_command(
         results_dir=str(results_dir),
     )
     with progress_bars(quiet) as factory:
-        records = run_eval(options, factory)
+        records = run_eval(options, factory, say=lambda text: sys.stderr.write(f"note: {text}\n"))
     if fmt == "json":
         echo(json.dumps([r.to_json() for r in records], indent=2, default=str))
         return
