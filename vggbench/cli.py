@@ -321,6 +321,17 @@ def ablate(
     limit_train: int = typer.Option(None, help="override the preset's training images"),
     limit_val: int = typer.Option(None, help="override the preset's validation images"),
     init: str = typer.Option(None, help="override the preset's init for arms that do not set one"),
+    finetune_lr: float = typer.Option(
+        None, help="lr of an arm that fine-tunes another arm's run (default: lr / 10, the paper's 1e-3)"
+    ),
+    finetune_epochs: int = typer.Option(
+        None, help="epochs of an arm that fine-tunes another arm's run (default: the preset's epochs)"
+    ),
+    from_scratch: bool = typer.Option(
+        False,
+        "--from-scratch",
+        help="train every arm from scratch for the same epochs (no fine-tuning chain: init_from ignored)",
+    ),
     results_dir: Path = typer.Option(Path("results"), help="the results store"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     fmt: str = typer.Option("table", "--format", help="table, markdown or json"),
@@ -335,7 +346,7 @@ def ablate(
     from vggbench.report import tables
 
     check_format(fmt, ("table", "markdown", "json"))
-    spec = load_spec(name, config)
+    spec = load_spec(name, config, chain=False if from_scratch else None)
     shard_range = parse_shard(shard)
     sweep(spec, seeds, shard_range)  # validates --seeds before any work
     overrides = {
@@ -348,6 +359,8 @@ def ablate(
         "limit_train": limit_train,
         "limit_val": limit_val,
         "init": init,
+        "finetune_lr": finetune_lr,
+        "finetune_epochs": finetune_epochs,
     }
     preset_budget(spec, preset, overrides)  # validates --preset before any work
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
@@ -367,6 +380,7 @@ def ablate(
         return
     echo(f"{record.title} ({record.paper.section})\npaper: {record.paper.claim}")
     echo(tables.ablation_budget_line(record))
+    echo(_design_line(record.budget))
     echo(render(tables.ablation_arms_frame(record), fmt, "arms"))
     comparisons = tables.ablation_comparisons_frame(record)
     echo(render(comparisons, fmt, "comparisons (treatment - baseline top-1 error)"))
@@ -380,6 +394,16 @@ def ablate(
             f"note: {record.runs_found} of {record.runs_expected} runs are in the store; "
             "run the other shards to complete the sweep"
         )
+
+
+def _design_line(budget) -> str:
+    """Whether the sweep chained its arms (the paper's fine-tuning) or trained each from scratch."""
+    if budget.design == "chain":
+        return (
+            f"design: chain (an arm with init_from fine-tunes its source arm's run of the same seed "
+            f"at lr {budget.finetune_lr:g} for {budget.finetune_epochs} epochs; --from-scratch for none)"
+        )
+    return f"design: {budget.design} (every arm from its own init, {budget.epochs} epochs)"
 
 
 @app.command("report")
