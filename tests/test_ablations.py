@@ -141,6 +141,8 @@ def test_preset_budget_layers_presets_spec_and_overrides(tmp_path):
         (["lrn", "--seeds", "0"], ["--seeds 0"]),
         (["lrn", "--shard", "3/2"], ["bad shard '3/2'"]),
         (["lrn", "--preset", "huge"], ["unknown preset 'huge'"]),
+        (["jitter", "--finetune-lr", "0"], ["--finetune-lr 0.0 must be a positive number"]),
+        (["jitter", "--finetune-epochs", "0"], ["--finetune-epochs 0 must be a whole number of at least 1"]),
     ],
 )
 def test_ablate_bad_input(cli, argv, fragments, tmp_path):

@@ -327,6 +327,17 @@ def ablate(
     limit_train: int = typer.Option(None, help="override the preset's training images"),
     limit_val: int = typer.Option(None, help="override the preset's validation images"),
     init: str = typer.Option(None, help="override the preset's init for arms that do not set one"),
+    finetune_lr: float = typer.Option(
+        None, help="lr of an arm that fine-tunes another arm's run (default: lr / 10, the paper's 1e-3)"
+    ),
+    finetune_epochs: int = typer.Option(
+        None, help="epochs of an arm that fine-tunes another arm's run (default: the preset's epochs)"
+    ),
+    from_scratch: bool = typer.Option(
+        False,
+        "--from-scratch",
+        help="train every arm from scratch for the same epochs (no fine-tuning chain: init_from ignored)",
+    ),
     results_dir: Path = typer.Option(Path("results"), help="the results store"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     fmt: str = typer.Option("table", "--format", help="table, markdown or json"),
@@ -341,7 +352,7 @@ def ablate(
     from vggbench.report import tables
 
     check_format(fmt, ("table", "markdown", "json"))
-    spec = load_spec(name, config)
+    spec = load_spec(name, config, chain=False if from_scratch else None)
     shard_range = parse_shard(shard)
     sweep(spec, seeds, shard_range)  # validates --seeds before any work
     overrides = {
@@ -354,6 +365,8 @@ def ablate(
         "limit_train": limit_train,
         "limit_val": limit_val,
         "init": init,
+        "finetune_lr": finetune_lr,
+        "finetune_epochs": finetune_epochs,
     }
     preset_budget(spec, preset, overrides)  # validates --preset before any work
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
@@ -373,6 +386,7 @@ def ablate(
         return
     echo(f"{record.title} ({record.paper.section})\npaper: {record.paper.claim}")
     echo(tables.ablation_budget_line(record))
+    echo(_design_line(record.budget))
     echo(render(tables.ablation_arms_frame(record), fmt, "arms"))
     comparisons = tables.ablation_comparisons_frame(record)
     echo(render(comparisons, fmt, "comparisons (treatment - baseline top-1 error)"))
@@ -386,6 +400,16 @@ def ablate(
             f"note: {record.runs_found} of {record.runs_expected} runs are in the store; "
             "run the other shards to complete the sweep"
         )
+
+
+def _design_line(budget) -> str:
+    """Whether the sweep chained its arms (the paper's fine-tuning) or trained each from scratch."""
+    if budget.design == "chain":
+        return (
+            f"design: chain (an arm with init_from fine-tunes its source arm's run of the same seed "
+            f"at lr {budget.finetune_lr:g} for {budget.finetune_epochs} epochs; --from-scratch for none)"
+        )
+    return f"design: {budget.design} (every arm from its own init, {budget.epochs} epochs)"
 
 
 @app.command("report")
@@ -462,7 +486,12 @@ def eval_command(
     limit_val: int = typer.Option(
         None, "--limit-val", help="a stratified subset of this many validation images"
     ),
-    max_images: int = typer.Option(None, "--max-images", help="stop after this many images (a quick look)"),
+    max_images: int = typer.Option(
+        None,
+        "--max-images",
+        help="a stratified, seeded subset of this many validation images (a quick look; "
+        "the per-class counts are recorded)",
+    ),
     batch: int = typer.Option(
         64, "--batch", help="net inputs per forward pass (an image's 50 crops stay together)"
     ),
@@ -507,7 +536,7 @@ def eval_command(
         results_dir=str(results_dir),
     )
     with progress_bars(quiet) as factory:
-        records = run_eval(options, factory)
+        records = run_eval(options, factory, say=lambda text: sys.stderr.write(f"note: {text}\n"))
     if fmt == "json":
         echo(json.dumps([r.to_json() for r in records], indent=2, default=str))
         return

@@ -354,6 +354,7 @@ class EvalRecord:
     machine: str
     torch_version: str
     created: str
+    class_counts: list[int] | None = None  # images per class of a --max-images subset; None: the whole split
     kind: str = "eval"
     schema: int = SCHEMA
 

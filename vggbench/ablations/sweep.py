@@ -17,6 +17,7 @@ from vggbench.ablations.spec import (
     Budget,
     Comparison,
     EvalProtocol,
+    arm_epochs,
     preset_budget,
     with_budget,
 )
@@ -81,7 +82,9 @@ def run_ablation(
     say: Callable[[str], None] | None = None,
 ) -> AblationRecord:
     """Train and evaluate this shard's arms x seeds (stored runs and evaluations are reused, an
-    interrupted run resumes), then analyse every record of the sweep found in the store."""
+    interrupted run resumes), then analyse every record of the sweep found in the store. An arm
+    with init_from fine-tunes its source arm's run of the same seed (`say` tells which); a spec
+    loaded with chain=False has none."""
     budget = preset_budget(spec, preset, overrides)
     run_ids: dict[tuple[str, int], str] = {}
     datasets: dict[DataSource, Dataset] = {}  # every run of a sweep validates on the same images
@@ -89,9 +92,15 @@ def run_ablation(
         config = train_config(arm, seed, budget, run_ids)
         if say:
             say(f"{spec.name}: arm {arm.name!r}, seed {seed} (run {config.run_id})")
+            if arm.init_from:
+                say(
+                    f"{spec.name}: arm {arm.name!r}, seed {seed}: fine-tunes run {config.init_from} "
+                    f"({arm.init_from}) at lr {config.lr:g} for {config.epochs} epochs"
+                )
         run = _train(config, results_dir, device, quiet)
         run_ids[(arm.name, seed)] = run.id
-        _evaluate(run, spec.evaluations, datasets, results_dir, device)
+        protocols = [p for p in spec.evaluations if p.applies_to(arm.name)]
+        _evaluate(run, protocols, datasets, results_dir, device)
     return analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
 
 
@@ -107,7 +116,9 @@ def stalled_run(run: RunRecord) -> bool:
 def train_config(
     arm: Arm, seed: int, budget: Budget, run_ids: dict[tuple[str, int], str]
 ) -> train.TrainConfig:
-    """The TrainConfig of one arm x seed; an arm that starts from another uses that arm's run."""
+    """The TrainConfig of one arm x seed; an arm that starts from another uses that arm's run (and
+    one that fine-tunes it, init_from, the budget's finetune_lr and finetune_epochs)."""
+    epochs = arm_epochs(arm, budget)
     arm = with_budget(arm, budget)
     options: dict[str, Any] = {
         "net": arm.net,
@@ -116,12 +127,19 @@ def train_config(
         "data": budget.data,
         "width": budget.width,
         "crop": budget.crop,
-        "epochs": budget.epochs,
+        "epochs": epochs,
         "batch_size": budget.batch,
         "limit_train": budget.limit_train,
         "limit_val": budget.limit_val,
     }
-    for key, value in (("init", arm.init), ("init_std", arm.init_std), ("lr", arm.lr)):
+    chosen = (
+        ("init", arm.init),
+        ("init_std", arm.init_std),
+        ("lr", arm.lr),
+        ("lrn_alpha", arm.lrn_alpha),
+        ("input_range", arm.input_range),
+    )
+    for key, value in chosen:
         if value is not None:
             options[key] = value
     if arm.preinit_from:
@@ -144,16 +162,24 @@ def _evaluate(
     results_dir: Path,
     device: str,
 ) -> None:
-    """Evaluate a run with every protocol on its own validation subset, the protocols of one scale
-    set in one pass; the store's evaluations are reused, and the images load once per sweep."""
-    by_scales: dict[str, list[str]] = {}
+    """Evaluate a run with every protocol on its own validation split (or a protocol's stratified
+    subset of max_images of it), the protocols of one scale set and subset in one pass; the store's
+    evaluations are reused, and the images load once per sweep."""
+    by_pass: dict[tuple[str, int | None], list[str]] = {}
     for protocol in protocols:
-        if stored_evaluation(run, protocol.method, protocol.scales, results_dir) is None:
-            by_scales.setdefault(protocol.scales, []).append(protocol.method)
-    for scales, methods in by_scales.items():
+        if stored_protocol_evaluation(run, protocol, results_dir) is None:
+            by_pass.setdefault((protocol.scales, protocol.max_images), []).append(protocol.method)
+    for (scales, max_images), methods in by_pass.items():
         if run.data not in datasets:
             datasets[run.data] = load_data(run.data, run.data.limit_val)
-        evaluate_run(run, methods, scales, datasets[run.data], results_dir, device)
+        evaluate_run(run, methods, scales, datasets[run.data], results_dir, device, max_images=max_images)
+
+
+def stored_protocol_evaluation(
+    run: RunRecord, protocol: EvalProtocol, results_dir: Path
+) -> EvalRecord | None:
+    """The stored evaluation of a run under a spec's protocol (its method, scales and max_images)."""
+    return stored_evaluation(run, protocol.method, protocol.scales, results_dir, protocol.max_images)
 
 
 # --- Analysing what the store holds --------------------------------------------------------------
@@ -219,8 +245,8 @@ def _stored_sweep(spec: AblationSpec, seeds: int, budget: Budget, results_dir: P
             if run is None or run.status != "complete":
                 continue
             run_ids[(arm.name, seed)], runs[(arm.name, seed)] = run.id, run
-            for protocol in spec.evaluations:
-                stored = stored_evaluation(run, protocol.method, protocol.scales, results_dir)
+            for protocol in (p for p in spec.evaluations if p.applies_to(arm.name)):
+                stored = stored_protocol_evaluation(run, protocol, results_dir)
                 if stored is not None:
                     found.setdefault((arm.name, protocol.name), {})[seed] = stored
     return found, runs

@@ -9,13 +9,13 @@ is written and finds it when it is asked for again.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from vggbench import paper, store
-from vggbench.data import Dataset
+from vggbench.data import DATA_SEED, Dataset, stratified_subset
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.engine import (
     IMAGENET_NORMALIZATION,
@@ -43,6 +43,9 @@ from vggbench.scales import TrainScale, parse_train_scale, test_scales, to_pixel
 from vggbench.store import DataSource, EvalLimits, EvalRecord, MemberErrors, RunRecord
 
 SCALES_DEFAULT = "single"
+#: The seed of --max-images' stratified subset: --limit-val's, so that --max-images N of a whole
+#: validation split picks the images --limit-val N would.
+EVAL_SUBSET_SEED = DATA_SEED + 1
 NORMS = (None, "train", "imagenet")
 #: factory(label, total) -> advance(n): the CLI's progress bars.
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
@@ -86,6 +89,7 @@ class _EvalJob:
     results_dir: Path
     device: torch.device
     batch: int = 64
+    class_counts: list[int] | None = None  # per class, when `dataset.val` is a --max-images subset
 
 
 def find_sources(options: EvalOptions) -> list[ModelSource]:
@@ -181,6 +185,7 @@ def _record(
         crop=result.crop,
         dataset=run.dataset.name,
         limits=run.limits,
+        class_counts=run.class_counts,
         normalization=stats_names,
         images=result.images,
         top1_err=result.top1_err,
@@ -216,8 +221,7 @@ def evaluate_group(
         scales_px=pixel_scales[0] if len(set(paper_scales)) == 1 else pixel_scales,
         batch_size=run.batch,
         device=run.device,
-        max_images=run.limits.max_images,
-        progress=progress,
+        progress=progress,  # a --max-images subset is already `dataset.val` (see `val_subset`)
     )
     names = [normalization_name(s) for s in stats]
     records = [_record(result, group, paper_scales, names, run) for result in results.values()]
@@ -246,51 +250,96 @@ def _eval_data(options: EvalOptions, first: ModelSource) -> DataSource:
     )
 
 
+def val_subset(dataset: Dataset, max_images: int | None) -> tuple[Dataset, int | None, list[int] | None]:
+    """(dataset, max_images, class counts): the dataset with a stratified, seeded subset of
+    `max_images` of its validation split (`data.stratified_subset`, each class in proportion), the
+    limit and the subset's images per class (in class order); the dataset as it is, None and None
+    when `max_images` is None or at least the split's size (the whole split)."""
+    if max_images is None or max_images >= len(dataset.val):
+        return dataset, None, None
+    val = dataset.val.subset(stratified_subset(dataset.val.labels, max_images, EVAL_SUBSET_SEED))
+    counts = torch.bincount(val.labels, minlength=dataset.num_classes).tolist()
+    return replace(dataset, val=val), max_images, counts
+
+
 def _check_options(options: EvalOptions) -> None:
     parse_methods(options.methods)
     if options.batch < 1:
         raise VggbenchError(f"batch {options.batch} must be at least 1")
     if options.max_images is not None and options.max_images < 1:
-        raise VggbenchError(f"--max-images {options.max_images} must be at least 1")
+        raise VggbenchError(
+            f"--max-images {options.max_images} must be at least 1; "
+            "leave it out to evaluate the whole validation split"
+        )
     test_scales(options.scales, TrainScale(*paper.JITTER_RANGE))  # a bad spec fails before any loading
 
 
-def run_eval(options: EvalOptions, progress_factory: ProgressFactory | None = None) -> list[EvalRecord]:
+def run_eval(
+    options: EvalOptions,
+    progress_factory: ProgressFactory | None = None,
+    say: Callable[[str], None] | None = None,
+) -> list[EvalRecord]:
     """Carry out `vggbench eval`: evaluate each model (or their fusion) with each method on the
-    validation split, write one record per (models, method) to <results>/evals, return the records."""
+    validation split (or a stratified subset of --max-images of it), write one record per
+    (models, method) to <results>/evals, return the records. `say` gets one line when
+    --max-images is at least the split's size (the whole split is evaluated and recorded so)."""
     _check_options(options)
     methods = parse_methods(options.methods)
     device = resolve_device(options.device)
     records = []
     for group in _groups(options, find_sources(options)):
         data = _eval_data(options, group[0])
-        dataset = load_data(data, options.limit_val)
-        limits = EvalLimits(options.limit_val, options.max_images, data.val_split, data.limit_train)
+        dataset, max_images, counts = val_subset(load_data(data, options.limit_val), options.max_images)
+        if options.max_images is not None and max_images is None and say:
+            say(
+                f"--max-images {options.max_images} is at least the {len(dataset.val)} validation images "
+                f"of {dataset.name}: evaluating all of them"
+            )
+        limits = EvalLimits(options.limit_val, max_images, data.val_split, data.limit_train)
         run = _EvalJob(
-            dataset, data, methods, options.scales, limits, Path(options.results_dir), device, options.batch
+            dataset,
+            data,
+            methods,
+            options.scales,
+            limits,
+            Path(options.results_dir),
+            device,
+            options.batch,
+            counts,
         )
-        n = min(len(dataset.val), options.max_images or len(dataset.val))
         label = f"eval {'+'.join(s.id[:12] for s in group)} ({', '.join(methods)})"
-        progress = progress_factory(label, n) if progress_factory else None
+        progress = progress_factory(label, len(dataset.val)) if progress_factory else None
         records += evaluate_group(group, run, progress)
     return records
 
 
-def run_limits(run: RunRecord) -> EvalLimits:
-    """The images an evaluation of a run on its own validation split sees."""
-    return EvalLimits(run.data.limit_val, None, run.data.val_split, run.data.limit_train)
+def _run_max_images(run: RunRecord, max_images: int | None) -> int | None:
+    """The limit an evaluation of a run records: None (the whole split) when `max_images` is at
+    least the run's validation images, as `val_subset` decides."""
+    return None if max_images is None or max_images >= run.val_images else max_images
 
 
-def run_identity(run: RunRecord, method: str, scales_spec: str) -> dict:
+def run_limits(run: RunRecord, max_images: int | None = None) -> EvalLimits:
+    """The images an evaluation of a run on its own validation split (or a --max-images subset) sees."""
+    return EvalLimits(
+        run.data.limit_val, _run_max_images(run, max_images), run.data.val_split, run.data.limit_train
+    )
+
+
+def run_identity(run: RunRecord, method: str, scales_spec: str, max_images: int | None = None) -> dict:
     """The identity of one evaluation of a stored run on its own validation split."""
     paper_scales = list(test_scales(scales_spec, parse_train_scale(run.train_scale)))
     names = [mean_rgb_name(run.input_range)]
-    return store.eval_identity([run.id], method, paper_scales, run.dataset, run_limits(run), names)
+    return store.eval_identity(
+        [run.id], method, paper_scales, run.dataset, run_limits(run, max_images), names
+    )
 
 
-def stored_evaluation(run: RunRecord, method: str, scales_spec: str, results_dir: Path) -> EvalRecord | None:
+def stored_evaluation(
+    run: RunRecord, method: str, scales_spec: str, results_dir: Path, max_images: int | None = None
+) -> EvalRecord | None:
     """That evaluation when the store holds it."""
-    return store.read_eval(results_dir, run_identity(run, method, scales_spec))
+    return store.read_eval(results_dir, run_identity(run, method, scales_spec, max_images))
 
 
 def evaluate_run(
@@ -300,24 +349,29 @@ def evaluate_run(
     dataset: Dataset,
     results_dir: Path,
     device: str = "auto",
+    max_images: int | None = None,
 ) -> list[EvalRecord]:
     """An ablation's evaluation of one stored run on its own validation split (`dataset`, loaded
-    once by the caller with `load_data(run.data, run.data.limit_val)`), one record per method:
-    each found in the store when it was evaluated before, the rest evaluated in one pass over the
-    images (the model loaded only then) and stored."""
+    once by the caller with `load_data(run.data, run.data.limit_val)`), or on a stratified subset
+    of `max_images` of it (`val_subset`), one record per method: each found in the store when it
+    was evaluated before, the rest evaluated in one pass over the images (the model loaded only
+    then) and stored."""
     methods = parse_methods(methods)
-    found = {m: stored_evaluation(run, m, scales_spec, results_dir) for m in methods}
+    found = {m: stored_evaluation(run, m, scales_spec, results_dir, max_images) for m in methods}
     missing = [m for m in methods if found[m] is None]
     if missing:
         source = run_source(*load_run(results_dir, run.id))
+        subset, limit, counts = val_subset(dataset, max_images)
+        limits = replace(run_limits(run), max_images=limit)
         job = _EvalJob(
-            dataset,
+            subset,
             run.data,
             missing,
             scales_spec,
-            run_limits(run),
+            limits,
             Path(results_dir),
             resolve_device(device),
+            class_counts=counts,
         )
         found.update((r.method, r) for r in evaluate_group([source], job))
     return [found[m] for m in methods]
