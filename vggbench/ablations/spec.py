@@ -13,7 +13,7 @@ import tomllib
 from vggbench import paper
 from vggbench.data import INPUT_RANGES
 from vggbench.errors import VggbenchError
-from vggbench.train.config import DEFAULT_INIT_STD
+from vggbench.train.config import DEFAULT_INIT_STD, DEFAULT_PATIENCE, STOP_RULES
 
 SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "ablations"
 PRESETS = ("smoke", "quick", "paper")
@@ -158,6 +158,11 @@ class Budget:
     input_range: str | None = None  # for arms that set none; None: the paper's 0-255
     finetune_lr: float | None = None  # None in a preset: lr / 10; resolved by preset_budget
     finetune_epochs: int | None = None  # None in a preset: epochs; resolved by preset_budget
+    #: "schedule": every run ends by the paper's rule (the plateau after the last lr decrease),
+    #: epochs / finetune_epochs being caps; None: after exactly that many epochs
+    stop: str | None = None
+    patience: int | None = None  # epochs without a better val error before lr / 10 (default 2)
+    max_lr_decreases: int | None = None  # None: the paper's 3; 0 is a fixed lr
     design: str = CHAIN  # set from the spec (chain = false / --from-scratch), not a preset key
 
 
@@ -264,7 +269,27 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
         values["finetune_lr"] = values["lr"] / 10
     if values.get("finetune_epochs") is None:
         values["finetune_epochs"] = values["epochs"]
-    return Budget(**values, design=spec.design)
+    budget = Budget(**values, design=spec.design)
+    _check_schedule(budget, preset, spec_dir / "presets.toml")
+    return budget
+
+
+def _check_schedule(budget: Budget, preset: str, path: Path) -> None:
+    """The paper's stopping rule needs lr decreases and caps of at least the patience."""
+    if budget.stop != "schedule":
+        return
+    patience = budget.patience or DEFAULT_PATIENCE
+    if budget.max_lr_decreases == 0:
+        raise VggbenchError(
+            f"{path}: preset {preset!r} asks for stop = 'schedule' with a fixed lr (max_lr_decreases = 0); "
+            "the rule stops at the plateau after the last decrease: allow decreases or drop stop"
+        )
+    cap = min(budget.epochs, budget.finetune_epochs or budget.epochs)
+    if cap < patience:
+        raise VggbenchError(
+            f"{path}: preset {preset!r}: epoch cap {cap} is below the patience {patience}, so the schedule "
+            "could never lower the lr; raise epochs (and finetune_epochs) or lower patience"
+        )
 
 
 def with_budget(arm: Arm, budget: Budget) -> Arm:
@@ -395,6 +420,18 @@ def _check_budget_values(values: dict[str, Any], where: str, path: str, cli: boo
         "finetune_epochs": (
             lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
             "must be a whole number of at least 1 (leave it out for the preset's epochs)",
+        ),
+        "patience": (
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+            "must be a whole number of epochs, at least 1 (the paper does not say; 1 suits short epochs)",
+        ),
+        "max_lr_decreases": (
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            "must be a whole number, at least 0 (the paper's is 3)",
+        ),
+        "stop": (
+            lambda v: v in STOP_RULES,
+            f"is not a stopping rule; choose {' or '.join(STOP_RULES)} (the paper's)",
         ),
     }
     for key, (ok, fix) in checks.items():

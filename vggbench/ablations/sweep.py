@@ -132,6 +132,9 @@ def train_config(
         "limit_train": budget.limit_train,
         "limit_val": budget.limit_val,
     }
+    for key in ("stop", "patience", "max_lr_decreases"):
+        if getattr(budget, key) is not None:
+            options[key] = getattr(budget, key)
     chosen = (
         ("init", arm.init),
         ("init_std", arm.init_std),
