@@ -420,6 +420,12 @@ def test_arms_table_leaves_top5_out_for_ten_classes_and_shows_the_chain():
         "paper top-1",
     ]
     assert (frame.iloc[1]["trained as"], frame.iloc[1]["epochs"]) == ("S=256 -> S=384", 4)
+    # a fine-tuned arm's init is its chain's: the budget line names the schemes that drew weights
+    record = replace(
+        KNOWN, arms=[KNOWN.arms[0], replace(tuned, init=InitInfo("init-from r0"), input_range="0-1")]
+    )
+    line = ablation_budget_line(record)
+    assert "; init glorot; input 0-1, 0-255 (the paper's) minus the mean RGB;" in line
 
 
 def test_zero_variance_and_stalled_comparisons_say_so_with_seeds_advice():
