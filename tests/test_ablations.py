@@ -173,6 +173,7 @@ choices = ["E"]
 name = "E S=256"
 net = "E"
 scale = "256"
+init = "kaiming"
 paper = { table = 3, net = "E", scale = "256" }
 
 [[arms]]
