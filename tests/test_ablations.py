@@ -5,12 +5,26 @@ import math
 
 import pytest
 from conftest import assert_one_line_error
+from test_report import make_eval, make_run
 
-from vggbench.ablations.spec import SPEC_DIR, available_ablations, load_spec, preset_budget
-from vggbench.ablations.stats import Difference, difference, paper_difference, verdict
-from vggbench.ablations.sweep import parse_shard, sweep
+from vggbench.ablations.spec import SPEC_DIR, Budget, available_ablations, load_spec, preset_budget
+from vggbench.ablations.stats import (
+    Difference,
+    at_chance,
+    difference,
+    paper_difference,
+    power_target,
+    read_ablations,
+    seeds_for,
+    seeds_needed,
+    verdict,
+    zero_variance_note,
+)
+from vggbench.ablations.sweep import analyse, parse_shard, sweep, train_config
 from vggbench.errors import VggbenchError
-from vggbench.store import read_evals, read_runs
+from vggbench.evaluate.records import run_identity
+from vggbench.store import read_evals, read_run, read_runs, record_id, write_eval, write_run
+from vggbench.train import NOT_LEARNING
 
 ALL = ["conv1x1", "conv5x5", "depth", "init", "jitter", "lrn"]
 
@@ -48,8 +62,8 @@ def test_paired_interval_by_hand():
     # deltas -1, -1.5, -1: mean -7/6, sd 0.288675; t(0.975, 2) = 4.302653
     diff = difference({0: 10.0, 1: 11.0, 2: 12.0}, {0: 9.0, 1: 9.5, 2: 11.0})
     half = 4.302652729749462 * 0.28867513459481287 / math.sqrt(3)
-    assert diff.paired and diff.n == 3
-    assert diff.top1 == pytest.approx(-7 / 6)
+    assert diff.paired and diff.n == 3 and not diff.zero_variance
+    assert diff.top1 == pytest.approx(-7 / 6) and diff.std == pytest.approx(0.28867513459481287)
     assert (diff.ci95_low, diff.ci95_high) == pytest.approx((-7 / 6 - half, -7 / 6 + half))
 
 
@@ -85,6 +99,176 @@ def test_one_seed_gives_no_interval_and_an_inconclusive_verdict():
 )
 def test_verdicts(low, high, expect, outcome):
     assert verdict(Difference((low + high) / 2, low, high, True, 3), expect, margin=1.0) == outcome
+
+
+@pytest.mark.parametrize(
+    "low, high, outcome",
+    [
+        (-3.0, -1.0, "inconclusive"),  # the interval reaches -margin: not lower by more than it
+        (-3.0, -1.01, "contradicts"),  # wholly below -margin
+        (-1.0, 2.0, "inconclusive"),  # its lower end is -margin, not above it
+        (-0.99, 2.0, "consistent"),
+        (-1.5, -0.5, "inconclusive"),  # lower, but maybe by less than the margin
+    ],
+)
+def test_no_better_contradicts_only_beyond_the_margin(low, high, outcome):
+    assert verdict(Difference((low + high) / 2, low, high, True, 3), "no_better", margin=1.0) == outcome
+
+
+def test_zero_variance_has_no_interval_and_no_verdict():
+    diff = difference({0: 10.0, 1: 11.0, 2: 12.0}, {0: 11.0, 1: 12.0, 2: 13.0})
+    assert (diff.top1, diff.ci95_low, diff.ci95_high, diff.std) == (1.0, None, None, 0.0)
+    assert diff.zero_variance and diff.paired and diff.n == 3
+    assert verdict(diff, "similar", 2.0) == "inconclusive"
+    assert zero_variance_note(diff) == "zero variance: every seed differs by exactly +1.00"
+    # errors of 100 images differ by float rounding only: still zero variance
+    rounded = difference({0: 100 * 7 / 100, 1: 100 * 3 / 100}, {0: 100 * 9 / 100, 1: 100 * 5 / 100})
+    assert rounded.zero_variance and rounded.top1 == pytest.approx(2.0)
+    welch = difference({0: 10.0, 1: 10.0}, {5: 12.0, 6: 12.0, 7: 12.0})
+    assert welch.zero_variance and not welch.paired and welch.ci95_low is None
+    assert (
+        zero_variance_note(welch)
+        == "zero variance: every seed of each arm has the same error (difference +2.00)"
+    )
+    # the flag alone decides: an interval that would be consistent is not read
+    assert verdict(Difference(-2.0, -2.0, -2.0, True, 3, 0.0, zero_variance=True), "lower") == "inconclusive"
+
+
+def test_seeds_needed_by_hand():
+    # s = delta: n = 9 gives ((t_.975,8 + t_.80,8) * 1)^2 = (2.306004 + 0.888890)^2 = 10.21 > 9;
+    # n = 10 gives (2.262157 + 0.883404)^2 = 9.89 <= 10
+    assert seeds_needed(1.0, 1.0) == 10 and seeds_needed(1.0, -1.0) == 10
+    # s 2, delta 7: n = 2: ((12.706205 + 1.376382) * 2 / 7)^2 = 16.2 > 2;
+    # n = 3: ((4.302653 + 1.060660) * 2 / 7)^2 = 2.35 <= 3
+    assert seeds_needed(2.0, 7.0) == 3
+    # s 0.288675, delta 0.4: n = 6: ((2.570582 + 0.919544) * 0.721688)^2 = 6.34 > 6; n = 7: 5.85
+    assert seeds_needed(0.28867513459481287, 0.4) == 7
+
+
+def test_seeds_for_says_why_when_it_cannot_size_a_sample():
+    measured = difference({0: 10.0, 1: 11.0, 2: 12.0}, {0: 9.0, 1: 9.5, 2: 11.0})
+    assert seeds_for(measured, 0.4) == (7, None)
+    assert seeds_for(measured, None) == (
+        None,
+        "the paper gives no difference for this comparison to size a sample by",
+    )
+    zero = difference({0: 10.0, 1: 11.0}, {0: 11.0, 1: 12.0})
+    assert seeds_for(zero, 1.0) == (None, "zero variance between seeds: no spread to size a sample by")
+    assert seeds_for(difference({0: 10.0}, {0: 9.0}), 1.0)[1].startswith("one seed")
+    assert power_target("lower", -7.0, 1.0) == 7.0 and power_target("lower", None, 1.0) is None
+    assert power_target("similar", 0.1, 1.5) == 1.5 and power_target("no_better", -0.1, 1.0) == 1.0
+
+
+def test_chance_is_within_one_point_of_guessing():
+    assert at_chance(89.0, 10) and not at_chance(88.99, 10)  # chance 90%
+    assert at_chance(99.0, 1000) and not at_chance(98.8, 1000)  # chance 99.9%
+
+
+CHAIN_SPEC = """
+title = "S=384 fine-tuned from S=256, and a Glorot arm"
+claim = "S=384 is lower; Glorot is the same"
+choices = ["E"]
+
+[[arms]]
+name = "E S=256"
+net = "E"
+scale = "256"
+init = "kaiming"
+paper = { table = 3, net = "E", scale = "256" }
+
+[[arms]]
+name = "E S=384"
+net = "E"
+scale = "384"
+init_from = "E S=256"
+paper = { table = 3, net = "E", scale = "384" }
+
+[[arms]]
+name = "E glorot"
+net = "E"
+scale = "256"
+init = "glorot"
+
+[[evaluations]]
+name = "dense"
+method = "dense"
+scales = "single"
+
+[[comparisons]]
+baseline = "E S=256"
+treatment = "E S=384"
+evaluation = "dense"
+expect = "lower"
+
+[[comparisons]]
+baseline = "E S=256"
+treatment = "E glorot"
+evaluation = "dense"
+expect = "similar"
+"""
+
+
+def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
+    """A sweep's runs and evaluations written straight to the store (no training): a fine-tuned arm's
+    chain and epochs, a stalled arm without a verdict, and the seeds the other comparison needs."""
+    (tmp_path / "chain.toml").write_text(CHAIN_SPEC)
+    spec = load_spec(str(tmp_path / "chain.toml"))
+    budget = Budget(data="synthetic", width=0.125, crop=32, epochs=2, batch=8, lr=0.01)
+    errors = {"E S=256": [50.0, 52.0, 54.0], "E S=384": [48.0, 49.5, 52.0], "E glorot": [55.0, 89.5, 60.0]}
+    run_ids: dict[tuple[str, int], str] = {}
+    for seed in range(3):
+        for arm in spec.arms:
+            config = train_config(arm, seed, budget, run_ids)
+            warnings = [f"{NOT_LEARNING}: ..."] if (arm.name, seed) == ("E glorot", 2) else []
+            run = make_run(
+                config.run_id,
+                config.to_dict(),
+                net="E",
+                train_scale=arm.scale,
+                init_from=config.init_from,
+                warnings=warnings,
+                seed=seed,
+            )
+            write_run(tmp_path, run)
+            run_ids[(arm.name, seed)] = run.id
+            identity = run_identity(run, "dense", "single")
+            top1 = errors[arm.name][seed]
+            write_eval(tmp_path, make_eval(id=record_id(identity), runs=[run.id], top1_err=top1, seconds=1.5))
+    record = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
+    base, tuned, glorot = record.arms
+    assert (base.chain, base.total_epochs) == (["S=256"], 2)
+    assert (tuned.chain, tuned.total_epochs) == (["S=256", "S=384"], 4)
+    assert (tuned.num_classes, tuned.input_range, tuned.stalled_seeds) == (10, "0-255", [])
+    assert glorot.stalled_seeds == [1, 2]  # 89.5% is within a point of chance (90%); seed 2 warned
+    lower, similar = record.comparisons
+    # deltas -2, -2.5, -2: mean -13/6, sd 0.288675, half 4.302653 * 0.288675 / sqrt(3) = 0.717
+    assert lower.difference.top1 == pytest.approx(-13 / 6)
+    assert (lower.difference.ci95_low, lower.difference.ci95_high) == pytest.approx(
+        (-2.8838, -1.4496), abs=1e-4
+    )
+    assert (lower.verdict, lower.note, lower.paper_top1) == ("consistent", None, pytest.approx(-0.4))
+    assert (lower.seeds_needed, lower.seeds_note) == (7, None)  # see test_seeds_needed_by_hand
+    assert (similar.verdict, similar.note) == (
+        "stalled",
+        "stalled: arm 'E glorot' seeds 1, 2 stayed at chance",
+    )
+    assert similar.seeds_needed is None
+    assert (record.verdict, record.runs_found, record.runs_expected) == ("consistent", 9, 9)
+    assert record.cost.eval_s == pytest.approx(9 * 1.5)
+    assert read_ablations(tmp_path) == [record]
+    # one seed of the base arm at chance: the lower comparison is stalled too, naming that arm
+    first = read_run(tmp_path, run_ids[("E S=256", 0)])
+    at_chance_eval = make_eval(
+        id=record_id(run_identity(first, "dense", "single")), runs=[first.id], top1_err=90.0
+    )
+    write_eval(tmp_path, at_chance_eval)
+    again = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
+    assert again.comparisons[0].verdict == "stalled"
+    assert again.comparisons[0].note == "stalled: arm 'E S=256' seed 0 stayed at chance"
+    assert (
+        again.comparisons[1].note
+        == "stalled: arm 'E S=256' seed 0 and arm 'E glorot' seeds 1, 2 stayed at chance"
+    )
 
 
 def test_shards_split_seeds_and_keep_chains_together():

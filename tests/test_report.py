@@ -3,6 +3,7 @@ the whole report rendered from a store."""
 
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from vggbench.ablations.spec import Budget
@@ -25,6 +26,7 @@ from vggbench.report.tables import (
     ablation_comparisons_frame,
     ablation_notes,
     paper_table_frame,
+    seeds_advice,
 )
 from vggbench.report.write import write_report
 from vggbench.store import DataSource, EvalLimits, EvalRecord, InitInfo, Recipe, RunRecord, write_record
@@ -62,10 +64,10 @@ def make_eval(**fields) -> EvalRecord:
     return EvalRecord(**{**defaults, **fields})
 
 
-def make_run(run_id: str, config: dict) -> RunRecord:
-    """A run record whose config is `config` (what recipe keys read) and the rest plausible."""
+def make_run(run_id: str, config: dict, **fields) -> RunRecord:
+    """A run record whose config is `config` (what recipe keys read), then `fields`, the rest plausible."""
     recipe = Recipe(0.01, 0.9, 5e-4, 0.5, 64, 1, config.get("epochs", 1), 2, 3, 0, 0.01)
-    return RunRecord(
+    defaults = dict(
         id=run_id,
         net="A",
         model={},
@@ -81,6 +83,7 @@ def make_run(run_id: str, config: dict) -> RunRecord:
         crop=32,
         train_scale="256",
         train_scale_pixels=[37],
+        input_range="0-255",
         val_scale=256,
         val_scale_pixels=37,
         init=InitInfo("kaiming"),
@@ -100,6 +103,7 @@ def make_run(run_id: str, config: dict) -> RunRecord:
         code_version="test",
         created="2026",
     )
+    return RunRecord(**{**defaults, **fields})
 
 
 # --- Tables 3-6 -----------------------------------------------------------------------------------
@@ -127,7 +131,7 @@ def test_paper_table_puts_our_numbers_beside_the_paper():
         assert "24.6" in render(paper_table_frame(5, [record]), fmt, PAPER_TABLE_TITLES[5])
 
 
-def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
+def test_paper_table_averages_repeats_over_seeds_only_newest_recipe_first():
     def run(run_id, seed, epochs=5):
         config = {
             "net": "A",
@@ -173,6 +177,9 @@ def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
     row = paper_table_frame(3, records, runs=runs).iloc[0]
     assert (row["net"], row["our top-1"], row["seeds"], row["record"]) == ("A", 23.0, 3, "e2")
     assert row["delta top-1"] == pytest.approx(23.0 - 29.6)
+    # the longer recipe is a row of its own, after the newest recipe's
+    row = paper_table_frame(3, records, runs=runs).iloc[1]
+    assert (row["net"], row["our top-1"], row["seeds"], row["record"]) == ("A", 11.0, 1, "e-long")
     # without the run records: the newest record alone
     row = paper_table_frame(3, records).iloc[0]
     assert (row["our top-1"], row["seeds"]) == (27.0, 1)
@@ -189,6 +196,107 @@ def test_paper_table_averages_the_newest_records_repeats_over_seeds_only():
         ]
         == 1
     )
+
+
+def recipe_run(
+    run_id: str, seed: int, init: str = "glorot", input_range: str = "0-255", **fields
+) -> RunRecord:
+    """A run of net A at S=256 whose recipe is its init scheme and input range."""
+    config = {"net": "A", "scale": "256", "epochs": 5, "seed": seed, "init": init, "input_range": input_range}
+    info = InitInfo(init, 0.01) if init == "paper" else InitInfo(init)
+    return make_run(run_id, config, init=info, input_range=input_range, **fields)
+
+
+def table3_eval(record_id: str, run_id: str, top1: float, created: str, **fields) -> EvalRecord:
+    return make_eval(
+        id=record_id, runs=[run_id], dataset="fashion-mnist", top1_err=top1, created=created, **fields
+    )
+
+
+def test_paper_table_keeps_recipes_apart_and_names_them():
+    runs = {
+        r.id: r
+        for r in (
+            recipe_run("g0", 0),
+            recipe_run("g1", 1),
+            recipe_run("p0", 0, init="paper"),
+            recipe_run("p1", 1, init="paper"),
+            recipe_run("u0", 0, input_range="0-1"),
+        )
+    }
+    records = [
+        table3_eval("eg0", "g0", 30.0, "2026-01"),
+        table3_eval("ep0", "p0", 80.0, "2026-02"),
+        table3_eval("eg1", "g1", 34.0, "2026-03"),
+        table3_eval("eu0", "u0", 40.0, "2026-04"),
+        table3_eval("ep1", "p1", 84.0, "2026-05"),
+    ]
+    frame = paper_table_frame(3, records, runs=runs)
+    ours = frame[frame["our top-1"].notna()]
+    assert list(ours["net"]) == ["A", "A", "A"] and list(frame["net"]).count("A") == 3
+    assert list(ours["our top-1"]) == [82.0, 40.0, 32.0]  # newest recipe first: paper, 0-1, glorot
+    assert list(ours["seeds"]) == [2, 1, 2] and list(ours["record"]) == ["ep1", "eu0", "eg1"]
+    assert list(ours["delta top-1"]) == pytest.approx([82.0 - 29.6, 40.0 - 29.6, 32.0 - 29.6])
+    assert list(ours["recipe"]) == [
+        "fashion-mnist, width 0.125, crop 32, 5 epochs, init paper std 0.01, input 0-255",
+        "fashion-mnist, width 0.125, crop 32, 5 epochs, init glorot, input 0-1",
+        "fashion-mnist, width 0.125, crop 32, 5 epochs, init glorot, input 0-255",
+    ]
+    # 10 classes: our top-5 is no test beside ImageNet's, so its columns go; the paper's stays
+    assert "our top-5" not in frame and "delta top-5" not in frame and "paper top-5" in frame
+    # the rows of the other nets have none of ours and no recipe
+    assert frame[frame["net"] == "B"]["recipe"].isna().all()
+
+
+def test_paper_table_shows_top5_for_many_classes_and_the_fine_tuning_chain():
+    hundred = [str(c) for c in range(100)]
+    source = make_run("src", {"scale": "256", "epochs": 4}, classes=hundred, init=InitInfo("kaiming"))
+    tuned = make_run(
+        "tuned",
+        {"net": "A", "scale": "256", "epochs": 3, "init_from": "src"},
+        classes=hundred,
+        init_from="src",
+        init=InitInfo("init-from src"),
+    )
+    record = table3_eval("e", "tuned", 30.0, "2026-01", top5_err=12.5)
+    row = paper_table_frame(3, [record], runs={"src": source, "tuned": tuned}).iloc[0]
+    assert (row["our top-5"], row["delta top-5"]) == (12.5, pytest.approx(12.5 - 10.4))
+    assert row["recipe"] == (
+        "fashion-mnist, width 0.125, crop 32, 3 epochs, init kaiming, input 0-255, "
+        "fine-tuned S=256 -> S=256 (7 epochs in all)"
+    )
+
+
+def test_table5_shows_each_methods_cost_per_image():
+    def table5_eval(record_id, run_id, method, macs, seconds, images, top1):
+        return make_eval(
+            id=record_id,
+            runs=[run_id],
+            nets=["D"],
+            train_scales=["256:512"],
+            method=method,
+            test_scales=[256, 384, 512],
+            macs_per_image=macs,
+            seconds=seconds,
+            images=images,
+            top1_err=top1,
+        )
+
+    runs = {
+        r.id: replace(r, net="D", train_scale="256:512") for r in (recipe_run("d0", 0), recipe_run("d1", 1))
+    }
+    records = [
+        table5_eval("dense0", "d0", "dense", 1_000_000.0, 2.0, 100, 30.0),
+        table5_eval("dense1", "d1", "dense", 1_000_000.0, 3.0, 100, 32.0),
+        table5_eval("crops0", "d0", "multi-crop", 150_000_001.0, 40.0, 80, 29.0),
+    ]
+    frame = paper_table_frame(5, records, runs=runs).set_index(["net", "method"])
+    assert frame.loc[("D", "dense"), "our MACs/image"] == 1_000_000
+    assert frame.loc[("D", "dense"), "our s/image"] == pytest.approx((0.02 + 0.03) / 2)
+    assert frame.loc[("D", "multi-crop"), "our MACs/image"] == 150_000_001
+    assert frame.loc[("D", "multi-crop"), "our s/image"] == pytest.approx(0.5)
+    assert pd.isna(frame.loc[("D", "multi-crop+dense"), "our MACs/image"])
+    assert "our MACs/image" not in paper_table_frame(3, records, runs=runs)
 
 
 # --- Ablation tables ------------------------------------------------------------------------------
@@ -209,7 +317,11 @@ def arm_result(**fields) -> ArmResult:
         top5_mean=5.0,
         top5_std=0.5,
         macs_per_image=1,
+        num_classes=100,
+        input_range="0-255",
         init=InitInfo("glorot"),
+        chain=["S=256"],
+        total_epochs=2,
         curves=[],
         stalled_seeds=[],
         paper_top1=29.6,
@@ -230,6 +342,7 @@ COMPARISON = ComparisonResult(
     difference=Difference(1.5, -0.25, 3.25, True, 2),
     verdict="consistent",
     paper_top1=0.1,
+    seeds_needed=4,
 )
 KNOWN = AblationRecord(
     id="known",
@@ -267,6 +380,8 @@ def test_known_record_gives_known_cells():
     assert arms.iloc[0].to_dict() == {
         "arm": "A",
         "evaluation": "dense",
+        "trained as": "S=256",
+        "epochs": 2,
         "seeds": 2,
         "stalled": 0,
         "top-1 err (%)": "20.00 ± 1.00",
@@ -284,9 +399,60 @@ def test_known_record_gives_known_cells():
         "95% CI": "[-0.25, +3.25]",
         "paper (points)": 0.1,
         "verdict": "consistent",
+        "seeds needed": 4,
     }
     line = ablation_budget_line(KNOWN)
     assert "synthetic, width 0.0625, crop 32, 2 epochs" in line and "init glorot" in line
+    assert "; input 0-255 (the paper's) minus the mean RGB;" in line
+
+
+def test_arms_table_leaves_top5_out_for_ten_classes_and_shows_the_chain():
+    tuned = arm_result(name="A S=384", chain=["S=256", "S=384"], total_epochs=4, num_classes=10)
+    frame = ablation_arms_frame(replace(KNOWN, arms=[replace(KNOWN.arms[0], num_classes=10), tuned]))
+    assert list(frame.columns) == [
+        "arm",
+        "evaluation",
+        "trained as",
+        "epochs",
+        "seeds",
+        "stalled",
+        "top-1 err (%)",
+        "paper top-1",
+    ]
+    assert (frame.iloc[1]["trained as"], frame.iloc[1]["epochs"]) == ("S=256 -> S=384", 4)
+    # a fine-tuned arm's init is its chain's: the budget line names the schemes that drew weights
+    record = replace(
+        KNOWN, arms=[KNOWN.arms[0], replace(tuned, init=InitInfo("init-from r0"), input_range="0-1")]
+    )
+    line = ablation_budget_line(record)
+    assert "; init glorot; input 0-1, 0-255 (the paper's) minus the mean RGB;" in line
+
+
+def test_zero_variance_and_stalled_comparisons_say_so_with_seeds_advice():
+    zero = replace(
+        COMPARISON,
+        difference=Difference(1.0, None, None, True, 3, 0.0, zero_variance=True),
+        verdict="inconclusive",
+        note="zero variance: every seed differs by exactly +1.00",
+        seeds_needed=None,
+        seeds_note="zero variance between seeds: no spread to size a sample by",
+    )
+    row = ablation_comparisons_frame(replace(KNOWN, comparisons=[zero])).iloc[0]
+    assert (row["95% CI"], row["verdict"]) == ("none (zero variance)", "inconclusive")
+    assert pd.isna(row["seeds needed"])
+    assert (
+        seeds_advice(zero, 3)
+        == "seeds needed unknown: zero variance between seeds: no spread to size a sample by"
+    )
+    gap = replace(COMPARISON, expect="lower", paper_top1=-7.0, seeds_needed=4)
+    assert seeds_advice(gap, 2) == "to resolve the paper's 7.0-point gap at this budget, run --seeds 4"
+    assert (
+        seeds_advice(gap, 5)
+        == "--seeds 5 already has 80% power to detect the paper's 7.0-point gap at this budget"
+    )
+    assert seeds_advice(COMPARISON, 2) == (
+        "to resolve a 1.0-point difference (the claim's margin) at this budget, run --seeds 4"
+    )
 
 
 def test_notes_count_stalled_runs_and_the_dense_windows_of_a_small_crop():
@@ -294,17 +460,18 @@ def test_notes_count_stalled_runs_and_the_dense_windows_of_a_small_crop():
     record = replace(KNOWN, arms=[KNOWN.arms[0], dense_arm])
     stalled, geometry = ablation_notes(record)
     assert stalled.startswith("arm 'A-LRN': seed(s) 1 stayed at chance error")
-    # crop 32: Q=256 is 37 px, floor(37/32) = 1 cell, 1 - 1 + 1 = 1 window position
+    assert stalled.endswith("and its comparisons get no verdict")
+    # crop 32: Q=256 is 37 px; the max-pools round up: ceil(37/32) = 2 cells, 2 - 1 + 1 = 2 positions
     assert (
-        "at crop 32, dense evaluation at Q=256 (37 px) has a 1x1 score map, 1x1 window position(s)"
+        "at crop 32, dense evaluation at Q=256 (37 px) has a 2x2 score map, 2x2 window position(s)"
         in geometry
     )
     assert ablation_arms_frame(record).iloc[1]["stalled"] == 1
     at_224 = replace(record, budget=replace(BUDGET, crop=224), arms=[KNOWN.arms[0]])
     assert ablation_notes(at_224) == []
-    # crop 64: Q=256 is 73 px, 2 cells, 2 - 2 + 1 = 1 position
+    # crop 64: Q=256 is 73 px, ceil(73/32) = 3 cells, 3 - 2 + 1 = 2 positions
     at_64 = replace(record, budget=replace(BUDGET, crop=64), arms=[dense_arm])
-    assert "(73 px) has a 2x2 score map, 1x1 window" in ablation_notes(at_64)[1]
+    assert "(73 px) has a 3x3 score map, 2x2 window" in ablation_notes(at_64)[1]
 
 
 def test_budget_line_names_the_preinit_layers_the_machine_and_the_time():
@@ -350,6 +517,7 @@ def test_report_renders_known_ablation_record(tmp_path):
         "[-0.25, +3.25]",
         "0.1",
         "consistent",
+        "4",
     ]
     assert "138,357,544" in text  # Table 2 is always there
     # one writer for Table 2's files: the same as `vggbench params --write`
@@ -357,3 +525,29 @@ def test_report_renders_known_ablation_record(tmp_path):
     assert "138,357,544" in (tmp_path / "table2.md").read_text()
     assert (tmp_path / "tables" / "ablation-lrn-a-smoke.tex").exists()
     assert not any(p.suffix == ".png" for p in paths)  # no curves and no evaluations: nothing to plot
+
+
+def test_report_summary_separates_verdicts_with_evidence_from_the_others(tmp_path):
+    stalled = replace(
+        COMPARISON,
+        evaluation="center",
+        verdict="stalled",
+        note="stalled: arm 'A-LRN' seeds 0, 1 stayed at chance",
+        seeds_needed=None,
+        seeds_note="an arm stalled: its spread says nothing",
+    )
+    write_ablation(tmp_path, replace(KNOWN, comparisons=[COMPARISON, stalled]))
+    write_report(tmp_path, tmp_path, plots=False)
+    text = (tmp_path / "REPORT.md").read_text()
+    summary = text.split("## Summary of the ablations")[1].split("\n## ")[0]
+    with_evidence, without = summary.split("Without evidence (stalled or inconclusive):")
+    assert (
+        "- `lrn` (A, smoke), A-LRN - A, dense: **consistent** (ours +1.50 points, paper +0.1)"
+        in with_evidence
+    )
+    assert without.strip() == (
+        "- `lrn` (A, smoke), A-LRN - A, center: **stalled** (ours +1.50 points, paper +0.1); "
+        "stalled: arm 'A-LRN' seeds 0, 1 stayed at chance; "
+        "seeds needed unknown: an arm stalled: its spread says nothing"
+    )
+    assert "80% power" in summary and "margin" in summary

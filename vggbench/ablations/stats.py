@@ -1,19 +1,34 @@
-"""Statistics over seeds (means, paired or Welch intervals), verdicts against the paper's claims,
-and the typed ablation record stored under <results>/ablations/."""
+"""Statistics over seeds (means, paired or Welch intervals, the seeds a comparison needs), verdicts
+against the paper's claims, the fine-tuning chain behind an arm, and the typed ablation record
+stored under <results>/ablations/."""
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from vggbench.ablations.spec import EXPECTATIONS, AblationSpec, Budget, Comparison
 from vggbench.errors import VggbenchError
-from vggbench.store import SCHEMA, EpochMetrics, InitInfo, _check_schema, _typed, read_records, write_record
+from vggbench.store import (
+    SCHEMA,
+    EpochMetrics,
+    InitInfo,
+    RunRecord,
+    _check_schema,
+    _typed,
+    read_records,
+    write_record,
+)
 
 CONFIDENCE = 0.95
+POWER = 0.80  # of the test that `seeds_needed` sizes
+ZERO_SPREAD = 1e-9  # points: a spread below this is float rounding of equal errors, i.e. zero
+CHANCE_MARGIN = 1.0  # points: a seed this close to chance error has stalled
+TOP5_MAX_CLASSES = 10  # top-5 error is shown only for datasets with more classes
 ABLATIONS = "ablations"  # the store's folder of ablation records
 
 
@@ -38,7 +53,11 @@ class Difference:
     """treatment - baseline top-1 error, percentage points, with a 95% t-interval over seeds.
 
     Seeds pair the arms (seed i of both arms sees the same data order), so the interval is the
-    paired one when both arms have the same seeds, Welch's otherwise. None with fewer than 2 pairs.
+    paired one when both arms have the same seeds, Welch's otherwise. No interval (None) with fewer
+    than 2 pairs, nor with zero variance (`zero_variance`: every paired delta equal, or every seed of
+    each arm at the same error), where a t-interval would claim a certainty the seeds cannot give.
+    `std` is the seed-to-seed std of one seed's difference: of the paired deltas, or
+    sqrt(s_b^2 + s_t^2) for unpaired seeds; None with one seed.
     """
 
     top1: float
@@ -46,6 +65,8 @@ class Difference:
     ci95_high: float | None
     paired: bool
     n: int
+    std: float | None = None
+    zero_variance: bool = False
 
 
 def difference(baseline: dict[int, float], treatment: dict[int, float]) -> Difference:
@@ -57,42 +78,106 @@ def difference(baseline: dict[int, float], treatment: dict[int, float]) -> Diffe
     mean = statistics.fmean(treatment.values()) - statistics.fmean(baseline.values())
     if paired:
         deltas = [treatment[s] - baseline[s] for s in common]
-        n = len(deltas)
-        half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * statistics.stdev(deltas) / math.sqrt(n)
-        return Difference(mean, mean - half, mean + half, True, n)
+        n, std = len(deltas), statistics.stdev(deltas)
+        if std <= ZERO_SPREAD:
+            return Difference(mean, None, None, True, n, 0.0, zero_variance=True)
+        half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
+        return Difference(mean, mean - half, mean + half, True, n, std)
     a, b = list(baseline.values()), list(treatment.values())
+    n = min(len(a), len(b))
     if len(a) < 2 or len(b) < 2:
-        return Difference(mean, None, None, False, min(len(a), len(b)))
+        return Difference(mean, None, None, False, n)
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     se = math.sqrt(va + vb)
-    if se == 0:
-        return Difference(mean, mean, mean, False, min(len(a), len(b)))
+    if se <= ZERO_SPREAD:
+        return Difference(mean, None, None, False, n, 0.0, zero_variance=True)
+    std = math.sqrt(statistics.variance(a) + statistics.variance(b))
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, dof)) * se
-    return Difference(mean, mean - half, mean + half, False, min(len(a), len(b)))
+    return Difference(mean, mean - half, mean + half, False, n, std)
+
+
+def zero_variance_note(diff: Difference) -> str:
+    """Why a zero-variance difference has no interval, with the difference itself."""
+    if diff.paired:
+        return f"zero variance: every seed differs by exactly {diff.top1:+.2f}"
+    return f"zero variance: every seed of each arm has the same error (difference {diff.top1:+.2f})"
 
 
 def verdict(diff: Difference, expect: str, margin: float = 1.0) -> str:
     """Our interval against the paper's claim about treatment - baseline error.
 
     lower: the treatment's error is lower (interval below 0: consistent; above 0: contradicts).
-    no_better: the treatment does not help (interval wholly below 0: contradicts; any gain within
-        `margin` points: consistent).
+    no_better: the treatment does not help: contradicts only when its error is lower by more than
+        `margin` (the whole interval below -margin); consistent when the interval's lower end is
+        above -margin (any gain is within the margin).
     similar: the two are equal within `margin` points either way.
-    Anything else, and any single-seed comparison, is inconclusive at this budget.
+    Anything else, any single-seed comparison and any zero-variance one is inconclusive.
     """
     low, high = diff.ci95_low, diff.ci95_high
-    if low is None or high is None:
+    if low is None or high is None or diff.zero_variance:
         return "inconclusive"
     if expect == "lower":
         return "consistent" if high < 0 else "contradicts" if low > 0 else "inconclusive"
     if expect == "no_better":
-        return "contradicts" if high < 0 else "consistent" if low > -margin else "inconclusive"
+        return "contradicts" if high < -margin else "consistent" if low > -margin else "inconclusive"
     if expect == "similar":
         if -margin < low and high < margin:
             return "consistent"
         return "contradicts" if low > margin or high < -margin else "inconclusive"
     raise VggbenchError(f"unknown expectation {expect!r}; choose one of {', '.join(EXPECTATIONS)}")
+
+
+def at_chance(top1_err: float, num_classes: int) -> bool:
+    """Whether a top-1 error is within CHANCE_MARGIN points of guessing, 100 (1 - 1/K): such a seed
+    learnt nothing, so its arm's differences say nothing about the claim."""
+    return top1_err >= 100 * (1 - 1 / num_classes) - CHANCE_MARGIN
+
+
+def top5_comparable(num_classes: int) -> bool:
+    """Top-5 of a handful of classes is no test (of 10, it is half of them): it is comparable with
+    ImageNet's only above TOP5_MAX_CLASSES classes."""
+    return num_classes > TOP5_MAX_CLASSES
+
+
+def power_target(expect: str, paper_top1: float | None, margin: float) -> float | None:
+    """The difference a sample of seeds must be able to detect: for "lower", the paper's own
+    difference (its size); for "no_better" and "similar", the comparison's margin, the smallest
+    difference the claim says is not there (an equivalence-style target). None when the paper gives
+    no difference for a "lower" comparison."""
+    if expect == "lower":
+        return abs(paper_top1) if paper_top1 else None  # a zero gap cannot be detected
+    return margin
+
+
+def seeds_needed(std: float, delta: float) -> int:
+    """The smallest number of seeds n >= 2 for which a paired two-sided t-test at 95% has 80% power
+    to detect a true difference `delta` when one seed's difference spreads with std `std`: the
+    smallest n with n >= ((t_{0.975,n-1} + t_{0.80,n-1}) std / delta)^2. The right side falls as n
+    grows, so counting up from the normal approximation's n (a lower bound) finds it."""
+    from scipy import stats as scipy_stats  # lazy: scipy.stats takes most of a second to import
+
+    def bound(dof: int | None) -> float:
+        """((q_0.975 + q_0.80) std / delta)^2 with the t-distribution's quantiles, the normal's for None."""
+        dist = scipy_stats.norm if dof is None else scipy_stats.t(dof)
+        return float(((dist.ppf(0.5 + CONFIDENCE / 2) + dist.ppf(POWER)) * std / delta) ** 2)
+
+    n = max(2, math.ceil(bound(None)))
+    while n < bound(n - 1):
+        n += 1
+    return n
+
+
+def seeds_for(diff: Difference, target: float | None) -> tuple[int | None, str | None]:
+    """`seeds_needed` for our observed spread and the paper's difference (`power_target`), or None
+    and why it cannot be said."""
+    if target is None:
+        return None, "the paper gives no difference for this comparison to size a sample by"
+    if diff.zero_variance:
+        return None, "zero variance between seeds: no spread to size a sample by"
+    if diff.std is None:
+        return None, "one seed: no seed-to-seed spread yet; run --seeds 3 or more"
+    return seeds_needed(diff.std, target), None
 
 
 def paper_difference(spec: AblationSpec, comparison: Comparison) -> float | None:
@@ -107,6 +192,37 @@ def paper_difference(spec: AblationSpec, comparison: Comparison) -> float | None
             return None
         numbers.append(row.top1)
     return round(numbers[1] - numbers[0], 2)
+
+
+# --- The runs behind an arm -----------------------------------------------------------------------
+
+
+def fine_tune_chain(run: RunRecord, lookup: Callable[[str], RunRecord | None]) -> list[RunRecord | str]:
+    """The runs `run` was fine-tuned through (init_from, walked with `lookup`), the one trained from
+    scratch first and `run` last; a source the store lacks stands as its id and ends the walk."""
+    chain: list[RunRecord | str] = [run]
+    while isinstance(chain[0], RunRecord) and chain[0].init_from:
+        source = lookup(chain[0].init_from)
+        chain.insert(0, source or chain[0].init_from)
+    return chain
+
+
+def chain_labels(chain: list[RunRecord | str]) -> list[str]:
+    """Each link of a chain by its train scale: "S=256", "S=384", "jitter 256:512"; a run the store
+    lacks by its id."""
+    labels = []
+    for link in chain:
+        if isinstance(link, str):
+            labels.append(f"run {link} (not in the store)")
+        else:
+            fixed = ":" not in link.train_scale
+            labels.append(f"S={link.train_scale}" if fixed else f"jitter {link.train_scale}")
+    return labels
+
+
+def chain_epochs(chain: list[RunRecord | str]) -> int:
+    """The epochs of every run of a chain that the store holds: the training behind its last run."""
+    return sum(link.recipe.epochs for link in chain if isinstance(link, RunRecord))
 
 
 # --- The ablation record -----------------------------------------------------------------------
@@ -129,16 +245,21 @@ class ArmResult:
     top5_mean: float
     top5_std: float | None
     macs_per_image: float
+    num_classes: int  # of its runs' dataset
+    input_range: str  # of its runs: "0-255" (the paper's) or "0-1", minus the mean RGB
     init: InitInfo  # of its first seed's run
+    chain: list[str]  # the runs it was fine-tuned through (init_from), first to last: `chain_labels`
+    total_epochs: int  # its own epochs plus those of the runs it was fine-tuned from
     curves: list[list[EpochMetrics]]  # each seed's epochs
-    stalled_seeds: list[int]  # runs whose validation error stayed at chance
+    stalled_seeds: list[int]  # within CHANCE_MARGIN of chance here, or training warned (`stalled_run`)
     paper_top1: float | None
     paper_top5: float | None
 
 
 @dataclass
 class ComparisonResult:
-    """treatment - baseline under one evaluation: our difference, its verdict, the paper's."""
+    """treatment - baseline under one evaluation: our difference, its verdict ("stalled" when an arm
+    has a seed at chance), the paper's, and how many seeds would resolve it (`seeds_for`)."""
 
     baseline: str
     treatment: str
@@ -149,6 +270,8 @@ class ComparisonResult:
     verdict: str
     paper_top1: float | None  # the paper's treatment - baseline, where it published both
     note: str | None = None
+    seeds_needed: int | None = None
+    seeds_note: str | None = None  # why seeds_needed is None
 
 
 @dataclass

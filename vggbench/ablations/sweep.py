@@ -27,11 +27,18 @@ from vggbench.ablations.stats import (
     ComparisonResult,
     Cost,
     PaperClaim,
+    at_chance,
+    chain_epochs,
+    chain_labels,
     difference,
+    fine_tune_chain,
     paper_difference,
+    power_target,
+    seeds_for,
     summarize,
     verdict,
     write_ablation,
+    zero_variance_note,
 )
 from vggbench.data import Dataset
 from vggbench.errors import VggbenchError
@@ -106,7 +113,8 @@ def run_ablation(
 
 def stalled_run(run: RunRecord) -> bool:
     """A run whose validation error stayed at chance (training warned): it is kept in the means, so
-    that a recipe that stalls now and then shows it, and the report counts it per arm."""
+    that a recipe that stalls now and then shows it, the report counts it per arm, and its arm's
+    comparisons get no verdict (as for a seed whose evaluated error is at chance, `at_chance`)."""
     return any(warning.startswith(train.NOT_LEARNING) for warning in run.warnings)
 
 
@@ -191,20 +199,32 @@ def stored_protocol_evaluation(
 def analyse(
     spec: AblationSpec, *, seeds: int, preset: str, budget: Budget, results_dir: Path
 ) -> AblationRecord:
-    """Each arm's mean and std over seeds, each comparison's difference, interval and verdict,
-    with the paper's numbers beside ours. Stored as one record under <results>/ablations/."""
+    """Each arm's mean and std over seeds, each comparison's difference, interval, verdict and the
+    seeds it needs, with the paper's numbers beside ours. Stored as one record under
+    <results>/ablations/."""
     found, runs = _stored_sweep(spec, seeds, budget, results_dir)
-    arms = [
-        _arm_result(arm, protocol, found[(arm.name, protocol.name)], runs)
+    by_id = {run.id: run for run in runs.values()}
+
+    def lookup(run_id: str) -> RunRecord | None:
+        return by_id.get(run_id) or read_run(results_dir, run_id)
+
+    arms = {
+        (arm.name, protocol.name): _arm_result(arm, protocol, found[(arm.name, protocol.name)], runs, lookup)
         for arm in spec.arms
         for protocol in spec.evaluations
         if found.get((arm.name, protocol.name))
-    ]
+    }
     comparisons = [
-        _comparison_result(spec, comparison, found)
+        _comparison_result(
+            spec,
+            comparison,
+            arms[(comparison.baseline, comparison.evaluation)],
+            arms[(comparison.treatment, comparison.evaluation)],
+            found,
+        )
         for comparison in spec.comparisons
-        if found.get((comparison.baseline, comparison.evaluation))
-        and found.get((comparison.treatment, comparison.evaluation))
+        if (comparison.baseline, comparison.evaluation) in arms
+        and (comparison.treatment, comparison.evaluation) in arms
     ]
     primary = comparisons[0] if comparisons else None
     identity = {
@@ -222,7 +242,7 @@ def analyse(
         preset=preset,
         budget=budget,
         seeds=seeds,
-        arms=arms,
+        arms=list(arms.values()),
         comparisons=comparisons,
         difference=primary.difference if primary else None,
         verdict=primary.verdict if primary else "incomplete",
@@ -255,12 +275,22 @@ def _stored_sweep(spec: AblationSpec, seeds: int, budget: Budget, results_dir: P
     return found, runs
 
 
-def _arm_result(arm: Arm, protocol: EvalProtocol, evals: dict[int, EvalRecord], runs: Runs) -> ArmResult:
+def _arm_result(
+    arm: Arm,
+    protocol: EvalProtocol,
+    evals: dict[int, EvalRecord],
+    runs: Runs,
+    lookup: Callable[[str], RunRecord | None],
+) -> ArmResult:
+    """One arm under one protocol; a seed stalled when its error here is at chance (`at_chance`) or
+    its training warned, and the arm's chain is its first seed's (`lookup` finds the runs it
+    started from)."""
     seeds = sorted(evals)
     seed_runs = [runs[(arm.name, seed)] for seed in seeds]
     top1 = summarize([evals[seed].top1_err for seed in seeds])
     top5 = summarize([evals[seed].top5_err for seed in seeds])
     row = arm.paper_result(protocol)
+    chain = fine_tune_chain(seed_runs[0], lookup)
     return ArmResult(
         name=arm.name,
         net=arm.net,
@@ -275,18 +305,43 @@ def _arm_result(arm: Arm, protocol: EvalProtocol, evals: dict[int, EvalRecord], 
         top5_mean=top5.mean,
         top5_std=top5.std,
         macs_per_image=statistics.fmean(evals[seed].macs_per_image for seed in seeds),
+        num_classes=seed_runs[0].num_classes,
+        input_range=seed_runs[0].input_range,
         init=seed_runs[0].init,
+        chain=chain_labels(chain),
+        total_epochs=chain_epochs(chain),
         curves=[run.epochs for run in seed_runs],
-        stalled_seeds=[seed for seed, run in zip(seeds, seed_runs) if stalled_run(run)],
+        stalled_seeds=[
+            seed
+            for seed, run in zip(seeds, seed_runs)
+            if stalled_run(run) or at_chance(evals[seed].top1_err, run.num_classes)
+        ],
         paper_top1=row.top1 if row else None,
         paper_top5=row.top5 if row else None,
     )
 
 
-def _comparison_result(spec: AblationSpec, comparison: Comparison, found: Found) -> ComparisonResult:
+def _comparison_result(
+    spec: AblationSpec, comparison: Comparison, base_arm: ArmResult, treat_arm: ArmResult, found: Found
+) -> ComparisonResult:
+    """The difference and its verdict: "stalled" when either arm has a seed at chance, inconclusive
+    with a note for one seed or zero variance; and the seeds that would resolve it."""
     base = found[(comparison.baseline, comparison.evaluation)]
     treat = found[(comparison.treatment, comparison.evaluation)]
     diff = difference({s: r.top1_err for s, r in base.items()}, {s: r.top1_err for s, r in treat.items()})
+    paper_top1 = paper_difference(spec, comparison)
+    stalled = [arm for arm in (base_arm, treat_arm) if arm.stalled_seeds]
+    if stalled:
+        note = "stalled: " + " and ".join(_stalled_seeds(arm) for arm in stalled) + " stayed at chance"
+        judged, needed, seeds_note = "stalled", None, "an arm stalled: its spread says nothing"
+    else:
+        judged = verdict(diff, comparison.expect, comparison.margin)
+        if diff.zero_variance:
+            note = zero_variance_note(diff)
+        else:
+            note = ONE_SEED_NOTE if diff.ci95_low is None else None
+        target = power_target(comparison.expect, paper_top1, comparison.margin)
+        needed, seeds_note = seeds_for(diff, target)
     return ComparisonResult(
         baseline=comparison.baseline,
         treatment=comparison.treatment,
@@ -294,10 +349,17 @@ def _comparison_result(spec: AblationSpec, comparison: Comparison, found: Found)
         expect=comparison.expect,
         margin=comparison.margin,
         difference=diff,
-        verdict=verdict(diff, comparison.expect, comparison.margin),
-        paper_top1=paper_difference(spec, comparison),
-        note=ONE_SEED_NOTE if diff.ci95_low is None else None,
+        verdict=judged,
+        paper_top1=paper_top1,
+        note=note,
+        seeds_needed=needed,
+        seeds_note=seeds_note,
     )
+
+
+def _stalled_seeds(arm: ArmResult) -> str:
+    seeds = arm.stalled_seeds
+    return f"arm {arm.name!r} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
 def _cost(found: Found, runs: Runs) -> Cost:

@@ -11,7 +11,16 @@ from dataclasses import asdict
 import pandas as pd
 
 from vggbench import paper
-from vggbench.ablations.stats import AblationRecord, ComparisonResult
+from vggbench.ablations.stats import (
+    CHANCE_MARGIN,
+    AblationRecord,
+    ComparisonResult,
+    chain_epochs,
+    chain_labels,
+    fine_tune_chain,
+    power_target,
+    top5_comparable,
+)
 from vggbench.architectures import ARCHITECTURES
 from vggbench.counting import layer_breakdown, small_filter_table, summarize
 from vggbench.errors import VggbenchError
@@ -170,22 +179,59 @@ def recipe_key(record: EvalRecord, runs: Mapping[str, RunRecord]) -> str:
     return json.dumps([recipes, record.dataset, asdict(record.limits)], sort_keys=True)
 
 
-def _repeats(found: list[EvalRecord], runs: Mapping[str, RunRecord] | None) -> list[EvalRecord]:
-    """The newest of `found` (oldest first), or, given the run records, the newest record of each
-    set of runs with the newest one's recipe, oldest first."""
+def _recipe_groups(found: list[EvalRecord], runs: Mapping[str, RunRecord] | None) -> list[list[EvalRecord]]:
+    """`found` (oldest first) as repeats over seeds: without the run records, the newest record
+    alone; with them, one group per recipe (`recipe_key`), each the newest record of each set of
+    runs, oldest first, the group of the newest record first."""
     if not found:
         return []
-    newest = found[-1]
     if runs is None:
-        return [newest]
-    recipe = recipe_key(newest, runs)
-    same = {tuple(r.runs): r for r in found if recipe_key(r, runs) == recipe}
-    return sorted(same.values(), key=lambda r: r.created)
+        return [[found[-1]]]
+    groups: dict[str, dict[tuple[str, ...], EvalRecord]] = {}
+    for record in found:
+        groups.setdefault(recipe_key(record, runs), {})[tuple(record.runs)] = record
+    repeats = [sorted(group.values(), key=lambda r: r.created) for group in groups.values()]
+    return sorted(repeats, key=lambda group: group[-1].created, reverse=True)
 
 
-def _paper_row(row: paper.PaperResult, group: list[EvalRecord]) -> dict:
+def recipe_label(run: RunRecord, runs: Mapping[str, RunRecord]) -> str:
+    """A run's recipe, short: its dataset, width, crop, epochs, init (with the paper scheme's std),
+    input range, and the runs it was fine-tuned through (init_from) with the epochs of them all."""
+    chain = fine_tune_chain(run, runs.get)
+    root = chain[0] if isinstance(chain[0], RunRecord) else run
+    init = root.init.scheme + (f" std {root.init.std:g}" if root.init.std is not None else "")
+    label = (
+        f"{run.dataset}, width {run.width:g}, crop {run.crop}, {run.recipe.epochs} epochs, init {init}, "
+        f"input {run.input_range}"
+    )
+    if len(chain) > 1:
+        label += f", fine-tuned {' -> '.join(chain_labels(chain))} ({chain_epochs(chain)} epochs in all)"
+    return label
+
+
+def _group_recipe(record: EvalRecord, runs: Mapping[str, RunRecord] | None) -> str | None:
+    """The recipe of a group's runs (one per fused net); None without the run records."""
+    if runs is None:
+        return None
+    labels = [
+        recipe_label(runs[r], runs) if r in runs else f"run {r} (not in the store)" for r in record.runs
+    ]
+    return " + ".join(labels)
+
+
+def _top5_comparable(group: list[EvalRecord], runs: Mapping[str, RunRecord] | None) -> bool:
+    """Whether the group's top-5 can stand beside ImageNet's (`top5_comparable`): not when its runs
+    have 10 classes or fewer, nor when its top-5 is of fewer than 5 classes."""
+    for record in group:
+        known = [runs[r].num_classes for r in record.runs if runs and r in runs]
+        if record.top5_k < 5 or not all(top5_comparable(k) for k in known):
+            return False
+    return True
+
+
+def _paper_row(row: paper.PaperResult, group: list[EvalRecord], runs: Mapping[str, RunRecord] | None) -> dict:
     top1 = statistics.fmean(r.top1_err for r in group) if group else None
-    top5 = statistics.fmean(r.top5_err for r in group) if group else None
+    top5 = statistics.fmean(r.top5_err for r in group) if group and _top5_comparable(group, runs) else None
     return {
         "net": row.net,
         "train scale": row.train_scale,
@@ -196,11 +242,18 @@ def _paper_row(row: paper.PaperResult, group: list[EvalRecord]) -> dict:
         "our top-1": top1,
         "our top-5": top5,
         "delta top-1": top1 - row.top1 if group and row.top1 is not None else None,
-        "delta top-5": top5 - row.top5 if group and row.top5 is not None else None,
+        "delta top-5": top5 - row.top5 if top5 is not None and row.top5 is not None else None,
+        "our MACs/image": round(statistics.fmean(r.macs_per_image for r in group)) if group else None,
+        "our s/image": statistics.fmean(r.seconds / r.images for r in group) if group else None,
         "seeds": len(group) or None,
         "dataset": group[-1].dataset if group else None,
+        "recipe": _group_recipe(group[-1], runs) if group else None,
         "record": group[-1].id if group else None,
     }
+
+
+#: Table 5 compares test methods, so it shows what each costs beside its error.
+COST_COLUMNS = ("our MACs/image", "our s/image")
 
 
 def paper_table_frame(
@@ -209,26 +262,31 @@ def paper_table_frame(
     dataset: str | None = None,
     runs: Mapping[str, RunRecord] | None = None,
 ) -> pd.DataFrame:
-    """One of Tables 3-6 with the paper's errors beside ours: one row per paper row, blank where we
-    have none. Ours come from the matching eval records (same net(s), train scale(s), test scales in
-    paper units and method; restricted to `dataset` when given): the newest one, or, given the run
-    records (`runs`, by id), the mean over the newest one's repeats with other seeds (`recipe_key`),
-    with their number. Our errors are on our dataset and scaled-down nets, so the comparison is of
-    shape (which method or scale wins), not of value."""
+    """One of Tables 3-6 with the paper's errors beside ours: one row per paper row and recipe of
+    ours, blank where we have none. Ours come from the matching eval records (same net(s), train
+    scale(s), test scales in paper units and method; restricted to `dataset` when given): the newest
+    one, or, given the run records (`runs`, by id), per recipe (`recipe_key`, shown by
+    `recipe_label`) the mean over its records of other seeds, with their number. Our top-5 is left
+    out for 10 classes or fewer (`top5_comparable`), its columns too when no row has one; Table 5
+    adds each method's cost (MACs and seconds per image). Our errors are on our dataset and
+    scaled-down nets, so the comparison is of shape (which method or scale wins), not of value."""
     if table not in PAPER_TABLES:
         raise VggbenchError(
             f"no paper table {table} of evaluations; choose one of {', '.join(map(str, PAPER_TABLES))}"
         )
     records = sorted((r for r in evals if dataset is None or r.dataset == dataset), key=lambda r: r.created)
     rows = [
-        _paper_row(row, _repeats([r for r in records if _matches(row, r)], runs))
+        _paper_row(row, group, runs)
         for row in PAPER_TABLES[table]
+        for group in _recipe_groups([r for r in records if _matches(row, r)], runs) or [[]]
     ]
     frame = pd.DataFrame(rows)
     for column in ("paper top-1", "paper top-5", "our top-1", "our top-5", "delta top-1", "delta top-5"):
         frame[column] = frame[column].astype("Float64")
-    frame["seeds"] = frame["seeds"].astype("Int64")
-    return frame
+    frame = frame.astype({"seeds": "Int64", "our MACs/image": "Int64", "our s/image": "Float64"})
+    if frame["our top-1"].notna().any() and frame["our top-5"].isna().all():
+        frame = frame.drop(columns=["our top-5", "delta top-5"])
+    return frame if table == 5 else frame.drop(columns=list(COST_COLUMNS))
 
 
 # --- Ablations ---------------------------------------------------------------------------------
@@ -240,6 +298,8 @@ def _pm(mean: float, std: float | None) -> str:
 
 def _interval(comparison: ComparisonResult) -> str:
     diff = comparison.difference
+    if diff.zero_variance:
+        return "none (zero variance)"
     if diff.ci95_low is None or diff.ci95_high is None:
         return "n/a (one seed)"
     return f"[{diff.ci95_low:+.2f}, {diff.ci95_high:+.2f}]"
@@ -248,6 +308,8 @@ def _interval(comparison: ComparisonResult) -> str:
 ARM_COLUMNS = [
     "arm",
     "evaluation",
+    "trained as",
+    "epochs",
     "seeds",
     "stalled",
     "top-1 err (%)",
@@ -255,6 +317,7 @@ ARM_COLUMNS = [
     "paper top-1",
     "paper top-5",
 ]
+TOP5_COLUMNS = ["top-5 err (%)", "paper top-5"]
 COMPARISON_COLUMNS = [
     "comparison",
     "evaluation",
@@ -263,15 +326,21 @@ COMPARISON_COLUMNS = [
     "95% CI",
     "paper (points)",
     "verdict",
+    "seeds needed",
 ]
+EVIDENCE = ("consistent", "contradicts")  # verdicts an interval decided; the others have no evidence
 
 
 def ablation_arms_frame(record: AblationRecord) -> pd.DataFrame:
-    """Each arm's errors over seeds beside the paper's (percent); `stalled`: runs that stayed at chance."""
+    """Each arm's errors over seeds beside the paper's (percent): `trained as` is its fine-tuning
+    chain and `epochs` the epochs of all of it; `stalled`: seeds at chance. Top-5 is left out when
+    no arm has more than 10 classes (`top5_comparable`)."""
     rows = [
         {
             "arm": arm.name,
             "evaluation": arm.evaluation,
+            "trained as": " -> ".join(arm.chain),
+            "epochs": arm.total_epochs,
             "seeds": len(arm.seeds),
             "stalled": len(arm.stalled_seeds),
             "top-1 err (%)": _pm(arm.top1_mean, arm.top1_std),
@@ -281,11 +350,15 @@ def ablation_arms_frame(record: AblationRecord) -> pd.DataFrame:
         }
         for arm in record.arms
     ]
-    return pd.DataFrame(rows, columns=ARM_COLUMNS)
+    frame = pd.DataFrame(rows, columns=ARM_COLUMNS)
+    if any(top5_comparable(arm.num_classes) for arm in record.arms):
+        return frame
+    return frame.drop(columns=TOP5_COLUMNS)
 
 
 def ablation_comparisons_frame(record: AblationRecord) -> pd.DataFrame:
-    """treatment - baseline top-1 error with its 95% interval, the paper's difference, the verdict."""
+    """treatment - baseline top-1 error with its 95% interval, the paper's difference, the verdict,
+    and the seeds that would give a paired t-test 80% power for the paper's gap or the margin."""
     rows = [
         {
             "comparison": f"{c.treatment} - {c.baseline}",
@@ -295,24 +368,51 @@ def ablation_comparisons_frame(record: AblationRecord) -> pd.DataFrame:
             "95% CI": _interval(c),
             "paper (points)": c.paper_top1,
             "verdict": c.verdict,
+            "seeds needed": c.seeds_needed,
         }
         for c in record.comparisons
     ]
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS).astype({"seeds needed": "Int64"})
+
+
+def seeds_advice(comparison: ComparisonResult, seeds: int) -> str:
+    """What `--seeds` would resolve a comparison at this budget (`seeds_needed`), or why it cannot
+    be said; `seeds`: the sweep's."""
+    if comparison.seeds_needed is None:
+        return f"seeds needed unknown: {comparison.seeds_note}"
+    target = power_target(comparison.expect, comparison.paper_top1, comparison.margin)
+    if comparison.expect == "lower":
+        what = f"the paper's {target:.1f}-point gap"
+    else:
+        what = f"a {target:.1f}-point difference (the claim's margin)"
+    if comparison.seeds_needed > seeds:
+        return f"to resolve {what} at this budget, run --seeds {comparison.seeds_needed}"
+    return f"--seeds {seeds} already has 80% power to detect {what} at this budget"
+
+
+def _input_range(input_range: str) -> str:
+    return input_range + (" (the paper's)" if input_range == paper.INPUT_RANGE else "")
 
 
 def ablation_budget_line(record: AblationRecord) -> str:
     """What the numbers were measured on: the dataset, budget, widths, crop, the init used (with the
-    paper's ambiguities: the normal init's std, which layers pre-initialisation copied), the machine
-    and the time its runs took."""
+    paper's ambiguities: the normal init's std, which layers pre-initialisation copied; fine-tuned
+    arms show their chain in the arms table), the input range, the machine and the time its runs
+    took."""
     b = record.budget
     inits = sorted(
-        {arm.init.scheme + (f" std {arm.init.std}" if arm.init.std else "") for arm in record.arms}
+        {
+            arm.init.scheme + (f" std {arm.init.std}" if arm.init.std else "")
+            for arm in record.arms
+            if not arm.init.scheme.startswith("init-from")
+        }
     )
+    ranges = sorted({_input_range(arm.input_range) for arm in record.arms})
     line = (
         f"preset {record.preset}: {b.data}, width {b.width:g}, crop {b.crop}, {b.epochs} epochs, "
         f"batch {b.batch}, lr {b.lr:g}, train images {b.limit_train or 'all'}, "
         f"val images {b.limit_val or 'all'}; init {', '.join(inits) or 'default'}; "
+        f"input {', '.join(ranges)} minus the mean RGB; "
         f"{record.seeds} seeds; runs found {record.runs_found}/{record.runs_expected}"
     )
     preinit = {
@@ -330,24 +430,24 @@ def ablation_budget_line(record: AblationRecord) -> str:
 
 
 def ablation_notes(record: AblationRecord) -> list[str]:
-    """What a reader must know to read the numbers: runs that stalled at chance, and how few
+    """What a reader must know to read the numbers: seeds that stalled at chance, and how few
     window positions dense evaluation has at a small crop."""
     notes = []
     stalled = {arm.name: arm.stalled_seeds for arm in record.arms if arm.stalled_seeds}
     for name, seeds in stalled.items():
         notes.append(
-            f"arm {name!r}: seed(s) {', '.join(map(str, seeds))} stayed at chance error (training warned); "
-            "they are kept in its mean and std"
+            f"arm {name!r}: seed(s) {', '.join(map(str, seeds))} stayed at chance error (within "
+            f"{CHANCE_MARGIN:g} point of it, or training warned); they are kept in its mean and std, "
+            "and its comparisons get no verdict"
         )
     crop = record.budget.crop
     if crop < paper.PAPER_CROP and any(arm.method == "dense" for arm in record.arms):
         size = to_pixels(256, crop)
-        cells = size >> paper.POOLS  # each max-pool halves the map, rounding down
+        cells = -(-size // 2**paper.POOLS)  # each max-pool halves the map, rounding up (Caffe's)
         positions = cells - crop // 2**paper.POOLS + 1
         notes.append(
             f"at crop {crop}, dense evaluation at Q=256 ({size} px) has a {cells}x{cells} score map, "
-            f"{positions}x{positions} window position(s) (the paper's crop 224: 8x8 and 2x2); the max-pools "
-            "drop the bottom and right pixels, so it sees an off-centre part of the image and is noisier "
-            "than the center crop here"
+            f"{positions}x{positions} window position(s) (the paper's crop 224: 8x8 and 2x2), so it "
+            "averages few windows, the last row and column of them partly past the image's edge"
         )
     return notes

@@ -14,6 +14,7 @@ from vggbench.bench import bench_frame
 from vggbench.render import render_latex, render_markdown
 from vggbench.report.plots import write_plots
 from vggbench.report.tables import (
+    EVIDENCE,
     PAPER_TABLE_TITLES,
     ablation_arms_frame,
     ablation_budget_line,
@@ -22,6 +23,7 @@ from vggbench.report.tables import (
     display,
     paper_table_frame,
     params_frame,
+    seeds_advice,
 )
 from vggbench.store import EvalRecord, RunRecord, atomic_write_text, read_evals, read_records, read_runs
 
@@ -31,11 +33,23 @@ INTRODUCTION = (
 )
 TABLE2_NOTE = "Exact counts at 224x224 and 1000 classes; the paper rounds to millions."
 PAPER_TABLES_NOTE = (
-    "Ours are measured on the dataset and budget named in each row (the mean over `seeds` runs "
-    "that differ only in their seed; `record` is the newest); the paper's are ImageNet at "
-    "full scale, so compare the ordering and the differences, not the absolute errors."
+    "Ours are measured on the dataset and budget named in each row, one row per recipe (`recipe`: "
+    "the mean over `seeds` runs that differ only in their seed; `record` is the newest); the paper's "
+    "are ImageNet at full scale, so compare the ordering and the differences, not the absolute "
+    "errors. Our top-5 is left out for datasets of 10 classes or fewer, where it is no test."
 )
+TABLE5_NOTE = " Table 5 adds what each method costs: MACs and wall-clock seconds per image, ours."
 THROUGHPUT_NOTE = "Measured by `vggbench bench`; each row names its machine."
+SUMMARY_NOTE = (
+    "A verdict has evidence when the 95% interval of treatment - baseline top-1 error decides the "
+    "paper's claim; a comparison is stalled when a seed of either arm stayed within 1 point of chance "
+    "error in that evaluation or its training warned that it was not learning (an arm that learnt "
+    "nothing says nothing of the claim), and inconclusive otherwise (one seed, zero variance, or an "
+    "interval that straddles the claim). Seeds needed: the seeds at which a paired two-sided t-test "
+    "at the 95% level has 80% power, at the seed-to-seed spread we measured, to detect the paper's "
+    "difference (claims of a lower error) or the comparison's margin (claims of no gain or of equal "
+    "errors: an equivalence-style target)."
+)
 
 
 @dataclass
@@ -79,6 +93,7 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
     tables: list[LatexTable] = []
     for markdown, latex in (
         _paper_table_sections(evals, runs),
+        _summary_sections(ablations),
         _ablation_sections(ablations),
         _throughput_sections(read_records(results_dir, "bench")),
     ):
@@ -118,9 +133,35 @@ def _paper_table_sections(
         frame = paper_table_frame(number, evals, runs=runs)
         if len(frame):
             title = PAPER_TABLE_TITLES[number]
-            markdown.append(_section(title, frame, PAPER_TABLES_NOTE))
+            note = PAPER_TABLES_NOTE + (TABLE5_NOTE if number == 5 else "")
+            markdown.append(_section(title, frame, note))
             latex.append(LatexTable(f"table{number}", frame, title))
     return markdown, latex
+
+
+def _summary_sections(records: list[AblationRecord]) -> tuple[list[str], list[LatexTable]]:
+    """Every ablation comparison in one place: the verdicts with evidence apart from the stalled and
+    inconclusive ones, the latter with why and the seeds that would resolve them."""
+    if not records:
+        return [], []
+    evidence, without = [], []
+    for record in records:
+        for c in record.comparisons:
+            item = (
+                f"- `{record.ablation}` ({record.net}, {record.preset}), {c.treatment} - {c.baseline}, "
+                f"{c.evaluation}: **{c.verdict}** (ours {c.difference.top1:+.2f} points"
+            )
+            item += f", paper {c.paper_top1:+.1f})" if c.paper_top1 is not None else ")"
+            if c.verdict in EVIDENCE:
+                evidence.append(item)
+            else:
+                without.append(
+                    item + (f"; {c.note}" if c.note else "") + f"; {seeds_advice(c, record.seeds)}"
+                )
+    text = f"## Summary of the ablations\n\n{SUMMARY_NOTE}\n\n"
+    text += "Verdicts with evidence:\n\n" + ("\n".join(evidence) or "- none") + "\n\n"
+    text += "Without evidence (stalled or inconclusive):\n\n" + ("\n".join(without) or "- none") + "\n"
+    return [text], []
 
 
 def _ablation_sections(records: list[AblationRecord]) -> tuple[list[str], list[LatexTable]]:
