@@ -66,7 +66,7 @@ def make_eval(**fields) -> EvalRecord:
 
 def make_run(run_id: str, config: dict, **fields) -> RunRecord:
     """A run record whose config is `config` (what recipe keys read), then `fields`, the rest plausible."""
-    recipe = Recipe(0.01, 0.9, 5e-4, 0.5, 64, 1, config.get("epochs", 1), 2, 3, 0, 0.01)
+    recipe = Recipe(0.01, 0.9, 5e-4, 0.5, 64, 1, config.get("epochs", 1), 2, 3, "epochs", 0, 0.01)
     defaults = dict(
         id=run_id,
         net="A",
@@ -90,6 +90,8 @@ def make_run(run_id: str, config: dict, **fields) -> RunRecord:
         init_from=None,
         recipe=recipe,
         epochs=[],
+        stopped_by="epoch cap",
+        val_slope=None,
         warnings=[],
         checkpoint="",
         wall_time_s=1.0,

@@ -156,14 +156,21 @@ class Budget:
     init: str | None = None  # for arms that set none
     init_std: float | None = None
     input_range: str | None = None  # for arms that set none; None: the paper's 0-255
-    finetune_lr: float | None = None  # None in a preset: lr / 10; resolved by preset_budget
-    finetune_epochs: int | None = None  # None in a preset: epochs; resolved by preset_budget
+    finetune_lr: float | None = None  # None: lr / 10
+    finetune_epochs: int | None = None  # None: epochs
     #: "schedule": every run ends by the paper's rule (the plateau after the last lr decrease),
     #: epochs / finetune_epochs being caps; None: after exactly that many epochs
     stop: str | None = None
     patience: int | None = None  # epochs without a better val error before lr / 10 (default 2)
     max_lr_decreases: int | None = None  # None: the paper's 3; 0 is a fixed lr
     design: str = CHAIN  # set from the spec (chain = false / --from-scratch), not a preset key
+
+    def __post_init__(self) -> None:
+        """Fine-tuning defaults: the paper's lr / 10 (1e-2 -> 1e-3) and the preset's epochs."""
+        if self.finetune_lr is None:
+            object.__setattr__(self, "finetune_lr", self.lr / 10)
+        if self.finetune_epochs is None:
+            object.__setattr__(self, "finetune_epochs", self.epochs)
 
 
 PRESET_KEYS = {f.name for f in fields(Budget)} - {"design"}
@@ -265,10 +272,6 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
             f"preset {preset!r} sets no {missing[0]!r}; "
             f"add it to presets.toml or to the spec's [presets.{preset}] table"
         )
-    if values.get("finetune_lr") is None:
-        values["finetune_lr"] = values["lr"] / 10
-    if values.get("finetune_epochs") is None:
-        values["finetune_epochs"] = values["epochs"]
     budget = Budget(**values, design=spec.design)
     _check_schedule(budget, preset, spec_dir / "presets.toml")
     return budget
@@ -284,7 +287,7 @@ def _check_schedule(budget: Budget, preset: str, path: Path) -> None:
             f"{path}: preset {preset!r} asks for stop = 'schedule' with a fixed lr (max_lr_decreases = 0); "
             "the rule stops at the plateau after the last decrease: allow decreases or drop stop"
         )
-    cap = min(budget.epochs, budget.finetune_epochs or budget.epochs)
+    cap = min(budget.epochs, budget.finetune_epochs)
     if cap < patience:
         raise VggbenchError(
             f"{path}: preset {preset!r}: epoch cap {cap} is below the patience {patience}, so the schedule "
