@@ -228,6 +228,7 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
                 init_from=config.init_from,
                 warnings=warnings,
                 seed=seed,
+                stopped_by="schedule",
             )
             write_run(tmp_path, run)
             run_ids[(arm.name, seed)] = run.id
@@ -269,6 +270,34 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
         again.comparisons[1].note
         == "stalled: arm 'E S=256' seed 0 and arm 'E glorot' seeds 1, 2 stayed at chance"
     )
+
+
+def test_a_verdict_on_arms_that_did_not_converge_is_about_the_budget(tmp_path):
+    """One seed of the fine-tuned arm hit the epoch cap with its error still falling: the same
+    interval now reads 'consistent at this budget' and says what had not converged."""
+    test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path)
+    spec = load_spec(str(tmp_path / "chain.toml"))
+    budget = Budget(data="synthetic", width=0.125, crop=32, epochs=2, batch=8, lr=0.01)
+    base = read_run(
+        tmp_path, analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path).arms[0].runs[0]
+    )
+    write_eval(  # undo the at-chance seed of the previous test
+        tmp_path,
+        make_eval(id=record_id(run_identity(base, "dense", "single")), runs=[base.id], top1_err=50.0),
+    )
+    tuned_id = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path).arms[1].runs[2]
+    tuned = read_run(tmp_path, tuned_id)
+    tuned.stopped_by, tuned.val_slope = "epoch cap", -3.14
+    write_run(tmp_path, tuned)
+    record = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
+    lower = record.comparisons[0]
+    assert record.arms[1].converged is False and record.arms[0].converged is True
+    assert (lower.verdict, lower.converged) == ("consistent at this budget", False)
+    assert (
+        lower.note == "not converged: E S=384 stopped by the epoch cap (1 of 3 seeds), "
+        "error still falling 3.1 points/epoch"
+    )
+    assert record.comparisons[1].verdict == "stalled"  # a stalled arm stays stalled
 
 
 def test_shards_split_seeds_and_keep_chains_together():

@@ -328,6 +328,9 @@ def arm_result(**fields) -> ArmResult:
         stalled_seeds=[],
         paper_top1=29.6,
         paper_top5=10.4,
+        stopped_by=["schedule", "schedule"],
+        val_slopes=[0.1, -0.2],
+        epochs_run=[2, 2],
     )
     return ArmResult(**{**defaults, **fields})
 
@@ -383,7 +386,8 @@ def test_known_record_gives_known_cells():
         "arm": "A",
         "evaluation": "dense",
         "trained as": "S=256",
-        "epochs": 2,
+        "epochs": "2,2",
+        "stopped by": "schedule",
         "seeds": 2,
         "stalled": 0,
         "top-1 err (%)": "20.00 ± 1.00",
@@ -408,6 +412,13 @@ def test_known_record_gives_known_cells():
     assert "; input 0-255 (the paper's) minus the mean RGB;" in line
 
 
+def test_arms_table_counts_how_each_seed_stopped():
+    mixed = arm_result(stopped_by=["schedule", "epoch cap", "schedule"], epochs_run=[9, 30, 11])
+    row = ablation_arms_frame(replace(KNOWN, arms=[mixed])).iloc[0]
+    assert (row["stopped by"], row["epochs"]) == ("schedule 2, epoch cap 1", "9,30,11")
+    assert mixed.converged is False and arm_result().converged is True
+
+
 def test_arms_table_leaves_top5_out_for_ten_classes_and_shows_the_chain():
     tuned = arm_result(name="A S=384", chain=["S=256", "S=384"], total_epochs=4, num_classes=10)
     frame = ablation_arms_frame(replace(KNOWN, arms=[replace(KNOWN.arms[0], num_classes=10), tuned]))
@@ -416,12 +427,13 @@ def test_arms_table_leaves_top5_out_for_ten_classes_and_shows_the_chain():
         "evaluation",
         "trained as",
         "epochs",
+        "stopped by",
         "seeds",
         "stalled",
         "top-1 err (%)",
         "paper top-1",
     ]
-    assert (frame.iloc[1]["trained as"], frame.iloc[1]["epochs"]) == ("S=256 -> S=384", 4)
+    assert (frame.iloc[1]["trained as"], frame.iloc[1]["epochs"]) == ("S=256 -> S=384", "2,2 (chain 4)")
     # a fine-tuned arm's init is its chain's: the budget line names the schemes that drew weights
     record = replace(
         KNOWN, arms=[KNOWN.arms[0], replace(tuned, init=InitInfo("init-from r0"), input_range="0-1")]
@@ -538,14 +550,23 @@ def test_report_summary_separates_verdicts_with_evidence_from_the_others(tmp_pat
         seeds_needed=None,
         seeds_note="an arm stalled: its spread says nothing",
     )
-    write_ablation(tmp_path, replace(KNOWN, comparisons=[COMPARISON, stalled]))
+    budget = replace(
+        COMPARISON,
+        evaluation="multi",
+        verdict="contradicts at this budget",
+        converged=False,
+        note="not converged: A-LRN stopped by the epoch cap, error still falling 3.1 points/epoch",
+    )
+    write_ablation(tmp_path, replace(KNOWN, comparisons=[COMPARISON, stalled, budget]))
     write_report(tmp_path, tmp_path, plots=False)
     text = (tmp_path / "REPORT.md").read_text()
     summary = text.split("## Summary of the ablations")[1].split("\n## ")[0]
     with_evidence, without = summary.split("Without evidence (stalled or inconclusive):")
-    assert (
-        "- `lrn` (A, smoke), A-LRN - A, dense: **consistent** (ours +1.50 points, paper +0.1)"
-        in with_evidence
+    converged, at_budget = with_evidence.split("Verdicts about this budget only (an arm had not converged):")
+    assert "- `lrn` (A, smoke), A-LRN - A, dense: **consistent** (ours +1.50 points, paper +0.1)" in converged
+    assert at_budget.strip() == (
+        "- `lrn` (A, smoke), A-LRN - A, multi: **contradicts at this budget** (ours +1.50 points, paper "
+        "+0.1); not converged: A-LRN stopped by the epoch cap, error still falling 3.1 points/epoch"
     )
     assert without.strip() == (
         "- `lrn` (A, smoke), A-LRN - A, center: **stalled** (ours +1.50 points, paper +0.1); "

@@ -29,6 +29,9 @@ POWER = 0.80  # of the test that `seeds_needed` sizes
 ZERO_SPREAD = 1e-9  # points: a spread below this is float rounding of equal errors, i.e. zero
 CHANCE_MARGIN = 1.0  # points: a seed this close to chance error has stalled
 TOP5_MAX_CLASSES = 10  # top-5 error is shown only for datasets with more classes
+SCHEDULE = "schedule"  # a run's stopped_by when the paper's stopping rule ended it: converged
+STALLED = "stalled"  # the verdict of a comparison with an arm at chance
+AT_BUDGET = "at this budget"  # follows a verdict whose arms had not all converged
 ABLATIONS = "ablations"  # the store's folder of ablation records
 
 
@@ -126,6 +129,16 @@ def verdict(diff: Difference, expect: str, margin: float = 1.0) -> str:
             return "consistent"
         return "contradicts" if low > margin or high < -margin else "inconclusive"
     raise VggbenchError(f"unknown expectation {expect!r}; choose one of {', '.join(EXPECTATIONS)}")
+
+
+def at_budget(judged: str, arms: list[ArmResult]) -> tuple[str, str | None]:
+    """A verdict qualified by convergence: about the paper's claim when every seed of both arms
+    ended by its stopping rule, else "... at this budget" with what had not converged."""
+    unfinished = [arm for arm in arms if not arm.converged]
+    if not unfinished or judged == STALLED:
+        return judged, None
+    reasons = "; ".join(arm.convergence_note() for arm in unfinished)
+    return f"{judged} {AT_BUDGET}", f"not converged: {reasons}"
 
 
 def at_chance(top1_err: float, num_classes: int) -> bool:
@@ -254,6 +267,27 @@ class ArmResult:
     stalled_seeds: list[int]  # within CHANCE_MARGIN of chance here, or training warned (`stalled_run`)
     paper_top1: float | None
     paper_top5: float | None
+    stopped_by: list[str]  # per seed: "schedule" (the paper's rule completed), "epoch cap" or "stalled"
+    val_slopes: list[float | None]  # per seed: the val error's slope over its last epochs, points/epoch
+    epochs_run: list[int]  # per seed: the epochs of its own run
+
+    @property
+    def converged(self) -> bool:
+        """Every seed ended by the paper's stopping rule, so the arm's numbers are of a trained net."""
+        return all(reason == SCHEDULE for reason in self.stopped_by)
+
+    def convergence_note(self) -> str:
+        """Why the arm has not converged, e.g. "B stopped by the epoch cap (2 of 3 seeds), error still
+        falling 3.1 points/epoch"."""
+        unfinished = [i for i, reason in enumerate(self.stopped_by) if reason != SCHEDULE]
+        reasons = sorted({self.stopped_by[i] for i in unfinished})
+        text = f"{self.name} stopped by the {' / '.join(reasons)}"
+        if len(unfinished) < len(self.stopped_by):
+            text += f" ({len(unfinished)} of {len(self.stopped_by)} seeds)"
+        slopes = [self.val_slopes[i] for i in unfinished if self.val_slopes[i] is not None]
+        if slopes and statistics.fmean(slopes) < 0:
+            text += f", error still falling {-statistics.fmean(slopes):.1f} points/epoch"
+        return text.replace("stopped by the stalled", "stalled")
 
 
 @dataclass
@@ -272,6 +306,7 @@ class ComparisonResult:
     note: str | None = None
     seeds_needed: int | None = None
     seeds_note: str | None = None  # why seeds_needed is None
+    converged: bool = True  # both arms' seeds all ended by the paper's stopping rule
 
 
 @dataclass

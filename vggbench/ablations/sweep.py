@@ -22,11 +22,13 @@ from vggbench.ablations.spec import (
     with_budget,
 )
 from vggbench.ablations.stats import (
+    STALLED,
     AblationRecord,
     ArmResult,
     ComparisonResult,
     Cost,
     PaperClaim,
+    at_budget,
     at_chance,
     chain_epochs,
     chain_labels,
@@ -318,6 +320,9 @@ def _arm_result(
         ],
         paper_top1=row.top1 if row else None,
         paper_top5=row.top5 if row else None,
+        stopped_by=[run.stopped_by for run in seed_runs],
+        val_slopes=[run.val_slope for run in seed_runs],
+        epochs_run=[len(run.epochs) for run in seed_runs],
     )
 
 
@@ -333,7 +338,7 @@ def _comparison_result(
     stalled = [arm for arm in (base_arm, treat_arm) if arm.stalled_seeds]
     if stalled:
         note = "stalled: " + " and ".join(_stalled_seeds(arm) for arm in stalled) + " stayed at chance"
-        judged, needed, seeds_note = "stalled", None, "an arm stalled: its spread says nothing"
+        judged, needed, seeds_note = STALLED, None, "an arm stalled: its spread says nothing"
     else:
         judged = verdict(diff, comparison.expect, comparison.margin)
         if diff.zero_variance:
@@ -342,6 +347,8 @@ def _comparison_result(
             note = ONE_SEED_NOTE if diff.ci95_low is None else None
         target = power_target(comparison.expect, paper_top1, comparison.margin)
         needed, seeds_note = seeds_for(diff, target)
+        judged, unconverged = at_budget(judged, [base_arm, treat_arm])
+        note = "; ".join(text for text in (unconverged, note) if text) or None
     return ComparisonResult(
         baseline=comparison.baseline,
         treatment=comparison.treatment,
@@ -354,6 +361,7 @@ def _comparison_result(
         note=note,
         seeds_needed=needed,
         seeds_note=seeds_note,
+        converged=base_arm.converged and treat_arm.converged,
     )
 
 

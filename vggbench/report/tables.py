@@ -14,6 +14,7 @@ from vggbench import paper
 from vggbench.ablations.stats import (
     CHANCE_MARGIN,
     AblationRecord,
+    ArmResult,
     ComparisonResult,
     chain_epochs,
     chain_labels,
@@ -200,9 +201,14 @@ def recipe_label(run: RunRecord, runs: Mapping[str, RunRecord]) -> str:
     chain = fine_tune_chain(run, runs.get)
     root = chain[0] if isinstance(chain[0], RunRecord) else run
     init = root.init.scheme + (f" std {root.init.std:g}" if root.init.std is not None else "")
+    recipe = run.recipe
+    length = (
+        f"to the paper's stopping rule (patience {recipe.patience}, cap {recipe.epochs} epochs)"
+        if recipe.stop == "schedule"
+        else f"{recipe.epochs} epochs"
+    )
     label = (
-        f"{run.dataset}, width {run.width:g}, crop {run.crop}, {run.recipe.epochs} epochs, init {init}, "
-        f"input {run.input_range}"
+        f"{run.dataset}, width {run.width:g}, crop {run.crop}, {length}, init {init}, input {run.input_range}"
     )
     if len(chain) > 1:
         label += f", fine-tuned {' -> '.join(chain_labels(chain))} ({chain_epochs(chain)} epochs in all)"
@@ -310,6 +316,7 @@ ARM_COLUMNS = [
     "evaluation",
     "trained as",
     "epochs",
+    "stopped by",
     "seeds",
     "stalled",
     "top-1 err (%)",
@@ -331,6 +338,20 @@ COMPARISON_COLUMNS = [
 EVIDENCE = ("consistent", "contradicts")  # verdicts an interval decided; the others have no evidence
 
 
+def _epochs(arm: ArmResult) -> str:
+    """Each seed's own epochs, and the chain's total when the arm was fine-tuned from other runs."""
+    own = ",".join(map(str, arm.epochs_run))
+    return own if len(arm.chain) < 2 else f"{own} (chain {arm.total_epochs})"
+
+
+def _stopped_by(arm: ArmResult) -> str:
+    """e.g. "schedule" or "schedule 2, epoch cap 1" over the arm's seeds."""
+    counts = {reason: arm.stopped_by.count(reason) for reason in dict.fromkeys(arm.stopped_by)}
+    if len(counts) == 1:
+        return next(iter(counts))
+    return ", ".join(f"{reason} {n}" for reason, n in counts.items())
+
+
 def ablation_arms_frame(record: AblationRecord) -> pd.DataFrame:
     """Each arm's errors over seeds beside the paper's (percent): `trained as` is its fine-tuning
     chain and `epochs` the epochs of all of it; `stalled`: seeds at chance. Top-5 is left out when
@@ -340,7 +361,8 @@ def ablation_arms_frame(record: AblationRecord) -> pd.DataFrame:
             "arm": arm.name,
             "evaluation": arm.evaluation,
             "trained as": " -> ".join(arm.chain),
-            "epochs": arm.total_epochs,
+            "epochs": _epochs(arm),
+            "stopped by": _stopped_by(arm),
             "seeds": len(arm.seeds),
             "stalled": len(arm.stalled_seeds),
             "top-1 err (%)": _pm(arm.top1_mean, arm.top1_std),

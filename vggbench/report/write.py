@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from vggbench import paper
-from vggbench.ablations.stats import AblationRecord, read_ablations
+from vggbench.ablations.stats import AT_BUDGET, AblationRecord, read_ablations
 from vggbench.bench import bench_frame
 from vggbench.render import render_latex, render_markdown
 from vggbench.report.plots import write_plots
@@ -45,10 +45,12 @@ SUMMARY_NOTE = (
     "paper's claim; a comparison is stalled when a seed of either arm stayed within 1 point of chance "
     "error in that evaluation or its training warned that it was not learning (an arm that learnt "
     "nothing says nothing of the claim), and inconclusive otherwise (one seed, zero variance, or an "
-    "interval that straddles the claim). Seeds needed: the seeds at which a paired two-sided t-test "
-    "at the 95% level has 80% power, at the seed-to-seed spread we measured, to detect the paper's "
-    "difference (claims of a lower error) or the comparison's margin (claims of no gain or of equal "
-    "errors: an equivalence-style target)."
+    "interval that straddles the claim). A verdict is about the paper's claim only when every seed of "
+    "both arms ended by the paper's stopping rule (the plateau after the third lr decrease); otherwise "
+    "it is marked 'at this budget' with what had not converged. Seeds needed: the seeds at which a "
+    "paired two-sided t-test at the 95% level has 80% power, at the seed-to-seed spread we measured, "
+    "to detect the paper's difference (claims of a lower error) or the comparison's margin (claims of "
+    "no gain or of equal errors: an equivalence-style target)."
 )
 
 
@@ -144,7 +146,7 @@ def _summary_sections(records: list[AblationRecord]) -> tuple[list[str], list[La
     inconclusive ones, the latter with why and the seeds that would resolve them."""
     if not records:
         return [], []
-    evidence, without = [], []
+    evidence, budget, without = [], [], []
     for record in records:
         for c in record.comparisons:
             item = (
@@ -154,12 +156,17 @@ def _summary_sections(records: list[AblationRecord]) -> tuple[list[str], list[La
             item += f", paper {c.paper_top1:+.1f})" if c.paper_top1 is not None else ")"
             if c.verdict in EVIDENCE:
                 evidence.append(item)
+            elif c.verdict.removesuffix(f" {AT_BUDGET}") in EVIDENCE:
+                budget.append(item + f"; {c.note}")
             else:
                 without.append(
                     item + (f"; {c.note}" if c.note else "") + f"; {seeds_advice(c, record.seeds)}"
                 )
     text = f"## Summary of the ablations\n\n{SUMMARY_NOTE}\n\n"
-    text += "Verdicts with evidence:\n\n" + ("\n".join(evidence) or "- none") + "\n\n"
+    text += "Verdicts about converged nets (every seed ended by the paper's stopping rule):\n\n"
+    text += ("\n".join(evidence) or "- none") + "\n\n"
+    text += "Verdicts about this budget only (an arm had not converged):\n\n"
+    text += ("\n".join(budget) or "- none") + "\n\n"
     text += "Without evidence (stalled or inconclusive):\n\n" + ("\n".join(without) or "- none") + "\n"
     return [text], []
 
