@@ -63,7 +63,7 @@ def test_conv1x1_has_s384_arms_and_chains_its_jitter_arms_through_them():
     ]
 
 
-@pytest.mark.parametrize("preset", ["smoke", "quick", "paper"])
+@pytest.mark.parametrize("preset", ["smoke", "quick", "gpu", "paper"])
 def test_conv1x1_and_jitter_share_ds_runs(preset):
     jitter, conv1x1 = load_spec("jitter", "D"), load_spec("conv1x1")
     a = _configs(jitter, preset_budget(jitter, preset))

@@ -16,7 +16,7 @@ from vggbench.errors import VggbenchError
 from vggbench.train.config import DEFAULT_INIT_STD, DEFAULT_PATIENCE, STOP_RULES
 
 SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "ablations"
-PRESETS = ("smoke", "quick", "paper")
+PRESETS = ("smoke", "quick", "gpu", "paper")
 EXPECTATIONS = ("lower", "no_better", "similar")
 _JITTERED = "{}:{}".format(*paper.JITTER_RANGE)  # "256:512", Table 5's train scale
 NET_PLACEHOLDER = "{net}"  # in a spec's names, nets, paper references and comparisons: the chosen net
