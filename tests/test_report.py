@@ -477,15 +477,17 @@ def test_notes_count_stalled_runs_and_the_dense_windows_of_a_small_crop():
     assert stalled.endswith("and its comparisons get no verdict")
     # crop 32: Q=256 is 37 px; the max-pools round up: ceil(37/32) = 2 cells, 2 - 1 + 1 = 2 positions
     assert (
-        "at crop 32, dense evaluation at Q=256 (37 px) has a 2x2 score map, 2x2 window position(s)"
+        "at crop 32, dense evaluation at Q=256 (37 px) has a 2x2 pool5 map and 2x2 window position(s)"
         in geometry
     )
+    assert "reach 27 of their 32 px past the image's edge" in geometry  # 32 + 32 - 37
     assert ablation_arms_frame(record).iloc[1]["stalled"] == 1
     at_224 = replace(record, budget=replace(BUDGET, crop=224), arms=[KNOWN.arms[0]])
     assert ablation_notes(at_224) == []
     # crop 64: Q=256 is 73 px, ceil(73/32) = 3 cells, 3 - 2 + 1 = 2 positions
     at_64 = replace(record, budget=replace(BUDGET, crop=64), arms=[dense_arm])
-    assert "(73 px) has a 3x3 score map, 2x2 window" in ablation_notes(at_64)[1]
+    assert "(73 px) has a 3x3 pool5 map and 2x2 window" in ablation_notes(at_64)[1]
+    assert "reach 23 of their 64 px past" in ablation_notes(at_64)[1]  # 32 + 64 - 73
 
 
 def test_budget_line_names_the_preinit_layers_the_machine_and_the_time():

@@ -467,9 +467,13 @@ def ablation_notes(record: AblationRecord) -> list[str]:
         size = to_pixels(256, crop)
         cells = -(-size // 2**paper.POOLS)  # each max-pool halves the map, rounding up (Caffe's)
         positions = cells - crop // 2**paper.POOLS + 1
+        overhang = (positions - 1) * 2**paper.POOLS + crop - size  # px of the last window past the edge
         notes.append(
-            f"at crop {crop}, dense evaluation at Q=256 ({size} px) has a {cells}x{cells} score map, "
-            f"{positions}x{positions} window position(s) (the paper's crop 224: 8x8 and 2x2), so it "
-            "averages few windows, the last row and column of them partly past the image's edge"
+            f"at crop {crop}, dense evaluation at Q=256 ({size} px) has a {cells}x{cells} pool5 map and "
+            f"{positions}x{positions} window position(s), 32 px apart (the paper's crop 224: 8x8 and 2x2); "
+            f"the last row and column of windows reach {overhang} of their {crop} px past the image's "
+            "edge (zero padding), where at crop 224 every window lies inside the image, so dense "
+            "evaluation here measures that geometry more than the paper's protocol: compare on the "
+            "center crop"
         )
     return notes

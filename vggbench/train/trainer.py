@@ -575,8 +575,8 @@ class Trainer:
             and all(e.val_top1_err >= chance_err for e in recent)
         ):
             fix = (
-                "VGG without batch norm often stalls with the paper's small normal init: try --init kaiming "
-                "(the default) or --init glorot"
+                "VGG without batch norm often stalls with the paper's small normal init: try --init glorot "
+                "(the default), or --init preinit from a trained A as the paper did"
                 if self.config.init == "paper"
                 else f"try a lower --lr (e.g. {self.config.lr / 3:g}), more data or more epochs"
             )
