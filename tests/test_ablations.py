@@ -338,7 +338,7 @@ def test_a_paper_number_named_by_a_spec_must_be_one_of_paper_py(tmp_path):
 def test_preset_budget_layers_presets_spec_and_overrides(tmp_path):
     budget = preset_budget(load_spec("lrn"), "quick", {"epochs": 9, "width": None})
     assert budget.data == "fashion-mnist" and budget.epochs == 9 and budget.width == 0.125
-    with pytest.raises(VggbenchError, match="smoke, quick, paper"):
+    with pytest.raises(VggbenchError, match="smoke, quick, gpu, paper"):
         preset_budget(load_spec("lrn"), "huge")
     (tmp_path / "presets.toml").write_text("[smoke]\ndata = 'synthetic'\n")
     (tmp_path / "lrn.toml").write_text((SPEC_DIR / "lrn.toml").read_text())

@@ -14,6 +14,8 @@ from vggbench.ablations.stats import (
     Cost,
     Difference,
     PaperClaim,
+    chain_epochs,
+    fine_tune_chain,
     read_ablations,
     write_ablation,
 )
@@ -29,7 +31,16 @@ from vggbench.report.tables import (
     seeds_advice,
 )
 from vggbench.report.write import write_report
-from vggbench.store import DataSource, EvalLimits, EvalRecord, InitInfo, Recipe, RunRecord, write_record
+from vggbench.store import (
+    DataSource,
+    EpochMetrics,
+    EvalLimits,
+    EvalRecord,
+    InitInfo,
+    Recipe,
+    RunRecord,
+    write_record,
+)
 
 
 def make_eval(**fields) -> EvalRecord:
@@ -89,7 +100,7 @@ def make_run(run_id: str, config: dict, **fields) -> RunRecord:
         init=InitInfo("kaiming"),
         init_from=None,
         recipe=recipe,
-        epochs=[],
+        epochs=[EpochMetrics(i + 1, 1.0, 0.01, 1.0, 100.0, 0.1, 50.0, 10.0) for i in range(recipe.epochs)],
         stopped_by="epoch cap",
         val_slope=None,
         warnings=[],
@@ -576,3 +587,10 @@ def test_report_summary_separates_verdicts_with_evidence_from_the_others(tmp_pat
         "seeds needed unknown: an arm stalled: its spread says nothing"
     )
     assert "80% power" in summary and "margin" in summary
+
+
+def test_a_chains_epochs_are_the_epochs_trained_not_the_caps():
+    """Under the paper's stopping rule `epochs` is a cap: a chain counts what each run trained."""
+    source = make_run("s", {"epochs": 30}, epochs=make_run("x", {"epochs": 12}).epochs)
+    tuned = make_run("t", {"epochs": 30}, init_from="s", train_scale="384")
+    assert chain_epochs(fine_tune_chain(tuned, {"s": source}.get)) == 12 + 30

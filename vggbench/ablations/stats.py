@@ -234,8 +234,9 @@ def chain_labels(chain: list[RunRecord | str]) -> list[str]:
 
 
 def chain_epochs(chain: list[RunRecord | str]) -> int:
-    """The epochs of every run of a chain that the store holds: the training behind its last run."""
-    return sum(link.recipe.epochs for link in chain if isinstance(link, RunRecord))
+    """The epochs every run of a chain that the store holds trained (not their caps): the training
+    behind its last run."""
+    return sum(len(link.epochs) for link in chain if isinstance(link, RunRecord))
 
 
 # --- The ablation record -----------------------------------------------------------------------
