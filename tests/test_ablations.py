@@ -362,6 +362,24 @@ def test_ablate_bad_input(cli, argv, fragments, tmp_path):
     assert_one_line_error(cli("ablate", *argv, "--results-dir", str(tmp_path)), *fragments)
 
 
+def test_a_spec_file_anywhere_runs_at_the_packaged_presets(tmp_path):
+    (tmp_path / "mine.toml").write_text((SPEC_DIR / "lrn.toml").read_text())
+    assert not (tmp_path / "presets.toml").exists()
+    spec = load_spec(str(tmp_path / "mine.toml"))
+    assert (spec.name, preset_budget(spec, "quick")) == ("mine", preset_budget(load_spec("lrn"), "quick"))
+
+
+def test_a_spec_file_that_is_missing_or_a_directory_is_one_line(cli, tmp_path):
+    results = ["--results-dir", str(tmp_path / "results")]
+    missing = tmp_path / "nope.toml"
+    assert_one_line_error(
+        cli("ablate", str(missing), *results), f"no spec file {missing}", "conv1x1, conv5x5, depth"
+    )
+    (tmp_path / "folder.toml").mkdir()
+    for folder in (tmp_path, tmp_path / "folder.toml"):
+        assert_one_line_error(cli("ablate", str(folder), *results), f"spec file {folder} is a directory")
+
+
 @pytest.mark.slow
 def test_smoke_ablation_end_to_end_then_report(cli, tmp_path):
     """CI's smoke sweep: 2 arms x 2 seeds on synthetic images, stored, analysed, rendered."""
