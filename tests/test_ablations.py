@@ -20,7 +20,7 @@ from vggbench.ablations.stats import (
     verdict,
     zero_variance_note,
 )
-from vggbench.ablations.sweep import analyse, parse_shard, sweep, train_config
+from vggbench.ablations.sweep import analyse, budget_label, parse_shard, sweep, train_config
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import run_identity
 from vggbench.store import read_evals, read_run, read_runs, record_id, write_eval, write_run
@@ -255,6 +255,8 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
     )
     assert similar.seeds_needed is None
     assert (record.verdict, record.runs_found, record.runs_expected) == ("consistent", 9, 9)
+    # a budget of the test's own against the (packaged) smoke preset: its label names the changes
+    assert record.budget_label == "smoke+width=0.125+batch=8+lr=0.01+limit-train=none+limit-val=none"
     assert record.cost.eval_s == pytest.approx(9 * 1.5)
     assert read_ablations(tmp_path) == [record]
     # one seed of the base arm at chance: the lower comparison is stalled too, naming that arm
@@ -360,6 +362,22 @@ def test_preset_budget_layers_presets_spec_and_overrides(tmp_path):
 )
 def test_ablate_bad_input(cli, argv, fragments, tmp_path):
     assert_one_line_error(cli("ablate", *argv, "--results-dir", str(tmp_path)), *fragments)
+
+
+def test_a_budget_is_labelled_by_what_it_changes_in_its_preset():
+    lrn = load_spec("lrn")
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick")) == "quick"
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"epochs": 30})) == "quick"
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"epochs": 10})) == "quick+epochs=10"
+    # --lr moves finetune_lr (lr / 10) too: only what was changed is named
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"lr": 0.01})) == "quick+lr=0.01"
+    both = preset_budget(lrn, "quick", {"lr": 0.01, "finetune_lr": 0.005, "limit_train": 5000})
+    assert budget_label(lrn, "quick", both) == "quick+lr=0.01+limit-train=5000+finetune-lr=0.005"
+    # --from-scratch is a budget of its own where it drops a chain, and changes nothing where none is
+    jitter = load_spec("jitter", chain=False)
+    assert budget_label(jitter, "smoke", preset_budget(jitter, "smoke")) == "smoke+from-scratch"
+    lrn_scratch = load_spec("lrn", chain=False)
+    assert budget_label(lrn_scratch, "smoke", preset_budget(lrn_scratch, "smoke")) == "smoke"
 
 
 def test_a_spec_file_anywhere_runs_at_the_packaged_presets(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from vggbench.ablations.spec import (
     Comparison,
     EvalProtocol,
     arm_epochs,
+    load_spec,
     preset_budget,
     with_budget,
 )
@@ -252,9 +253,42 @@ def analyse(
         runs_found=len(runs),
         runs_expected=seeds * len(spec.arms),
         cost=_cost(found, runs),
+        budget_label=budget_label(spec, preset, budget),
     )
     write_ablation(results_dir, record)
     return record
+
+
+#: Budget keys that follow others unless set (finetune_lr is lr / 10, finetune_epochs the epochs).
+_DERIVED = ("finetune_lr", "finetune_epochs")
+
+
+def budget_label(spec: AblationSpec, preset: str, budget: Budget) -> str:
+    """The preset's name and what `budget` changes in it, e.g. "quick+epochs=10" or
+    "quick+lr=0.01+from-scratch" (keys as the CLI spells them), so that a sweep with overrides gets
+    its own report section and files and is never taken for the preset's. A fine-tuning key counts
+    only where it differs from what the other changes imply (--lr moves finetune_lr too)."""
+    base = preset_budget(spec, preset)
+    changed = {
+        f.name: getattr(budget, f.name)
+        for f in fields(Budget)
+        if f.name not in (*_DERIVED, "design") and getattr(budget, f.name) != getattr(base, f.name)
+    }
+    implied = preset_budget(spec, preset, changed)
+    changed.update(
+        {key: getattr(budget, key) for key in _DERIVED if getattr(budget, key) != getattr(implied, key)}
+    )
+    parts = [preset] + [f"{key.replace('_', '-')}={_label_value(value)}" for key, value in changed.items()]
+    shipped = load_spec(str(spec.path), spec.net).design if spec.path else spec.design
+    if budget.design != shipped:  # --from-scratch dropped the spec's fine-tuning chains
+        parts.append(budget.design.replace(" ", "-"))
+    return "+".join(parts)
+
+
+def _label_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _stored_sweep(spec: AblationSpec, seeds: int, budget: Budget, results_dir: Path) -> tuple[Found, Runs]:
