@@ -457,5 +457,9 @@ def test_smoke_ablation_end_to_end_then_report(cli, tmp_path):
     assert result["cost"]["machines"] == [runs[0].machine] and "cores" in runs[0].machine
     assert cli("report", "--results-dir", str(tmp_path)).code == 0
     text = (tmp_path / "REPORT.md").read_text()
-    assert "Ablation `lrn` (A, smoke)" in text and "A-LRN - A" in text
-    assert (tmp_path / "plots" / "curves-lrn-A-smoke.png").exists()
+    # the overrides name the budget: its own section and files, never the smoke preset's
+    label = "smoke+epochs=1+limit-train=256+limit-val=64"
+    assert result["budget_label"] == label
+    assert f"Ablation `lrn` (A, {label})" in text and "A-LRN - A" in text
+    assert (tmp_path / "plots" / f"curves-lrn-A-{label}.png").exists()
+    assert (tmp_path / "tables" / "ablation-lrn-a-smoke-epochs-1-limit-train-256-limit-val-64.tex").exists()
