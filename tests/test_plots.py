@@ -110,8 +110,9 @@ def test_error_vs_depth_sorts_by_depth_beside_the_paper_on_axes_of_one_span(tmp_
     assert paper == DepthSeries(
         PAPER_DEPTH_LABEL, ["A", "B", "D", "E"], [11, 13, 16, 19], [29.6, 28.7, 27.0, 27.3], [None] * 4
     )
-    # the widest panel: ours dense with its bars, 21 (A + 1) down to 15.5 (E - 2): 5.5 points, x 1.2
-    assert common_span([*ours, paper]) == pytest.approx(6.6)
+    # the widest panel: ours, dense with its bars from 21 (A + 1) down to 15.5 (E - 2): 5.5 points, x 1.2
+    assert common_span([ours, [paper]]) == pytest.approx(6.6)
+    assert common_span([[paper]]) == pytest.approx(1.2 * 2.6)
     figure = error_vs_depth(DEPTH, tmp_path)
     assert figure.data == [*ours, paper]
     assert "bars ±1 sample standard deviation over seeds" in figure.caption

@@ -180,22 +180,25 @@ def depth_data(record: AblationRecord) -> tuple[list[DepthSeries], DepthSeries |
     return ours, paper
 
 
-def common_span(series: list[DepthSeries]) -> float:
-    """The y span both panels share, so that a point of error is as tall in each: the widest range
+def _extent(series: list[DepthSeries]) -> tuple[float, float]:
+    """The lowest and highest error of some series, with their bars."""
+    low = min(e - (d or 0) for s in series for e, d in zip(s.errors, s.spread))
+    high = max(e + (d or 0) for s in series for e, d in zip(s.errors, s.spread))
+    return low, high
+
+
+def common_span(panels: list[list[DepthSeries]]) -> float:
+    """The y span every panel shares, so that a point of error is as tall in each: the widest range
     of errors (with their bars) of any panel, plus a margin."""
-    spans = []
-    for s in series:
-        tops = [e + (d or 0) for e, d in zip(s.errors, s.spread)]
-        bottoms = [e - (d or 0) for e, d in zip(s.errors, s.spread)]
-        spans.append(max(tops) - min(bottoms))
-    return 1.2 * max(max(spans), 1.0)
+    widths = [high - low for low, high in map(_extent, panels)]
+    return 1.2 * max(max(widths), 1.0)
 
 
 def error_vs_depth(record: AblationRecord, out_dir: Path) -> Figure:
     """Ours (left) and the paper's (right) top-1 error against depth, on y axes of the same span."""
     ours, paper = depth_data(record)
     panels = [ours] + ([[paper]] if paper else [])
-    span = common_span([s for panel in panels for s in panel])
+    span = common_span(panels)
     figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), sharex=True, squeeze=False)
     for axis, panel in zip(axes[0], panels):
         for index, s in enumerate(panel):
@@ -204,7 +207,7 @@ def error_vs_depth(record: AblationRecord, out_dir: Path) -> Figure:
             axis.errorbar(s.depths, s.errors, yerr=bars, marker="o", capsize=3, color=colour, label=s.label)
             for net, x, y in zip(s.nets, s.depths, s.errors):
                 axis.annotate(net, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        middle = statistics.fmean([e for s in panel for e in s.errors])
+        middle = statistics.fmean(_extent(panel))
         axis.set_ylim(middle - span / 2, middle + span / 2)
         axis.set(xlabel="weight layers", ylabel="top-1 error (%)")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -251,14 +254,14 @@ def cost_data(record: AblationRecord) -> list[CostPoint]:
 
 
 def error_vs_cost(record: AblationRecord, out_dir: Path) -> Figure:
-    """Every arm x evaluation as a labelled point: top-1 error against MACs per image."""
+    """Every arm x evaluation as a labelled point: top-1 error against MACs per image (drawn in millions)."""
     points = cost_data(record)
     evaluations = list(dict.fromkeys(p.evaluation for p in points))
     figure, axis = plt.subplots(figsize=(6, 4))
     for index, evaluation in enumerate(evaluations):
         mine = [p for p in points if p.evaluation == evaluation]
         axis.errorbar(
-            [p.macs for p in mine],
+            [p.macs / 1e6 for p in mine],
             [p.error for p in mine],
             yerr=[p.std or 0 for p in mine],
             fmt="os^Dv<>"[index % 7],
@@ -267,12 +270,14 @@ def error_vs_cost(record: AblationRecord, out_dir: Path) -> Figure:
             label=evaluation,
         )
         for p in mine:
-            axis.annotate(p.arm, (p.macs, p.error), textcoords="offset points", xytext=(5, 3), fontsize=7)
+            axis.annotate(
+                p.arm, (p.macs / 1e6, p.error), textcoords="offset points", xytext=(5, 3), fontsize=7
+            )
     macs = [p.macs for p in points]
     if max(macs) > 10 * min(macs):
         axis.set_xscale("log")
     title = f"Error vs cost: {_subject(record)}"
-    axis.set(xlabel="MACs per image (all forward passes)", ylabel="top-1 error (%)", title=title)
+    axis.set(xlabel="million MACs per image (all forward passes)", ylabel="top-1 error (%)", title=title)
     axis.legend(fontsize=7)
     caption = (
         "Each point is an arm (named) under one evaluation (colour): its top-1 error, the mean over "

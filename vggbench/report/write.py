@@ -230,5 +230,7 @@ def _ablation_sections(
 def _throughput_sections(bench_records: list[dict]) -> tuple[list[str], list[LatexTable]]:
     if not bench_records:
         return [], []
-    frame = bench_frame(bench_records).rename(columns=BENCH_HEADERS)
+    frame = bench_frame(bench_records)
+    frame["width"] = frame["width"].map(lambda w: f"{w:g}")  # 0.125, not the two decimals of a float cell
+    frame = frame.rename(columns=BENCH_HEADERS)
     return [_section("Throughput", frame, THROUGHPUT_NOTE)], [LatexTable("throughput", frame, "Throughput")]
