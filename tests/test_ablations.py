@@ -380,6 +380,18 @@ def test_a_budget_is_labelled_by_what_it_changes_in_its_preset():
     assert budget_label(lrn_scratch, "smoke", preset_budget(lrn_scratch, "smoke")) == "smoke"
 
 
+def test_a_key_the_preset_leaves_to_the_command_line_is_in_the_label(tmp_path):
+    (tmp_path / "presets.toml").write_text(
+        "[smoke]\nwidth = 0.0625\ncrop = 32\nepochs = 2\nbatch = 64\nlr = 0.005\n"
+    )
+    (tmp_path / "lrn.toml").write_text((SPEC_DIR / "lrn.toml").read_text())
+    spec = load_spec("lrn", spec_dir=tmp_path)
+    assert (
+        budget_label(spec, "smoke", preset_budget(spec, "smoke", {"data": "synthetic"}))
+        == "smoke+data=synthetic"
+    )
+
+
 def test_a_spec_file_anywhere_runs_at_the_packaged_presets(tmp_path):
     (tmp_path / "mine.toml").write_text((SPEC_DIR / "lrn.toml").read_text())
     assert not (tmp_path / "presets.toml").exists()

@@ -276,7 +276,7 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
     if preset not in PRESETS:
         raise VggbenchError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     spec_dir = spec.path.parent if spec.path else SPEC_DIR
-    values = {**load_presets(spec_dir).get(preset, {}), **spec.presets.get(preset, {})}
+    values = preset_values(spec, preset)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     _check_budget_values(given, "", "", cli=True)
     values.update(given)
@@ -289,6 +289,12 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
     budget = Budget(**values, design=spec.design)
     _check_schedule(budget, preset, presets_path(spec_dir))
     return budget
+
+
+def preset_values(spec: AblationSpec, preset: str) -> dict[str, Any]:
+    """The budget keys a preset sets for a spec: presets.toml's, then the spec's own table's."""
+    spec_dir = spec.path.parent if spec.path else SPEC_DIR
+    return {**load_presets(spec_dir).get(preset, {}), **spec.presets.get(preset, {})}
 
 
 def _check_schedule(budget: Budget, preset: str, path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from vggbench.ablations.spec import (
     arm_epochs,
     load_spec,
     preset_budget,
+    preset_values,
     with_budget,
 )
 from vggbench.ablations.stats import (
@@ -259,26 +260,21 @@ def analyse(
     return record
 
 
-#: Budget keys that follow others unless set (finetune_lr is lr / 10, finetune_epochs the epochs).
-_DERIVED = ("finetune_lr", "finetune_epochs")
-
-
 def budget_label(spec: AblationSpec, preset: str, budget: Budget) -> str:
     """The preset's name and what `budget` changes in it, e.g. "quick+epochs=10" or
     "quick+lr=0.01+from-scratch" (keys as the CLI spells them), so that a sweep with overrides gets
     its own report section and files and is never taken for the preset's. A fine-tuning key counts
-    only where it differs from what the other changes imply (--lr moves finetune_lr too)."""
-    base = preset_budget(spec, preset)
-    changed = {
-        f.name: getattr(budget, f.name)
-        for f in fields(Budget)
-        if f.name not in (*_DERIVED, "design") and getattr(budget, f.name) != getattr(base, f.name)
-    }
-    implied = preset_budget(spec, preset, changed)
-    changed.update(
-        {key: getattr(budget, key) for key in _DERIVED if getattr(budget, key) != getattr(implied, key)}
-    )
-    parts = [preset] + [f"{key.replace('_', '-')}={_label_value(value)}" for key, value in changed.items()]
+    only where it differs from what it follows when the preset leaves it out (--lr moves finetune_lr,
+    lr / 10, and --epochs finetune_epochs)."""
+    defaults = {f.name: f.default for f in fields(Budget) if f.default is not MISSING}
+    base = {**defaults, **preset_values(spec, preset)}
+    base["finetune_lr"] = base["finetune_lr"] or budget.lr / 10
+    base["finetune_epochs"] = base["finetune_epochs"] or budget.epochs
+    parts = [preset]
+    for key in (f.name for f in fields(Budget) if f.name != "design"):
+        value = getattr(budget, key)
+        if key not in base or value != base[key]:  # a key the preset sets not, or otherwise
+            parts.append(f"{key.replace('_', '-')}={_label_value(value)}")
     shipped = load_spec(str(spec.path), spec.net).design if spec.path else spec.design
     if budget.design != shipped:  # --from-scratch dropped the spec's fine-tuning chains
         parts.append(budget.design.replace(" ", "-"))
