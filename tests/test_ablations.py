@@ -20,7 +20,7 @@ from vggbench.ablations.stats import (
     verdict,
     zero_variance_note,
 )
-from vggbench.ablations.sweep import analyse, parse_shard, sweep, train_config
+from vggbench.ablations.sweep import analyse, budget_label, parse_shard, sweep, train_config
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import run_identity
 from vggbench.store import read_evals, read_run, read_runs, record_id, write_eval, write_run
@@ -255,6 +255,8 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
     )
     assert similar.seeds_needed is None
     assert (record.verdict, record.runs_found, record.runs_expected) == ("consistent", 9, 9)
+    # a budget of the test's own against the (packaged) smoke preset: its label names the changes
+    assert record.budget_label == "smoke+width=0.125+batch=8+lr=0.01+limit-train=none+limit-val=none"
     assert record.cost.eval_s == pytest.approx(9 * 1.5)
     assert read_ablations(tmp_path) == [record]
     # one seed of the base arm at chance: the lower comparison is stalled too, naming that arm
@@ -362,6 +364,52 @@ def test_ablate_bad_input(cli, argv, fragments, tmp_path):
     assert_one_line_error(cli("ablate", *argv, "--results-dir", str(tmp_path)), *fragments)
 
 
+def test_a_budget_is_labelled_by_what_it_changes_in_its_preset():
+    lrn = load_spec("lrn")
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick")) == "quick"
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"epochs": 30})) == "quick"
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"epochs": 10})) == "quick+epochs=10"
+    # --lr moves finetune_lr (lr / 10) too: only what was changed is named
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"lr": 0.01})) == "quick+lr=0.01"
+    both = preset_budget(lrn, "quick", {"lr": 0.01, "finetune_lr": 0.005, "limit_train": 5000})
+    assert budget_label(lrn, "quick", both) == "quick+lr=0.01+limit-train=5000+finetune-lr=0.005"
+    # --from-scratch is a budget of its own where it drops a chain, and changes nothing where none is
+    jitter = load_spec("jitter", chain=False)
+    assert budget_label(jitter, "smoke", preset_budget(jitter, "smoke")) == "smoke+from-scratch"
+    lrn_scratch = load_spec("lrn", chain=False)
+    assert budget_label(lrn_scratch, "smoke", preset_budget(lrn_scratch, "smoke")) == "smoke"
+
+
+def test_a_key_the_preset_leaves_to_the_command_line_is_in_the_label(tmp_path):
+    (tmp_path / "presets.toml").write_text(
+        "[smoke]\nwidth = 0.0625\ncrop = 32\nepochs = 2\nbatch = 64\nlr = 0.005\n"
+    )
+    (tmp_path / "lrn.toml").write_text((SPEC_DIR / "lrn.toml").read_text())
+    spec = load_spec("lrn", spec_dir=tmp_path)
+    assert (
+        budget_label(spec, "smoke", preset_budget(spec, "smoke", {"data": "synthetic"}))
+        == "smoke+data=synthetic"
+    )
+
+
+def test_a_spec_file_anywhere_runs_at_the_packaged_presets(tmp_path):
+    (tmp_path / "mine.toml").write_text((SPEC_DIR / "lrn.toml").read_text())
+    assert not (tmp_path / "presets.toml").exists()
+    spec = load_spec(str(tmp_path / "mine.toml"))
+    assert (spec.name, preset_budget(spec, "quick")) == ("mine", preset_budget(load_spec("lrn"), "quick"))
+
+
+def test_a_spec_file_that_is_missing_or_a_directory_is_one_line(cli, tmp_path):
+    results = ["--results-dir", str(tmp_path / "results")]
+    missing = tmp_path / "nope.toml"
+    assert_one_line_error(
+        cli("ablate", str(missing), *results), f"no spec file {missing}", "conv1x1, conv5x5, depth"
+    )
+    (tmp_path / "folder.toml").mkdir()
+    for folder in (tmp_path, tmp_path / "folder.toml"):
+        assert_one_line_error(cli("ablate", str(folder), *results), f"spec file {folder} is a directory")
+
+
 @pytest.mark.slow
 def test_smoke_ablation_end_to_end_then_report(cli, tmp_path):
     """CI's smoke sweep: 2 arms x 2 seeds on synthetic images, stored, analysed, rendered."""
@@ -421,5 +469,9 @@ def test_smoke_ablation_end_to_end_then_report(cli, tmp_path):
     assert result["cost"]["machines"] == [runs[0].machine] and "cores" in runs[0].machine
     assert cli("report", "--results-dir", str(tmp_path)).code == 0
     text = (tmp_path / "REPORT.md").read_text()
-    assert "Ablation `lrn` (A, smoke)" in text and "A-LRN - A" in text
-    assert (tmp_path / "plots" / "curves-lrn-A-smoke.png").exists()
+    # the overrides name the budget: its own section and files, never the smoke preset's
+    label = "smoke+epochs=1+limit-train=256+limit-val=64"
+    assert result["budget_label"] == label
+    assert f"Ablation `lrn` (A, {label})" in text and "A-LRN - A" in text
+    assert (tmp_path / "plots" / f"curves-lrn-A-{label}.png").exists()
+    assert (tmp_path / "tables" / "ablation-lrn-a-smoke-epochs-1-limit-train-256-limit-val-64.tex").exists()

@@ -1,6 +1,8 @@
 """The report's tables from typed records: Tables 3-6 beside the paper, the ablation tables, and
 the whole report rendered from a store."""
 
+import shutil
+import subprocess
 from dataclasses import replace
 
 import pandas as pd
@@ -17,6 +19,7 @@ from vggbench.ablations.stats import (
     chain_epochs,
     fine_tune_chain,
     read_ablations,
+    seeds_needed,
     write_ablation,
 )
 from vggbench.errors import VggbenchError
@@ -27,10 +30,12 @@ from vggbench.report.tables import (
     ablation_budget_line,
     ablation_comparisons_frame,
     ablation_notes,
+    detectable_difference,
+    headline,
     paper_table_frame,
     seeds_advice,
 )
-from vggbench.report.write import write_report
+from vggbench.report.write import LATEX_PREAMBLE, latest_ablations, write_report
 from vggbench.store import (
     DataSource,
     EpochMetrics,
@@ -39,7 +44,9 @@ from vggbench.store import (
     InitInfo,
     Recipe,
     RunRecord,
+    write_eval,
     write_record,
+    write_run,
 )
 
 
@@ -551,7 +558,11 @@ def test_report_renders_known_ablation_record(tmp_path):
     assert "tab:params" in (tmp_path / "tables" / "table2.tex").read_text()
     assert "138,357,544" in (tmp_path / "table2.md").read_text()
     assert (tmp_path / "tables" / "ablation-lrn-a-smoke.tex").exists()
-    assert not any(p.suffix == ".png" for p in paths)  # no curves and no evaluations: nothing to plot
+    # no curves, two depths: the cost figure alone, PNG and PDF, captioned under it in the report
+    figures = sorted(p.name for p in paths if p.parent.name == "plots")
+    assert figures == ["error-vs-cost-lrn-A-smoke.pdf", "error-vs-cost-lrn-A-smoke.png"]
+    image = "![Error vs cost: lrn (A), synthetic, smoke](plots/error-vs-cost-lrn-A-smoke.png)\n\n*Each point"
+    assert image in text and "PDF: [plots/error-vs-cost-lrn-A-smoke.pdf]" in text
 
 
 def test_report_summary_separates_verdicts_with_evidence_from_the_others(tmp_path):
@@ -573,7 +584,10 @@ def test_report_summary_separates_verdicts_with_evidence_from_the_others(tmp_pat
     write_ablation(tmp_path, replace(KNOWN, comparisons=[COMPARISON, stalled, budget]))
     write_report(tmp_path, tmp_path, plots=False)
     text = (tmp_path / "REPORT.md").read_text()
+    assert text.index("## Summary of the ablations") < text.index("## Table 2")  # the summary comes first
     summary = text.split("## Summary of the ablations")[1].split("\n## ")[0]
+    headlines, summary = summary.split("### Every comparison")
+    assert headlines.strip().splitlines()[-1] == f"- {headline(replace(KNOWN, comparisons=[COMPARISON]))}"
     with_evidence, without = summary.split("Without evidence (stalled or inconclusive):")
     converged, at_budget = with_evidence.split("Verdicts about this budget only (an arm had not converged):")
     assert "- `lrn` (A, smoke), A-LRN - A, dense: **consistent** (ours +1.50 points, paper +0.1)" in converged
@@ -594,3 +608,106 @@ def test_a_chains_epochs_are_the_epochs_trained_not_the_caps():
     source = make_run("s", {"epochs": 30}, epochs=make_run("x", {"epochs": 12}).epochs)
     tuned = make_run("t", {"epochs": 30}, init_from="s", train_scale="384")
     assert chain_epochs(fine_tune_chain(tuned, {"s": source}.get)) == 12 + 30
+
+
+def test_headline_gives_the_verdict_the_interval_and_what_the_budget_resolves():
+    # a spread of 1 point over 3 paired seeds: (t_0.975,2 + t_0.80,2) / sqrt(3) = (4.3027 + 1.0607) / 1.7321
+    assert detectable_difference(1.0, 3) == pytest.approx(3.0965, abs=1e-4)
+    spread = replace(
+        COMPARISON, difference=Difference(1.5, -0.25, 3.25, True, 3, 1.0), seeds_needed=seeds_needed(1.0, 1.0)
+    )
+    assert headline(replace(KNOWN, seeds=3, comparisons=[spread])) == (
+        "`lrn` (A, smoke), A-LRN - A, dense: **consistent**, ours +1.50 points, 95% CI [-0.25, +3.25]; "
+        "paper +0.1. 3 seeds resolve differences of 3.1 points or more; to resolve a 1.0-point "
+        "difference (the claim's margin) at this budget, run --seeds 10."
+    )
+    # one seed: no spread, so only why it cannot be said; a note (convergence) closes the line
+    one = replace(
+        COMPARISON,
+        difference=Difference(1.5, None, None, False, 1),
+        verdict="inconclusive",
+        paper_top1=None,
+        seeds_needed=None,
+        seeds_note="one seed: no seed-to-seed spread yet; run --seeds 3 or more",
+        note="one seed only",
+    )
+    assert headline(replace(KNOWN, seeds=1, budget_label="smoke+epochs=1", comparisons=[one])) == (
+        "`lrn` (A, smoke+epochs=1), A-LRN - A, dense: **inconclusive**, ours +1.50 points, 95% CI "
+        "n/a (one seed); the paper gives no number. seeds needed unknown: one seed: no seed-to-seed "
+        "spread yet; run --seeds 3 or more; one seed only."
+    )
+    assert headline(replace(KNOWN, comparisons=[], runs_found=1)) == (
+        "`lrn` (A, smoke): no comparison has both arms in the store yet (1 of 4 runs)"
+    )
+
+
+def test_a_budget_with_overrides_gets_its_own_section_and_files(tmp_path):
+    """lrn at quick and at quick with --epochs 10: two sections, two sets of tables and figures."""
+    quick = replace(KNOWN, id="quick", preset="quick", budget_label="quick")
+    shorter = replace(quick, id="shorter", budget=replace(BUDGET, epochs=10), budget_label="quick+epochs=10")
+    write_ablation(tmp_path, quick)
+    write_ablation(tmp_path, shorter)
+    paths = write_report(tmp_path, tmp_path / "out")
+    text = (tmp_path / "out" / "REPORT.md").read_text()
+    headings = [line for line in text.splitlines() if line.startswith("## Ablation")]
+    assert headings == ["## Ablation `lrn` (A, quick): LRN", "## Ablation `lrn` (A, quick+epochs=10): LRN"]
+    assert "Measured on preset quick+epochs=10: synthetic, width 0.0625, crop 32, 10 epochs" in text
+    names = sorted(p.name for p in paths if p.parent.name in ("tables", "plots") and "lrn" in p.name)
+    assert names == [
+        "ablation-lrn-a-quick-comparisons.tex",
+        "ablation-lrn-a-quick-epochs-10-comparisons.tex",
+        "ablation-lrn-a-quick-epochs-10.tex",
+        "ablation-lrn-a-quick.tex",
+        "error-vs-cost-lrn-A-quick+epochs=10.pdf",
+        "error-vs-cost-lrn-A-quick+epochs=10.png",
+        "error-vs-cost-lrn-A-quick.pdf",
+        "error-vs-cost-lrn-A-quick.png",
+    ]
+    assert (
+        "quick+epochs=10" in (tmp_path / "out" / "tables" / "ablation-lrn-a-quick-epochs-10.tex").read_text()
+    )
+
+
+def test_a_record_without_a_budget_label_reads_as_its_preset_and_the_newest_record_wins():
+    old = replace(KNOWN, budget_label=None)
+    assert old.label == "smoke"
+    again = replace(KNOWN, id="five seeds", seeds=5)
+    other = replace(KNOWN, id="other", budget_label="smoke+lr=0.1")
+    assert latest_ablations([old, other, again, replace(KNOWN, id="empty", arms=[])]) == [again, other]
+
+
+def _latex_document(tables) -> str:
+    inputs = "".join(f"\\input{{{path}}}\n" for path in tables)
+    preamble = "\\documentclass{article}\n\\usepackage{booktabs}\n"
+    return f"{preamble}\\begin{{document}}\n{inputs}\\end{{document}}\n"
+
+
+def test_latex_tables_name_their_needs_have_human_columns_and_no_record_ids(tmp_path):
+    write_ablation(tmp_path, KNOWN)
+    write_run(tmp_path, recipe_run("r0", 0))
+    write_eval(tmp_path, table3_eval("e0", "r0", 20.0, "2026"))
+    write_report(tmp_path, tmp_path, plots=False)
+    tables = sorted((tmp_path / "tables").glob("*.tex"))
+    assert [p.name for p in tables] == [
+        "ablation-lrn-a-smoke-comparisons.tex",
+        "ablation-lrn-a-smoke.tex",
+        "table2.tex",
+        "table3.tex",
+    ]
+    for path in tables:
+        text = path.read_text()
+        assert text.startswith(LATEX_PREAMBLE) and "\\usepackage{booktabs}" in LATEX_PREAMBLE
+        assert "\\toprule" in text and "\\_" not in text  # no snake_case headers, no ids like run\_x
+    table3 = (tmp_path / "tables" / "table3.tex").read_text()
+    assert "e0" not in table3 and "record" not in table3
+    assert "record" in (tmp_path / "REPORT.md").read_text()  # the Markdown keeps the id to find it by
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed: the tables were checked but not compiled")
+    (tmp_path / "doc.tex").write_text(_latex_document(tables))
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout[-2000:]

@@ -1,10 +1,14 @@
 """The spec of an ablation (ablations/<name>.toml), read and checked, and the budgets it runs at
-(ablations/presets.toml, then the spec's own [presets.NAME] table, then the user's overrides)."""
+(ablations/presets.toml, then the spec's own [presets.NAME] table, then the user's overrides).
+
+The specs ship inside the package as `vggbench/specs` (in a checkout, a link to the top-level
+ablations/ folder, which a wheel copies), found with importlib.resources."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import MISSING, dataclass, field, fields, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,10 @@ from vggbench.data import INPUT_RANGES
 from vggbench.errors import VggbenchError
 from vggbench.train.config import DEFAULT_INIT_STD, DEFAULT_PATIENCE, STOP_RULES
 
-SPEC_DIR = Path(__file__).resolve().parent.parent.parent / "ablations"
+#: The packaged specs and presets: a real folder wherever the package is installed from files (a wheel,
+#: an editable install, a checkout on sys.path), so it is a Path for the spec's `path` and its errors.
+SPEC_DIR = Path(str(resources.files("vggbench").joinpath("specs")))
+PRESETS_FILE = "presets.toml"
 PRESETS = ("smoke", "quick", "gpu", "paper")
 EXPECTATIONS = ("lower", "no_better", "similar")
 _JITTERED = "{}:{}".format(*paper.JITTER_RANGE)  # "256:512", Table 5's train scale
@@ -207,11 +214,18 @@ class AblationSpec:
 
 
 def available_ablations(spec_dir: Path = SPEC_DIR) -> list[str]:
-    return sorted(p.stem for p in spec_dir.glob("*.toml") if p.stem != "presets")
+    return sorted(p.stem for p in spec_dir.glob("*.toml") if p.name != PRESETS_FILE)
+
+
+def presets_path(spec_dir: Path) -> Path:
+    """The presets a spec folder runs at: its own presets.toml, else the packaged one, so a spec file
+    anywhere on disk runs at the shipped budgets."""
+    path = spec_dir / PRESETS_FILE
+    return path if path.is_file() else SPEC_DIR / PRESETS_FILE
 
 
 def load_presets(spec_dir: Path = SPEC_DIR) -> dict[str, dict[str, Any]]:
-    path = spec_dir / "presets.toml"
+    path = presets_path(spec_dir)
     presets = _read_toml(path)
     for name, values in presets.items():
         _check_keys(values, PRESET_KEYS, set(), f"preset {name!r}", path)
@@ -262,7 +276,7 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
     if preset not in PRESETS:
         raise VggbenchError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     spec_dir = spec.path.parent if spec.path else SPEC_DIR
-    values = {**load_presets(spec_dir).get(preset, {}), **spec.presets.get(preset, {})}
+    values = preset_values(spec, preset)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     _check_budget_values(given, "", "", cli=True)
     values.update(given)
@@ -273,8 +287,14 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
             f"add it to presets.toml or to the spec's [presets.{preset}] table"
         )
     budget = Budget(**values, design=spec.design)
-    _check_schedule(budget, preset, spec_dir / "presets.toml")
+    _check_schedule(budget, preset, presets_path(spec_dir))
     return budget
+
+
+def preset_values(spec: AblationSpec, preset: str) -> dict[str, Any]:
+    """The budget keys a preset sets for a spec: presets.toml's, then the spec's own table's."""
+    spec_dir = spec.path.parent if spec.path else SPEC_DIR
+    return {**load_presets(spec_dir).get(preset, {}), **spec.presets.get(preset, {})}
 
 
 def _check_schedule(budget: Budget, preset: str, path: Path) -> None:
@@ -320,6 +340,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise VggbenchError(f"{path}: not valid TOML ({error})") from None
+    except OSError as error:
+        raise VggbenchError(f"cannot read spec file {path}: {error.strerror}") from None
 
 
 def _check_keys(table: dict, allowed: set[str], required: set[str], where: str, path: Path) -> None:
@@ -334,9 +356,16 @@ def _check_keys(table: dict, allowed: set[str], required: set[str], where: str, 
 
 
 def _spec_path(name_or_path: str, spec_dir: Path) -> Path:
-    """A .toml path as given, or a spec's name in `spec_dir`."""
+    """A path as given (a .toml name, or one with a folder), or a spec's name in `spec_dir`."""
     path = Path(name_or_path)
-    if path.suffix == ".toml":
+    if path.suffix == ".toml" or len(path.parts) > 1:
+        if path.is_dir():
+            raise VggbenchError(f"spec file {path} is a directory; name a .toml file in it")
+        if not path.is_file():
+            raise VggbenchError(
+                f"no spec file {path}; name an existing .toml file or an ablation: "
+                f"{', '.join(available_ablations(spec_dir))}"
+            )
         return path
     path = spec_dir / f"{name_or_path}.toml"
     if not path.exists():

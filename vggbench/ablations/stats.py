@@ -348,8 +348,16 @@ class AblationRecord:
     runs_found: int
     runs_expected: int
     cost: Cost
+    #: the preset and what the budget changes in it, e.g. "quick+epochs=10" (`sweep.budget_label`);
+    #: None in records made before it, which `label` reads as the preset's own
+    budget_label: str | None = None
     kind: str = "ablation"
     schema: int = SCHEMA
+
+    @property
+    def label(self) -> str:
+        """The budget's name wherever the report shows it: the preset, or the preset and its changes."""
+        return self.budget_label or self.preset
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ from vggbench.ablations.spec import (
     Comparison,
     EvalProtocol,
     arm_epochs,
+    load_spec,
     preset_budget,
+    preset_values,
     with_budget,
 )
 from vggbench.ablations.stats import (
@@ -252,9 +254,37 @@ def analyse(
         runs_found=len(runs),
         runs_expected=seeds * len(spec.arms),
         cost=_cost(found, runs),
+        budget_label=budget_label(spec, preset, budget),
     )
     write_ablation(results_dir, record)
     return record
+
+
+def budget_label(spec: AblationSpec, preset: str, budget: Budget) -> str:
+    """The preset's name and what `budget` changes in it, e.g. "quick+epochs=10" or
+    "quick+lr=0.01+from-scratch" (keys as the CLI spells them), so that a sweep with overrides gets
+    its own report section and files and is never taken for the preset's. A fine-tuning key counts
+    only where it differs from what it follows when the preset leaves it out (--lr moves finetune_lr,
+    lr / 10, and --epochs finetune_epochs)."""
+    defaults = {f.name: f.default for f in fields(Budget) if f.default is not MISSING}
+    base = {**defaults, **preset_values(spec, preset)}
+    base["finetune_lr"] = base["finetune_lr"] or budget.lr / 10
+    base["finetune_epochs"] = base["finetune_epochs"] or budget.epochs
+    parts = [preset]
+    for key in (f.name for f in fields(Budget) if f.name != "design"):
+        value = getattr(budget, key)
+        if key not in base or value != base[key]:  # a key the preset sets not, or otherwise
+            parts.append(f"{key.replace('_', '-')}={_label_value(value)}")
+    shipped = load_spec(str(spec.path), spec.net).design if spec.path else spec.design
+    if budget.design != shipped:  # --from-scratch dropped the spec's fine-tuning chains
+        parts.append(budget.design.replace(" ", "-"))
+    return "+".join(parts)
+
+
+def _label_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _stored_sweep(spec: AblationSpec, seeds: int, budget: Budget, results_dir: Path) -> tuple[Found, Runs]:

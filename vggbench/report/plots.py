@@ -1,8 +1,13 @@
-"""The report's plots (matplotlib, PNG): error vs depth, training curves per arm, error vs cost."""
+"""The report's figures, one set per ablation record: training curves per arm, error vs depth beside
+the paper's, error vs evaluation cost. Each figure is computed as data first (what a test checks),
+then drawn from that data only, titled with its dataset and budget, and saved as PNG (200 dpi) and
+PDF; its caption says what the lines, bands and bars are."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -11,104 +16,316 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from vggbench.ablations.stats import AblationRecord  # noqa: E402
+from vggbench.ablations.stats import AblationRecord, ArmResult  # noqa: E402
 from vggbench.architectures import get_architecture  # noqa: E402
-from vggbench.store import EvalRecord  # noqa: E402
+
+#: Okabe and Ito's colour-blind-safe palette (yellow last: it is faint on white).
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+DPI = 200
+FILE_TYPES = ("png", "pdf")
+MIN_DEPTHS = 3  # distinct depths among a record's nets for an error-vs-depth figure
+PAPER_DEPTH_LABEL = "paper, Table 3 (ImageNet, dense)"
 
 
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the report: its files (PNG first), its title and caption, and the data it drew."""
+
+    name: str
+    title: str
+    caption: str
+    data: list
+    paths: list[Path]
+
+
+# --- Training curves ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CurveBand:
+    """One arm's val top-1 error per epoch over its seeds that did not stall: the mean of the seeds
+    that trained that epoch, and their min and max (the band); `seeds` counts them per epoch."""
+
+    arm: str
+    epochs: list[int]
+    mean: list[float]
+    low: list[float]
+    high: list[float]
+    seeds: list[int]
+
+
+@dataclass(frozen=True)
+class StalledCurve:
+    """A seed that stalled (`ArmResult.stalled_seeds`), drawn on its own and named, not averaged."""
+
+    arm: str
+    seed: int
+    epochs: list[int]
+    errors: list[float]
+
+
+def _arms_once(record: AblationRecord) -> dict[str, list[ArmResult]]:
+    """The record's arms by name: one ArmResult per evaluation, with the same runs and curves."""
+    arms: dict[str, list[ArmResult]] = {}
+    for arm in record.arms:
+        arms.setdefault(arm.name, []).append(arm)
+    return arms
+
+
+def curve_data(record: AblationRecord) -> tuple[list[CurveBand], list[StalledCurve]]:
+    """Each arm's band over its learning seeds, and every stalled seed's own curve (a seed stalled in
+    any evaluation of the arm). Seeds stop at different epochs under the paper's stopping rule, so
+    the later epochs average the seeds that were still training."""
+    bands, stalled = [], []
+    for name, results in _arms_once(record).items():
+        arm = results[0]
+        stalled_seeds = {seed for result in results for seed in result.stalled_seeds}
+        by_epoch: dict[int, list[float]] = {}
+        for seed, curve in zip(arm.seeds, arm.curves):
+            points = [(e.epoch, e.val_top1_err) for e in curve if not math.isnan(e.val_top1_err)]
+            if seed in stalled_seeds:
+                stalled.append(StalledCurve(name, seed, [p[0] for p in points], [p[1] for p in points]))
+                continue
+            for epoch, error in points:
+                by_epoch.setdefault(epoch, []).append(error)
+        if by_epoch:
+            epochs = sorted(by_epoch)
+            bands.append(
+                CurveBand(
+                    arm=name,
+                    epochs=epochs,
+                    mean=[statistics.fmean(by_epoch[e]) for e in epochs],
+                    low=[min(by_epoch[e]) for e in epochs],
+                    high=[max(by_epoch[e]) for e in epochs],
+                    seeds=[len(by_epoch[e]) for e in epochs],
+                )
+            )
+    return bands, stalled
+
+
+def training_curves(record: AblationRecord, out_dir: Path) -> Figure:
+    """Val top-1 error per epoch: a mean line and a min-max band per arm, stalled seeds dashed."""
+    bands, stalled = curve_data(record)
+    colours = _colours(list(_arms_once(record)))
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for band in bands:
+        colour = colours[band.arm]
+        axis.fill_between(band.epochs, band.low, band.high, color=colour, alpha=0.25, linewidth=0)
+        axis.plot(band.epochs, band.mean, color=colour, label=f"{band.arm} (mean of {max(band.seeds)} seeds)")
+    for curve in stalled:
+        axis.plot(
+            curve.epochs,
+            curve.errors,
+            color=colours[curve.arm],
+            linestyle="--",
+            linewidth=1,
+            label=f"{curve.arm} seed {curve.seed} (stalled)",
+        )
+    title = f"Training curves: {_subject(record)}"
+    axis.set(xlabel="epoch", ylabel="val top-1 error (%, center crop)", title=title)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.legend(fontsize=7)
+    caption = (
+        "Validation top-1 error after each epoch (center crop at the single test scale). Line: the mean "
+        "over an arm's seeds that trained that epoch (seeds stop at different epochs under the stopping "
+        "rule, so the last epochs may average fewer); band: the minimum to maximum over those seeds."
+    )
+    if stalled:
+        names = ", ".join(f"{c.arm} seed {c.seed}" for c in stalled)
+        caption += f" Dashed, left out of the mean and band: seeds that stalled at chance ({names})."
+    return _save(figure, out_dir, _stem("curves", record), title, caption, [*bands, *stalled])
+
+
+# --- Error vs depth -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DepthSeries:
+    """Top-1 error against weight layers: ours under one evaluation (mean over seeds, `spread` the
+    sample std, None with one seed), or the paper's Table 3 (`spread` None)."""
+
+    label: str
+    nets: list[str]
+    depths: list[int]
+    errors: list[float]
+    spread: list[float | None]
 
 
 def _depth(net: str) -> int:
     return get_architecture(net).weight_layers
 
 
-def error_vs_depth(record: AblationRecord, path: Path) -> Path:
-    """Top-1 error (mean ± std over seeds) against weight layers, one line per evaluation, and the
-    paper's (Table 3, dense) on its own axis."""
-    figure, axis = plt.subplots(figsize=(5.5, 3.8))
-    lines = []
-    evaluations = list(dict.fromkeys(arm.evaluation for arm in record.arms))
-    for index, evaluation in enumerate(evaluations):
+def depth_data(record: AblationRecord) -> tuple[list[DepthSeries], DepthSeries | None]:
+    """Ours, one series per evaluation, and the paper's Table 3 errors of the same nets (None when
+    the spec names none), each sorted by depth."""
+    ours = []
+    for evaluation in dict.fromkeys(arm.evaluation for arm in record.arms):
         arms = sorted((a for a in record.arms if a.evaluation == evaluation), key=lambda a: _depth(a.net))
-        lines.append(
-            axis.errorbar(
-                [_depth(a.net) for a in arms],
-                [a.top1_mean for a in arms],
-                yerr=[a.top1_std or 0 for a in arms],
-                marker="o",
-                capsize=3,
-                color=f"C{index}",
-                label=f"ours, {evaluation} ({record.budget.data})",
+        ours.append(
+            DepthSeries(
+                label=f"ours, {evaluation}",
+                nets=[a.net for a in arms],
+                depths=[_depth(a.net) for a in arms],
+                errors=[a.top1_mean for a in arms],
+                spread=[a.top1_std for a in arms],
             )
         )
-    paper_points = sorted({(_depth(a.net), a.paper_top1) for a in record.arms if a.paper_top1 is not None})
-    if paper_points:
-        twin = axis.twinx()
-        lines += twin.plot(*zip(*paper_points), "s--", color="grey", label="paper (ImageNet, dense)")
-        twin.set_ylabel("paper top-1 error (%)")
-    axis.set(xlabel="weight layers", ylabel="our top-1 error (%)", title="Error vs depth")
-    axis.legend(handles=lines, loc="upper center", fontsize=7)
-    return _save(figure, path)
+    published = {a.net: a.paper_top1 for a in record.arms if a.paper_top1 is not None}
+    if not published:
+        return ours, None
+    nets = sorted(published, key=_depth)
+    paper = DepthSeries(
+        PAPER_DEPTH_LABEL, nets, [_depth(n) for n in nets], [published[n] for n in nets], [None] * len(nets)
+    )
+    return ours, paper
 
 
-def training_curves(record: AblationRecord, path: Path) -> Path:
-    """Validation top-1 error per epoch, one line per arm and seed."""
-    figure, axis = plt.subplots(figsize=(5, 3.5))
-    seen = set()
-    for index, arm in enumerate(record.arms):
-        if arm.name in seen:
-            continue
-        seen.add(arm.name)
-        for number, curve in enumerate(arm.curves):
-            axis.plot(
-                [e.epoch for e in curve],
-                [e.val_top1_err for e in curve],
-                color=f"C{index}",
-                alpha=0.7,
-                label=arm.name if number == 0 else None,
+def _extent(series: list[DepthSeries]) -> tuple[float, float]:
+    """The lowest and highest error of some series, with their bars."""
+    low = min(e - (d or 0) for s in series for e, d in zip(s.errors, s.spread))
+    high = max(e + (d or 0) for s in series for e, d in zip(s.errors, s.spread))
+    return low, high
+
+
+def common_span(panels: list[list[DepthSeries]]) -> float:
+    """The y span every panel shares, so that a point of error is as tall in each: the widest range
+    of errors (with their bars) of any panel, plus a margin."""
+    widths = [high - low for low, high in map(_extent, panels)]
+    return 1.2 * max(max(widths), 1.0)
+
+
+def error_vs_depth(record: AblationRecord, out_dir: Path) -> Figure:
+    """Ours (left) and the paper's (right) top-1 error against depth, on y axes of the same span."""
+    ours, paper = depth_data(record)
+    panels = [ours] + ([[paper]] if paper else [])
+    span = common_span(panels)
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), sharex=True, squeeze=False)
+    for axis, panel in zip(axes[0], panels):
+        for index, s in enumerate(panel):
+            colour = "#555555" if s.label == PAPER_DEPTH_LABEL else OKABE_ITO[index % len(OKABE_ITO)]
+            bars = [d or 0 for d in s.spread]
+            axis.errorbar(s.depths, s.errors, yerr=bars, marker="o", capsize=3, color=colour, label=s.label)
+            for net, x, y in zip(s.nets, s.depths, s.errors):
+                axis.annotate(net, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        middle = statistics.fmean(_extent(panel))
+        axis.set_ylim(middle - span / 2, middle + span / 2)
+        axis.set(xlabel="weight layers", ylabel="top-1 error (%)")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.legend(fontsize=7)
+    axes[0][0].set_title(f"ours: {record.budget.data}, {record.label}", fontsize=9)
+    if paper:
+        axes[0][1].set_title("paper: ImageNet, full scale", fontsize=9)
+    title = f"Error vs depth: {_subject(record)}"
+    figure.suptitle(title, fontsize=10)
+    caption = (
+        f"Top-1 error against weight layers. Left: ours, the mean over {record.seeds} seeds per "
+        "evaluation, bars ±1 sample standard deviation over seeds (none with one seed). "
+        + (
+            "Right: the paper's Table 3 (ImageNet, dense, single scale). Both y axes span the same "
+            f"{span:.1f} points, so slopes compare; the levels do not (other data, scaled-down nets)."
+            if paper
+            else "The paper publishes no errors for these arms."
+        )
+    )
+    data = [*ours, *([paper] if paper else [])]
+    return _save(figure, out_dir, _stem("error-vs-depth", record), title, caption, data)
+
+
+# --- Error vs cost --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    """One arm under one evaluation: its MACs per image (every forward pass of the protocol) and its
+    top-1 error, mean over seeds, `std` the sample std (None with one seed)."""
+
+    arm: str
+    evaluation: str
+    macs: float
+    error: float
+    std: float | None
+
+
+def cost_data(record: AblationRecord) -> list[CostPoint]:
+    return [
+        CostPoint(arm.name, arm.evaluation, arm.macs_per_image, arm.top1_mean, arm.top1_std)
+        for arm in record.arms
+    ]
+
+
+def error_vs_cost(record: AblationRecord, out_dir: Path) -> Figure:
+    """Every arm x evaluation as a labelled point: top-1 error against MACs per image (drawn in millions)."""
+    points = cost_data(record)
+    evaluations = list(dict.fromkeys(p.evaluation for p in points))
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for index, evaluation in enumerate(evaluations):
+        mine = [p for p in points if p.evaluation == evaluation]
+        axis.errorbar(
+            [p.macs / 1e6 for p in mine],
+            [p.error for p in mine],
+            yerr=[p.std or 0 for p in mine],
+            fmt="os^Dv<>"[index % 7],
+            capsize=3,
+            color=OKABE_ITO[index % len(OKABE_ITO)],
+            label=evaluation,
+        )
+        for p in mine:
+            axis.annotate(
+                p.arm, (p.macs / 1e6, p.error), textcoords="offset points", xytext=(5, 3), fontsize=7
             )
-    axis.set(
-        xlabel="epoch",
-        ylabel="val top-1 error (%, center crop)",
-        title=f"Training curves: {record.ablation}",
+    macs = [p.macs for p in points]
+    if max(macs) > 10 * min(macs):
+        axis.set_xscale("log")
+    title = f"Error vs cost: {_subject(record)}"
+    axis.set(xlabel="million MACs per image (all forward passes)", ylabel="top-1 error (%)", title=title)
+    axis.legend(fontsize=7)
+    caption = (
+        "Each point is an arm (named) under one evaluation (colour): its top-1 error, the mean over "
+        f"{record.seeds} seeds with bars ±1 sample standard deviation, against the multiply-accumulates "
+        "one image costs under that evaluation's protocol, every forward pass counted."
     )
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.legend()
-    return _save(figure, path)
+    return _save(figure, out_dir, _stem("error-vs-cost", record), title, caption, points)
 
 
-def error_vs_cost(evals: Sequence[EvalRecord], path: Path) -> Path:
-    """Top-1 error against MACs per image for each test protocol."""
-    figure, axis = plt.subplots(figsize=(5, 3.5))
-    for index, method in enumerate(sorted({e.method for e in evals})):
-        points = [(e.macs_per_image, e.top1_err) for e in evals if e.method == method]
-        axis.scatter(*zip(*points), color=f"C{index}", label=method)
-    axis.set(
-        xscale="log", xlabel="MACs per image", ylabel="top-1 error (%)", title="Error vs evaluation cost"
-    )
-    axis.legend()
-    return _save(figure, path)
+# --- Files ----------------------------------------------------------------------------------------
 
 
-def write_plots(
-    ablations: Sequence[AblationRecord], evals: Sequence[EvalRecord], out_dir: Path
-) -> list[Path]:
-    """Every plot the records can fill, under `out_dir`."""
-    paths = []
-    for record in ablations:
-        if not record.arms:
-            continue
-        stem = f"{record.ablation}-{record.net}-{record.preset}"
-        if record.ablation == "depth":
-            paths.append(error_vs_depth(record, out_dir / f"error-vs-depth-{stem}.png"))
-        if any(arm.curves for arm in record.arms):
-            paths.append(training_curves(record, out_dir / f"curves-{stem}.png"))
-    if evals:
-        paths.append(error_vs_cost(evals, out_dir / "error-vs-cost.png"))
-    return paths
+def _colours(arms: list[str]) -> dict[str, str]:
+    """One colour per arm, the same in every figure of a record."""
+    return {arm: OKABE_ITO[index % len(OKABE_ITO)] for index, arm in enumerate(arms)}
+
+
+def _subject(record: AblationRecord) -> str:
+    """What a title names: the ablation, its net, the dataset and the budget."""
+    return f"{record.ablation} ({record.net}), {record.budget.data}, {record.label}"
+
+
+def _stem(kind: str, record: AblationRecord) -> str:
+    """A file name per figure and budget, e.g. curves-lrn-A-quick+epochs=10 (a data path's slashes
+    and colons become dashes)."""
+    text = f"{kind}-{record.ablation}-{record.net}-{record.label}"
+    return "".join(c if c.isalnum() or c in "._=+-" else "-" for c in text)
+
+
+def _save(figure, out_dir: Path, stem: str, title: str, caption: str, data: list) -> Figure:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    paths = [out_dir / f"{stem}.{kind}" for kind in FILE_TYPES]
+    for path in paths:
+        figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+    return Figure(stem, title, caption, data, paths)
+
+
+def ablation_figures(record: AblationRecord, out_dir: Path) -> list[Figure]:
+    """Every figure a record can fill: its training curves, error vs depth where its nets span
+    MIN_DEPTHS depths or more, and error vs cost."""
+    if not record.arms:
+        return []
+    figures = []
+    if any(arm.curves for arm in record.arms):
+        figures.append(training_curves(record, out_dir))
+    if len({_depth(arm.net) for arm in record.arms}) >= MIN_DEPTHS:
+        figures.append(error_vs_depth(record, out_dir))
+    figures.append(error_vs_cost(record, out_dir))
+    return figures

@@ -4,6 +4,7 @@ counting tables, the `eval` results and Tables 3-6, and the ablation tables."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -13,6 +14,9 @@ import pandas as pd
 from vggbench import paper
 from vggbench.ablations.stats import (
     CHANCE_MARGIN,
+    CONFIDENCE,
+    POWER,
+    STALLED,
     AblationRecord,
     ArmResult,
     ComparisonResult,
@@ -412,6 +416,43 @@ def seeds_advice(comparison: ComparisonResult, seeds: int) -> str:
     return f"--seeds {seeds} already has 80% power to detect {what} at this budget"
 
 
+def detectable_difference(std: float, n: int) -> float:
+    """The smallest true difference (points) that a paired two-sided t-test at 95% over `n` seeds
+    detects with 80% power when one seed's difference spreads with std `std`: (t_{0.975,n-1} +
+    t_{0.80,n-1}) std / sqrt(n), the inverse of `seeds_needed`."""
+    from scipy import stats as scipy_stats  # lazy: scipy.stats takes most of a second to import
+
+    t = scipy_stats.t(n - 1)
+    return float((t.ppf(0.5 + CONFIDENCE / 2) + t.ppf(POWER)) * std / math.sqrt(n))
+
+
+def resolution(comparison: ComparisonResult, seeds: int) -> str:
+    """What a comparison's seeds can and cannot resolve at this budget: the smallest difference they
+    detect (`detectable_difference`), where their spread says anything, and `seeds_advice`."""
+    diff = comparison.difference
+    advice = seeds_advice(comparison, seeds)
+    if comparison.verdict == STALLED or diff.std is None or diff.zero_variance or diff.n < 2:
+        return advice
+    smallest = detectable_difference(diff.std, diff.n)
+    return f"{diff.n} seeds resolve differences of {smallest:.1f} points or more; {advice}"
+
+
+def headline(record: AblationRecord) -> str:
+    """One line for the report's summary: the ablation and budget, its first comparison's verdict
+    and interval beside the paper's, what the budget can resolve, and what had not converged."""
+    name = f"`{record.ablation}` ({record.net}, {record.label})"
+    if not record.comparisons:
+        runs = f"{record.runs_found} of {record.runs_expected} runs"
+        return f"{name}: no comparison has both arms in the store yet ({runs})"
+    c = record.comparisons[0]
+    paper_gap = f"; paper {c.paper_top1:+.1f}" if c.paper_top1 is not None else "; the paper gives no number"
+    line = (
+        f"{name}, {c.treatment} - {c.baseline}, {c.evaluation}: **{c.verdict}**, ours "
+        f"{c.difference.top1:+.2f} points, 95% CI {_interval(c)}{paper_gap}. {resolution(c, record.seeds)}"
+    )
+    return line + (f"; {c.note}." if c.note else ".")
+
+
 def _input_range(input_range: str) -> str:
     return input_range + (" (the paper's)" if input_range == paper.INPUT_RANGE else "")
 
@@ -431,7 +472,7 @@ def ablation_budget_line(record: AblationRecord) -> str:
     )
     ranges = sorted({_input_range(arm.input_range) for arm in record.arms})
     line = (
-        f"preset {record.preset}: {b.data}, width {b.width:g}, crop {b.crop}, {b.epochs} epochs, "
+        f"preset {record.label}: {b.data}, width {b.width:g}, crop {b.crop}, {b.epochs} epochs, "
         f"batch {b.batch}, lr {b.lr:g}, train images {b.limit_train or 'all'}, "
         f"val images {b.limit_val or 'all'}; init {', '.join(inits) or 'default'}; "
         f"input {', '.join(ranges)} minus the mean RGB; "

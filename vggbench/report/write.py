@@ -1,5 +1,7 @@
 """The rendered report: Table 2's files (also `vggbench params --write`) and the whole report,
-REPORT.md with LaTeX tables and PNG plots, from what the results store holds."""
+REPORT.md with LaTeX tables and PNG/PDF figures, from what the results store holds: a summary of the
+ablations first, then Table 2, Tables 3-6, one section per ablation and budget (its tables and
+captioned figures), and throughput."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import pandas as pd
 
 from vggbench import paper
 from vggbench.ablations.stats import AT_BUDGET, AblationRecord, read_ablations
+from vggbench.bench import HEADERS as BENCH_HEADERS
 from vggbench.bench import bench_frame
 from vggbench.render import render_latex, render_markdown
-from vggbench.report.plots import write_plots
+from vggbench.report.plots import Figure, ablation_figures
 from vggbench.report.tables import (
     EVIDENCE,
     PAPER_TABLE_TITLES,
@@ -21,6 +24,7 @@ from vggbench.report.tables import (
     ablation_comparisons_frame,
     ablation_notes,
     display,
+    headline,
     paper_table_frame,
     params_frame,
     seeds_advice,
@@ -40,6 +44,12 @@ PAPER_TABLES_NOTE = (
 )
 TABLE5_NOTE = " Table 5 adds what each method costs: MACs and wall-clock seconds per image, ours."
 THROUGHPUT_NOTE = "Measured by `vggbench bench`; each row names its machine."
+HEADLINES_NOTE = (
+    "One line per ablation and budget: its first comparison's verdict, our difference with its 95% "
+    "interval beside the paper's, and what the budget's seeds can resolve (the smallest difference "
+    "that a paired two-sided t-test at the 95% level detects with 80% power, at the seed-to-seed "
+    "spread we measured). Every comparison follows, grouped by the evidence behind its verdict."
+)
 SUMMARY_NOTE = (
     "A verdict has evidence when the 95% interval of treatment - baseline top-1 error decides the "
     "paper's claim; a comparison is stalled when a seed of either arm stayed within 1 point of chance "
@@ -52,6 +62,13 @@ SUMMARY_NOTE = (
     "to detect the paper's difference (claims of a lower error) or the comparison's margin (claims of "
     "no gain or of equal errors: an equivalence-style target)."
 )
+#: The first lines of every .tex the report writes: what a document needs to \input it.
+LATEX_PREAMBLE = (
+    "% Written by `vggbench report`. Needs \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule)\n"
+    "% and UTF-8 input (LaTeX's default since 2018) for the ± of mean ± std; \\input it in an article.\n"
+)
+#: Columns the LaTeX tables leave out: record ids are for finding records in the store, not for a paper.
+LATEX_DROPPED = ("record",)
 
 
 @dataclass
@@ -61,6 +78,12 @@ class LatexTable:
     slug: str
     frame: pd.DataFrame
     caption: str
+
+
+def latex_table(frame: pd.DataFrame, caption: str, label: str) -> str:
+    """A table to \\input in a LaTeX document: the packages it needs first, no record ids."""
+    kept = frame.drop(columns=[c for c in LATEX_DROPPED if c in frame.columns])
+    return LATEX_PREAMBLE + render_latex(kept, caption=caption.replace("`", ""), label=label)
 
 
 def write_table2(out_dir: Path, frame: pd.DataFrame | None = None) -> list[Path]:
@@ -74,48 +97,51 @@ def write_table2(out_dir: Path, frame: pd.DataFrame | None = None) -> list[Path]
     atomic_write_text(
         md, f"# Table 2: parameters\n\n{caption} MACs are multiply-accumulates.\n\n" + render_markdown(frame)
     )
-    atomic_write_text(tex, render_latex(frame, caption=caption, label="tab:params"))
+    atomic_write_text(tex, latex_table(frame, caption, "tab:params"))
     return [md, tex]
 
 
 def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[Path]:
     """Render every table the store can fill into out_dir/REPORT.md, out_dir/table2.md,
-    out_dir/tables/*.tex and out_dir/plots/*.png: Table 2, the Table 3-6 shapes, one table per
-    ablation, throughput."""
+    out_dir/tables/*.tex and out_dir/plots/*.{png,pdf}: the ablations' summary, Table 2, the
+    Table 3-6 shapes, one section per ablation and budget with its figures, throughput."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     table2 = display(params_frame())
-    parts = [INTRODUCTION, _section("Table 2: parameters and compute", table2, TABLE2_NOTE)]
     written = write_table2(out_dir, table2)
 
     evals = read_evals(results_dir)
     runs = {run.id: run for run in read_runs(results_dir)}
-    ablations = sorted(
-        (r for r in read_ablations(results_dir) if r.arms), key=lambda r: (r.ablation, r.preset)
-    )
+    ablations = latest_ablations(read_ablations(results_dir))
+    figures: dict[str, list[Figure]] = {}
+    if plots:
+        figures = {record.id: ablation_figures(record, out_dir / "plots") for record in ablations}
+        written += [path for found in figures.values() for figure in found for path in figure.paths]
+    parts = [INTRODUCTION]
     tables: list[LatexTable] = []
     for markdown, latex in (
-        _paper_table_sections(evals, runs),
         _summary_sections(ablations),
-        _ablation_sections(ablations),
+        ([_section("Table 2: parameters and compute", table2, TABLE2_NOTE)], []),
+        _paper_table_sections(evals, runs),
+        _ablation_sections(ablations, figures),
         _throughput_sections(read_records(results_dir, "bench")),
     ):
         parts += markdown
         tables += latex
 
-    if plots:
-        images = write_plots(ablations, evals, out_dir / "plots")
-        written += images
-        if images:
-            parts.append("## Plots\n\n" + "".join(f"![{p.stem}](plots/{p.name})\n\n" for p in images))
-
     for table in tables:
         path = out_dir / "tables" / f"{table.slug}.tex"
-        caption = table.caption.replace("`", "")
-        atomic_write_text(path, render_latex(table.frame, caption=caption, label=f"tab:{table.slug}"))
+        atomic_write_text(path, latex_table(table.frame, table.caption, f"tab:{table.slug}"))
         written.append(path)
     report_path = out_dir / "REPORT.md"
     atomic_write_text(report_path, "\n".join(parts))
     return [report_path] + written
+
+
+def latest_ablations(records: list[AblationRecord]) -> list[AblationRecord]:
+    """One record per ablation, net and budget (`AblationRecord.label`), the newest of those with
+    arms (one of another number of seeds would write the same section and files), sorted by them."""
+    latest = {(r.ablation, r.net, r.label): r for r in records if r.arms}
+    return [latest[key] for key in sorted(latest)]
 
 
 def _section(title: str, frame: pd.DataFrame, note: str = "") -> str:
@@ -133,7 +159,7 @@ def _paper_table_sections(
     markdown, latex = [], []
     for number in (3, 4, 5, 6):
         frame = paper_table_frame(number, evals, runs=runs)
-        if len(frame):
+        if frame["our top-1"].notna().any():
             title = PAPER_TABLE_TITLES[number]
             note = PAPER_TABLES_NOTE + (TABLE5_NOTE if number == 5 else "")
             markdown.append(_section(title, frame, note))
@@ -142,15 +168,16 @@ def _paper_table_sections(
 
 
 def _summary_sections(records: list[AblationRecord]) -> tuple[list[str], list[LatexTable]]:
-    """Every ablation comparison in one place: the verdicts with evidence apart from the stalled and
-    inconclusive ones, the latter with why and the seeds that would resolve them."""
+    """The report's first section: one headline per ablation and budget (`headline`), then every
+    comparison, the verdicts with evidence apart from the stalled and inconclusive ones, the latter
+    with why and the seeds that would resolve them."""
     if not records:
         return [], []
     evidence, budget, without = [], [], []
     for record in records:
         for c in record.comparisons:
             item = (
-                f"- `{record.ablation}` ({record.net}, {record.preset}), {c.treatment} - {c.baseline}, "
+                f"- `{record.ablation}` ({record.net}, {record.label}), {c.treatment} - {c.baseline}, "
                 f"{c.evaluation}: **{c.verdict}** (ours {c.difference.top1:+.2f} points"
             )
             item += f", paper {c.paper_top1:+.1f})" if c.paper_top1 is not None else ")"
@@ -162,7 +189,9 @@ def _summary_sections(records: list[AblationRecord]) -> tuple[list[str], list[La
                 without.append(
                     item + (f"; {c.note}" if c.note else "") + f"; {seeds_advice(c, record.seeds)}"
                 )
-    text = f"## Summary of the ablations\n\n{SUMMARY_NOTE}\n\n"
+    text = f"## Summary of the ablations\n\n{HEADLINES_NOTE}\n\n"
+    text += "\n".join(f"- {headline(record)}" for record in records) + "\n\n"
+    text += f"### Every comparison\n\n{SUMMARY_NOTE}\n\n"
     text += "Verdicts about converged nets (every seed ended by the paper's stopping rule):\n\n"
     text += ("\n".join(evidence) or "- none") + "\n\n"
     text += "Verdicts about this budget only (an arm had not converged):\n\n"
@@ -171,17 +200,28 @@ def _summary_sections(records: list[AblationRecord]) -> tuple[list[str], list[La
     return [text], []
 
 
-def _ablation_sections(records: list[AblationRecord]) -> tuple[list[str], list[LatexTable]]:
-    """One section per ablation record: its arms, its comparisons, what they were measured on."""
+def _figure_markdown(figure: Figure) -> str:
+    """A figure, its caption under it, and its PDF."""
+    png, pdf = figure.paths
+    pdf_link = f"[plots/{pdf.name}](plots/{pdf.name})"
+    return f"![{figure.title}](plots/{png.name})\n\n*{figure.caption}* PDF: {pdf_link}\n\n"
+
+
+def _ablation_sections(
+    records: list[AblationRecord], figures: dict[str, list[Figure]]
+) -> tuple[list[str], list[LatexTable]]:
+    """One section per ablation and budget: its arms, its comparisons, what they were measured on,
+    and its figures (`figures`, by record id) with their captions."""
     markdown, latex = [], []
     for record in records:
-        heading = f"Ablation `{record.ablation}` ({record.net}, {record.preset}): {record.title}"
+        heading = f"Ablation `{record.ablation}` ({record.net}, {record.label}): {record.title}"
         note = f"Paper ({record.paper.section}): {record.paper.claim}\n\n"
         note += f"Measured on {ablation_budget_line(record)}."
         note += "".join(f"\n\nNote: {text}." for text in ablation_notes(record))
         arms, comparisons = ablation_arms_frame(record), ablation_comparisons_frame(record)
-        markdown.append(_section(heading, arms, note) + render_markdown(comparisons) + "\n")
-        slug = _slug(f"ablation-{record.ablation}-{record.net}-{record.preset}")
+        text = _section(heading, arms, note) + render_markdown(comparisons) + "\n"
+        markdown.append(text + "".join(_figure_markdown(f) for f in figures.get(record.id, [])))
+        slug = _slug(f"ablation-{record.ablation}-{record.net}-{record.label}")
         latex.append(LatexTable(slug, arms, heading))
         latex.append(LatexTable(slug + "-comparisons", comparisons, heading + " (comparisons)"))
     return markdown, latex
@@ -191,4 +231,6 @@ def _throughput_sections(bench_records: list[dict]) -> tuple[list[str], list[Lat
     if not bench_records:
         return [], []
     frame = bench_frame(bench_records)
+    frame["width"] = frame["width"].map(lambda w: f"{w:g}")  # 0.125, not the two decimals of a float cell
+    frame = frame.rename(columns=BENCH_HEADERS)
     return [_section("Throughput", frame, THROUGHPUT_NOTE)], [LatexTable("throughput", frame, "Throughput")]
