@@ -133,8 +133,8 @@ def params(
 ) -> None:
     """Table 2 (parameters), MACs, FLOPs, per-layer breakdown and receptive fields.
 
-    Counts come from fvcore once per net and size and are then read from a cache
-    (VGGBENCH_CACHE_DIR, default ~/.cache/vggbench), so a repeat call does not load torch."""
+    fvcore counts once per net and size; a cache (VGGBENCH_CACHE_DIR, ~/.cache/vggbench) serves repeats.
+    """
     from vggbench import counts  # lazy: keeps CLI start-up fast
 
     check_format(fmt)
@@ -318,8 +318,8 @@ def train(
 ) -> None:
     """Train a net of Table 1 with the paper's recipe (Section 3.1) and store the run.
 
-    A run already in the store is returned, not retrained (--force retrains); Ctrl-C keeps a
-    checkpoint that --resume continues."""
+    A stored run is returned, not retrained (--force retrains); Ctrl-C keeps a checkpoint for --resume.
+    """
     import json
 
     # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
@@ -635,7 +635,8 @@ def ablate(
 ) -> None:
     """Run one of the paper's ablations over seeds and judge the paper's claim.
 
-    Stored runs and evaluations are reused, so an interrupted sweep continues where it stopped."""
+    Stored runs and evaluations are reused, so an interrupted sweep continues where it stopped.
+    """
     # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench.ablations.spec import load_spec, preset_budget
     from vggbench.ablations.sweep import parse_shard, run_ablation, sweep
@@ -1058,7 +1059,8 @@ def runs_list(
 ) -> None:
     """Every stored run: id in full, net, data, budget, train scale, init, val errors, time, status.
 
-    Runs with a checkpoint but no record yet (interrupted, or training now) are listed last."""
+    Runs with a checkpoint but no record yet (interrupted, or training now) are listed last.
+    """
     from vggbench import runs as runs_lib  # lazy: keeps CLI start-up fast
 
     check_format(fmt)
