@@ -315,7 +315,7 @@ def test_resolve_device():
         (["--warmup", "-1"], ["warmup -1"]),
         (["--threads", "0"], ["threads 0"]),
         (["--parts", "fast"], ["unknown bench part 'fast'"]),
-        (["--format", "latex"], ["unknown format 'latex'"]),
+        (["--format", "xml"], ["unknown format 'xml'", "table, markdown, latex, json, csv"]),
         (["--device", "tpu"], ["unknown device 'tpu'"]),
     ],
 )

@@ -85,6 +85,7 @@ def test_write_renders_table2_files(cli, tmp_path):
         (["--format", "xml"], ["unknown format 'xml'", "table, markdown, latex, json, csv"]),
         (["--size", "abc"], ["--size"]),
         (["--bogus"], ["--bogus"]),
+        (["--filters", "--channels", "0"], ["channels 0 must be at least 1"]),
     ],
 )
 def test_bad_input_is_one_line_exit_2(cli, argv, fragments):

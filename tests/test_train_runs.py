@@ -454,6 +454,7 @@ def test_cli_trains_and_prints_the_record_as_json(cli, tmp_path):
         (["--input-range", "0-100"], "unknown input range '0-100'"),
         (["--config", "A-LRN", "--lrn-alpha", "0"], "LRN alpha 0.0 must be positive"),
         (["--init", "paper", "--init-std", "0"], "init std 0.0 must be positive"),
+        (["--format", "csv"], "unknown format 'csv'; choose one of text, json"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(cli, tmp_path, options, fragment):

@@ -43,7 +43,7 @@ from vggbench.errors import VggbenchError
 from vggbench.evaluate import engine, protocols
 from vggbench.models import ModelSpec, build_model
 from vggbench.options import parse_choices
-from vggbench.render import render
+from vggbench.render import render, render_sections
 from vggbench.runtime import load_average, machine_info, machine_name, synchronize, utc_now
 from vggbench.scales import parse_train_scale, test_scales, to_pixels
 from vggbench.store import record_id, write_record
@@ -53,7 +53,7 @@ KIND = "bench"
 PARTS = ("train", "infer", "overhead", "data", "eval")
 PARTS_HELP = "train, infer, overhead, data, eval (repeat the option or give a comma list)"
 DEVICES = ("auto", "cpu", "cuda")
-BENCH_FORMATS = ("table", "json", "markdown")
+BENCH_FORMATS = ("table", "markdown", "latex", "json", "csv")
 
 #: Dense (no sparsity) bf16 tensor peaks in FLOP/s, by a fragment of torch.cuda.get_device_name.
 #: More specific names come first: the first fragment found in the name wins.
@@ -794,15 +794,19 @@ def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def render_bench(record: dict[str, Any], fmt: str = "table") -> str:
-    """The record as terminal tables or Markdown (a section per part), or as JSON (the record)."""
+    """The record as terminal tables, Markdown or LaTeX (a section per part), as JSON (the record),
+    or as CSV (one table of every part's rows, a first column `part` naming each row's)."""
     if fmt == "json":
         return json.dumps(record, indent=2, sort_keys=True, default=str) + "\n"
+    if fmt == "csv":
+        sections = [(part, bench_frame([record], part)) for part in COLUMNS]
+        return render_sections([(part, frame) for part, frame in sections if len(frame)], "csv", key="part")
     out = []
     load = record["machine"].get("load_average")
     header = f"Machine: {record['machine_name']}; torch {record['torch_version']}; {record['created']}" + (
         f"; load average {load[0]:.2f} at the start" if load else ""
     )
-    out.append(f"**{header}**\n" if fmt == "markdown" else header + "\n")
+    out.append({"markdown": f"**{header}**\n", "latex": f"% {header}\n"}.get(fmt, header + "\n"))
     for part in COLUMNS:
         frame = bench_frame([record], part)
         if not len(frame):
@@ -813,5 +817,5 @@ def render_bench(record: dict[str, Any], fmt: str = "table") -> str:
         else:
             out.append(render(frame, fmt, TITLES[part]))
     for note in record.get("notes", []):
-        out.append(f"note: {note}\n")
+        out.append(f"{'% ' if fmt == 'latex' else ''}note: {note}\n")
     return "\n".join(out)

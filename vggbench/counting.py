@@ -8,28 +8,40 @@ remaining element-wise ops (scale, add, power, divide, pad) do no multiply-accum
 
 fvcore is the one counter. `macs_per_pass` (evaluation costs, any input size) does not count
 again: it scales fvcore's per-module counts at the crop by each module's output size.
+
+torch, fvcore and the models load inside the functions that need them: `vggbench params` reads its
+rows from an on-disk cache (`cached_summary`, `cached_layer_breakdown`) and then needs neither.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import math
+import os
 import warnings
-from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
-
-with warnings.catch_warnings():  # fvcore's import touches the deprecated torch.jit.script
-    warnings.simplefilter("ignore", FutureWarning)
-    from fvcore.nn import FlopCountAnalysis
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from vggbench import paper
-from vggbench.models import VGG, ModelSpec, uninitialised_model
+
+if TYPE_CHECKING:
+    from fvcore.nn import FlopCountAnalysis
+    from torch import nn
+
+    from vggbench.models import VGG, ModelSpec
 
 logging.getLogger("fvcore").setLevel(logging.ERROR)
+
+
+def _flop_count_analysis() -> type[FlopCountAnalysis]:
+    with warnings.catch_warnings():  # fvcore's import touches the deprecated torch.jit.script
+        warnings.simplefilter("ignore", FutureWarning)
+        from fvcore.nn import FlopCountAnalysis
+    return FlopCountAnalysis
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -73,10 +85,12 @@ _EXTRA_HANDLES = {
 
 def mac_analysis(model: nn.Module, size: int | tuple[int, int]) -> FlopCountAnalysis:
     """fvcore's analysis of one image of `size` (square, or (h, w)), with every op handled."""
+    import torch
+
     h, w = (size, size) if isinstance(size, int) else size
     parameter = next(model.parameters())
     image = torch.zeros(1, 3, h, w, dtype=parameter.dtype, device=parameter.device)
-    analysis = FlopCountAnalysis(model.eval(), image).set_op_handle(**_EXTRA_HANDLES)
+    analysis = _flop_count_analysis()(model.eval(), image).set_op_handle(**_EXTRA_HANDLES)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     analysis.tracer_warnings("none")
@@ -103,6 +117,8 @@ class LayerRow:
 
 
 def _describe(module: nn.Module) -> str:
+    from torch import nn
+
     if isinstance(module, nn.Conv2d):
         k = module.kernel_size[0]
         return f"conv{k}x{k}-{module.out_channels}"
@@ -119,6 +135,8 @@ def receptive_fields(model: VGG) -> dict[str, tuple[int, int]]:
     """Receptive field and jump (input pixels) after each layer of `features`.
 
     A k x k layer of stride s grows the field by (k - 1) x jump and multiplies the jump by s."""
+    from torch import nn
+
     fields, rf, jump = {}, 1, 1
     for index, module in enumerate(model.features):
         if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
@@ -133,6 +151,8 @@ def receptive_fields(model: VGG) -> dict[str, tuple[int, int]]:
 
 def receptive_field(spec: ModelSpec) -> int:
     """Receptive field (input pixels) of one unit after the last max-pool."""
+    from vggbench.models import uninitialised_model  # lazy: loads torch, which cached counts do not need
+
     return list(receptive_fields(uninitialised_model(spec)).values())[-1][0]
 
 
@@ -141,6 +161,10 @@ def layer_breakdown(spec: ModelSpec, size: int | None = None) -> list[LayerRow]:
 
     With no `size`, the FC form at the spec's crop; with a larger size, the fully-convolutional form.
     """
+    from torch import nn
+
+    from vggbench.models import uninitialised_model  # lazy: loads torch, which cached counts do not need
+
     size = size or spec.crop
     fully_convolutional = size != spec.crop
     model = uninitialised_model(spec, fully_convolutional).eval()
@@ -180,6 +204,8 @@ class NetSummary:
 
 
 def summarize(spec: ModelSpec) -> NetSummary:
+    from vggbench.models import uninitialised_model  # lazy: loads torch, which cached counts do not need
+
     model = uninitialised_model(spec).eval()
     params = count_parameters(model)
     conv_macs, macs = count_macs(model, spec.crop)
@@ -231,6 +257,10 @@ def small_filter_table(channels: int = 512, max_layers: int = 3) -> list[FilterS
 
 @functools.lru_cache(maxsize=32)
 def _meta_model(spec: ModelSpec, fully_convolutional: bool) -> VGG:
+    import torch
+
+    from vggbench.models import VGG  # lazy: loads torch, which cached counts do not need
+
     with torch.device("meta"):
         return VGG(spec, fully_convolutional).eval()
 
@@ -240,6 +270,8 @@ def output_shapes(
 ) -> dict[str, tuple[int, ...]]:
     """Output shape (batch dimension dropped) of each leaf module for one (height x width) input,
     from a pass on the meta device: shapes only, no arithmetic, so it is instant at any size."""
+    import torch
+
     model = _meta_model(spec, fully_convolutional)
     shapes: dict[str, tuple[int, ...]] = {}
     handles = [
@@ -263,6 +295,8 @@ def _macs_per_output(spec: ModelSpec, fully_convolutional: bool) -> dict[str, in
     """fvcore's MACs per output element of each leaf module that does MACs, counted once at the crop.
 
     fvcore cannot trace on the meta device, so it runs once per net and form on a real model."""
+    from vggbench.models import uninitialised_model  # lazy: loads torch, which cached counts do not need
+
     by_module = mac_analysis(uninitialised_model(spec, fully_convolutional), spec.crop).by_module()
     shapes = output_shapes(spec, fully_convolutional, spec.crop, spec.crop)
     return {
@@ -281,3 +315,112 @@ def macs_per_pass(spec: ModelSpec, fully_convolutional: bool, height: int, width
     costs = _macs_per_output(spec, fully_convolutional)
     shapes = output_shapes(spec, fully_convolutional, height, width)
     return sum(cost * math.prod(shapes[name]) for name, cost in costs.items())
+
+
+# --- The on-disk cache of `vggbench params` ------------------------------------------------------
+
+CACHE_ENV = "VGGBENCH_CACHE_DIR"  # where cached counts live; empty: no cache
+#: The sources whose change may change a count: a cached row is keyed by their text's hash too.
+_COUNTED_FROM = ("counting.py", "architectures.py", "models.py", "paper.py")
+
+
+def cache_dir() -> Path | None:
+    """$VGGBENCH_CACHE_DIR, else $XDG_CACHE_HOME/vggbench, else ~/.cache/vggbench; None when
+    VGGBENCH_CACHE_DIR is set empty (no cache)."""
+    given = os.environ.get(CACHE_ENV)
+    if given is not None:
+        return Path(given) if given else None
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vggbench"
+
+
+@functools.lru_cache(maxsize=1)
+def _cache_versions() -> dict[str, str]:
+    """fvcore's and torch's versions (from package metadata: no import) and a hash of the code."""
+    from importlib import metadata
+
+    here = Path(__file__).resolve().parent
+    code = hashlib.sha256(b"".join((here / name).read_bytes() for name in _COUNTED_FROM)).hexdigest()[:16]
+    versions = {"code": code}
+    for package in ("fvcore", "torch"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions
+
+
+def _cache_path(kind: str, net: str, num_classes: int, width: float, size: int) -> tuple[Path, dict] | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    key = {
+        "kind": kind,
+        "net": net,
+        "classes": num_classes,
+        "width": width,
+        "size": size,
+        **_cache_versions(),
+    }
+    name = json.dumps(key, sort_keys=True)
+    return folder / "counts" / f"{hashlib.sha256(name.encode()).hexdigest()[:20]}.json", key
+
+
+def _cached(kind: str, net: str, num_classes: int, width: float, size: int, compute) -> Any:
+    """The cached value of (kind, net, classes, width, size) under this fvcore, torch and code, or
+    `compute()`'s, then stored. The cache is only ever a shortcut: an unreadable or foreign entry
+    is computed again, and a cache that cannot be written is skipped."""
+    where = _cache_path(kind, net, num_classes, width, size)
+    if where is not None and where[0].exists():
+        try:
+            entry = json.loads(where[0].read_text())
+            if entry.get("key") == where[1]:
+                return entry["value"]
+        except (OSError, ValueError, AttributeError, KeyError):
+            pass
+    value = compute()
+    if where is not None:
+        from vggbench.store import atomic_write_text  # lazy: only on a miss
+
+        try:
+            atomic_write_text(where[0], json.dumps({"key": where[1], "value": value}) + "\n")
+        except OSError:
+            pass
+    return value
+
+
+def _spec(net: str, num_classes: int, width: float, size: int) -> ModelSpec:
+    from vggbench.models import ModelSpec  # lazy: loads torch; its checks run on a cache miss only
+
+    return ModelSpec(net, num_classes, width, size)
+
+
+def cached_summary(
+    net: str, num_classes: int = paper.NUM_CLASSES, width: float = 1.0, size: int = paper.PAPER_CROP
+) -> NetSummary:
+    """`summarize` of this net, from the cache when it holds it (no torch, no fvcore trace). Bad
+    values are never in the cache, so they reach ModelSpec's checks and their one-line errors."""
+    value = _cached(
+        "summary",
+        net,
+        num_classes,
+        width,
+        size,
+        lambda: asdict(summarize(_spec(net, num_classes, width, size))),
+    )
+    return NetSummary(**value)
+
+
+def cached_layer_breakdown(
+    net: str, num_classes: int = paper.NUM_CLASSES, width: float = 1.0, size: int = paper.PAPER_CROP
+) -> list[LayerRow]:
+    """`layer_breakdown` of this net at its crop, from the cache when it holds it."""
+    value = _cached(
+        "layers",
+        net,
+        num_classes,
+        width,
+        size,
+        lambda: [asdict(row) for row in layer_breakdown(_spec(net, num_classes, width, size))],
+    )
+    return [LayerRow(**{**row, "output_shape": tuple(row["output_shape"])}) for row in value]

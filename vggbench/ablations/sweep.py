@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import evaluate_run, stored_evaluation
 from vggbench.evaluate.sources import load_data
 from vggbench.store import DataSource, EvalRecord, RunRecord, read_run, record_id
+from vggbench.train.trainer import EpochHook, Progress
 
 ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a verdict"
 
@@ -56,6 +57,21 @@ ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a ve
 Found = dict[tuple[str, str], dict[int, EvalRecord]]
 #: The sweep's stored runs: (arm name, seed) -> record.
 Runs = dict[tuple[str, int], RunRecord]
+
+
+@dataclass(frozen=True)
+class SweepStep:
+    """What `run_ablation`'s `on_run` sees before each arm x seed of its shard (for progress)."""
+
+    index: int  # 1-based, of `total` in this shard
+    total: int
+    arm: str
+    seed: int
+    run_id: str
+    stored: bool  # its run is complete in the store: reused, not trained
+
+
+SweepHook = Callable[[SweepStep], None]
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -91,16 +107,25 @@ def run_ablation(
     device: str = "auto",
     quiet: bool = False,
     say: Callable[[str], None] | None = None,
+    on_run: SweepHook | None = None,
+    progress: Progress | None = None,
+    on_epoch_end: EpochHook | None = None,
 ) -> AblationRecord:
     """Train and evaluate this shard's arms x seeds (stored runs and evaluations are reused, an
     interrupted run resumes), then analyse every record of the sweep found in the store. An arm
     with init_from fine-tunes its source arm's run of the same seed (`say` tells which); a spec
-    loaded with chain=False has none."""
+    loaded with chain=False has none. `on_run` hears of each run before it starts (k of N);
+    `progress` and `on_epoch_end` go to `train.train`."""
     budget = preset_budget(spec, preset, overrides)
     run_ids: dict[tuple[str, int], str] = {}
     datasets: dict[DataSource, Dataset] = {}  # every run of a sweep validates on the same images
-    for arm, seed in sweep(spec, seeds, shard):
+    jobs = sweep(spec, seeds, shard)
+    for index, (arm, seed) in enumerate(jobs, 1):
         config = train_config(arm, seed, budget, run_ids)
+        if on_run:
+            stored = read_run(results_dir, config.run_id)
+            complete = stored is not None and stored.status == "complete"
+            on_run(SweepStep(index, len(jobs), arm.name, seed, config.run_id, complete))
         if say:
             say(f"{spec.name}: arm {arm.name!r}, seed {seed} (run {config.run_id})")
             if arm.init_from:
@@ -108,7 +133,7 @@ def run_ablation(
                     f"{spec.name}: arm {arm.name!r}, seed {seed}: fine-tunes run {config.init_from} "
                     f"({arm.init_from}) at lr {config.lr:g} for {config.epochs} epochs"
                 )
-        run = _train(config, results_dir, device, quiet)
+        run = _train(config, results_dir, device, quiet, progress, on_epoch_end)
         run_ids[(arm.name, seed)] = run.id
         protocols = [p for p in spec.evaluations if p.applies_to(arm.name)]
         _evaluate(run, protocols, datasets, results_dir, device)
@@ -164,10 +189,25 @@ def train_config(
     return train.TrainConfig(**options)
 
 
-def _train(config: train.TrainConfig, results_dir: Path, device: str, quiet: bool) -> RunRecord:
+def _train(
+    config: train.TrainConfig,
+    results_dir: Path,
+    device: str,
+    quiet: bool,
+    progress: Progress | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> RunRecord:
     """Train one arm x seed, or find its run in the store; an interrupted run resumes."""
     resume = train.has_checkpoint(results_dir, config)
-    return train.train(config, results_dir=results_dir, device=device, quiet=quiet, resume=resume)
+    return train.train(
+        config,
+        results_dir=results_dir,
+        device=device,
+        quiet=quiet,
+        resume=resume,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
+    )
 
 
 def _evaluate(

@@ -1,0 +1,400 @@
+"""Browsing the results store: its runs as rows to list, one run in detail, runs side by side, and
+every record flattened for pandas. The `vggbench runs` commands are a thin layer over these.
+
+Only the JSON records are read (no torch), so listing a store is instant; a run is named by its id
+or a unique prefix of it, as git names commits (`store.find_run`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vggbench import store
+from vggbench.architectures import ARCHITECTURES
+from vggbench.errors import VggbenchError
+from vggbench.store import EvalRecord, RunRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: train.checkpoint's CHECKPOINTS and LAST_CHECKPOINT (not imported: that module loads torch);
+#: a test keeps them equal.
+CHECKPOINTS, LAST_CHECKPOINT = "checkpoints", "last.pt"
+
+#: The config keys a run shares with an ablation preset when it was trained at that preset's budget
+#: (the keys of presets.toml that every arm of every ablation keeps; lr, epochs and init vary by arm).
+PRESET_KEYS = {"data": "data", "width": "width", "crop": "crop", "batch": "batch_size"}
+PRESET_OPTIONAL_KEYS = {
+    "limit_train": "limit_train",
+    "limit_val": "limit_val",
+    "stop": "stop",
+    "patience": "patience",
+}
+
+#: The columns of `runs list` (JSON and CSV keep these snake_case names and raw values).
+RUN_COLUMNS = [
+    "id",
+    "net",
+    "dataset",
+    "width",
+    "crop",
+    "train_scale",
+    "budget",
+    "epochs",
+    "stopped_by",
+    "init",
+    "top1_err",
+    "top5_err",
+    "train_time_s",
+    "status",
+]
+#: Its terminal, Markdown and LaTeX headers (epochs and stopped_by show as one column, `trained`;
+#: budget is the epochs given and the stopping rule).
+RUN_HEADERS = {
+    "train_scale": "S",
+    "top1_err": "top-1 %",
+    "top5_err": "top-5 %",
+    "train_time_s": "train s",
+}
+INTERRUPTED = "checkpoint only"  # a run with a checkpoint and no record: interrupted or running now
+
+
+# --- Selecting runs -----------------------------------------------------------------------------
+
+
+def select_runs(
+    root: Path,
+    config: str | None = None,
+    data: str | None = None,
+    scale: str | None = None,
+    preset: str | None = None,
+) -> list[RunRecord]:
+    """The stored runs (oldest first) that match every filter given: the net (--config), the data
+    spec or dataset name, the train scale S, and an ablation preset's shared budget (`matches_preset`)."""
+    if config is not None and config not in ARCHITECTURES:
+        known = {name.lower(): name for name in ARCHITECTURES}
+        if config.lower() not in known:
+            raise VggbenchError(f"unknown config {config!r}; choose one of {', '.join(ARCHITECTURES)}")
+        config = known[config.lower()]
+    budget = preset_values(preset) if preset is not None else None
+    chosen = []
+    for run in store.read_runs(root):
+        if config is not None and run.net != config:
+            continue
+        if data is not None and data not in (run.data.spec, run.dataset):
+            continue
+        if scale is not None and run.train_scale != scale.strip():
+            continue
+        if budget is not None and not matches_preset(run, budget):
+            continue
+        chosen.append(run)
+    return chosen
+
+
+def preset_values(preset: str) -> dict[str, Any]:
+    """The shared values of an ablation preset (ablations/presets.toml), as they appear in a run's
+    config; an unknown preset names the known ones."""
+    # lazy: ablations.spec loads torch (through data and train), which listing runs does not need
+    from vggbench.ablations.spec import load_presets
+
+    presets = load_presets()
+    if preset not in presets:
+        raise VggbenchError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}")
+    values = presets[preset]
+    chosen = {key: values[name] for name, key in PRESET_KEYS.items()}
+    chosen.update({key: values.get(name) for name, key in PRESET_OPTIONAL_KEYS.items()})
+    return chosen
+
+
+def matches_preset(run: RunRecord, budget: dict[str, Any]) -> bool:
+    """Whether the run trained at this preset budget: the same data, width, crop and batch, and the
+    same image limits and stopping rule (a preset without a limit or rule means the training
+    defaults: no limit, a fixed number of epochs). Per-spec overrides and arm-level lr, epochs and
+    init are not part of a preset, so they do not decide."""
+    defaults = {"stop": "epochs"}
+    for key, wanted in budget.items():
+        if key == "patience" and wanted is None:
+            continue  # the preset leaves the patience to the training default, whatever it is
+        if run.config.get(key) != (defaults.get(key) if wanted is None else wanted):
+            return False
+    return True
+
+
+def interrupted_runs(root: Path) -> list[str]:
+    """Ids of runs with a checkpoint but no record: interrupted (resume them with --resume) or
+    still training."""
+    folder = Path(root) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    records = Path(root) / store.RUNS
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if (p / LAST_CHECKPOINT).exists() and not (records / f"{p.name}.json").exists()
+    )
+
+
+def get_run(root: Path, run_id_or_prefix: str) -> RunRecord:
+    """One stored run by id or unique prefix; an unknown or ambiguous one is a one-line error."""
+    run_id = store.find_run(root, run_id_or_prefix)
+    record = store.read_run(root, run_id)
+    assert record is not None  # find_run found its file
+    return record
+
+
+def get_runs(root: Path, ids: Sequence[str], at_least: int = 1) -> list[RunRecord]:
+    """Several stored runs by ids or prefixes, each once, in the order given."""
+    runs = [get_run(root, i) for i in ids]
+    seen: dict[str, str] = {}
+    for given, run in zip(ids, runs):
+        if run.id in seen:
+            raise VggbenchError(
+                f"{given!r} and {seen[run.id]!r} name the same run {run.id}; give different runs"
+            )
+        seen[run.id] = given
+    if len(runs) < at_least:
+        raise VggbenchError(
+            f"give at least {at_least} runs to compare (got {len(runs)}); `vggbench runs list` shows the ids"
+        )
+    return runs
+
+
+def run_evals(root: Path, run_id: str) -> list[EvalRecord]:
+    """The stored evaluations of a run, alone or in a fusion, oldest first."""
+    return [e for e in store.read_evals(root) if run_id in e.runs]
+
+
+# --- Rows -------------------------------------------------------------------------------------------
+
+
+def budget_label(run: RunRecord) -> str:
+    """The epochs a run was given and its stopping rule: '30 (schedule)' (the paper's rule, the
+    epochs a cap) or '10 (epochs)' (exactly that many)."""
+    return f"{run.recipe.epochs} ({run.recipe.stop})"
+
+
+def init_label(run: RunRecord) -> str:
+    if run.init.scheme == "paper" and run.init.std is not None:
+        return f"paper (std {run.init.std:g})"
+    return run.init.scheme
+
+
+def run_row(run: RunRecord) -> dict[str, Any]:
+    """One run as a `runs list` row (snake_case keys of RUN_HEADERS)."""
+    return {
+        "id": run.id,
+        "net": run.net,
+        "dataset": run.dataset,
+        "width": run.width,
+        "crop": run.crop,
+        "train_scale": run.train_scale,
+        "budget": budget_label(run),
+        "epochs": len(run.epochs),
+        "stopped_by": run.stopped_by,
+        "init": init_label(run),
+        "top1_err": run.top1_err,
+        "top5_err": run.top5_err,
+        "train_time_s": run.train_time_s,
+        "status": run.status,
+    }
+
+
+def runs_frame(runs: Sequence[RunRecord], interrupted: Sequence[str] = ()) -> pd.DataFrame:
+    """`runs list`: one row per run, then one per run that has only a checkpoint (its id and
+    status)."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    rows = [run_row(run) for run in runs]
+    rows += [{"id": run_id, "status": INTERRUPTED} for run_id in interrupted]
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return frame.astype({"width": "Float64", "crop": "Int64", "epochs": "Int64"})
+
+
+def display_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """`runs_frame` for people: the width as given (0.125, not 0.12), epochs and stop reason in
+    one `trained` column, short headers."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    shown = frame.copy()
+    shown["width"] = [None if pd.isna(w) else f"{w:g}" for w in frame["width"]]
+    trained = [None if pd.isna(e) else f"{e} ({s})" for e, s in zip(frame["epochs"], frame["stopped_by"])]
+    shown = shown.drop(columns=["epochs", "stopped_by"])
+    shown.insert(shown.columns.get_loc("budget") + 1, "trained", trained)
+    return shown.rename(columns=RUN_HEADERS)
+
+
+def summary_frame(run: RunRecord) -> pd.DataFrame:
+    """`runs show`: what a run is and what it reached, as (field, value) rows."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    recipe = run.recipe
+    rows = [
+        ("id", run.id),
+        ("net", f"{run.net} (width {run.width:g}, crop {run.crop}, {run.num_classes} classes)"),
+        ("data", f"{run.dataset}: {run.train_images} train / {run.val_images} val images"),
+        ("train scale S", f"{run.train_scale} ({'x'.join(map(str, run.train_scale_pixels))} px)"),
+        ("val scale Q", f"{run.val_scale:g} ({run.val_scale_pixels} px), center crop"),
+        ("init", init_label(run) + (f", fine-tuned from {run.init_from}" if run.init_from else "")),
+        (
+            "recipe",
+            f"lr {recipe.lr:g} (final {recipe.final_lr:g}, {recipe.lr_decreases} decreases), "
+            f"momentum {recipe.momentum:g}, weight decay {recipe.weight_decay:g}, "
+            f"dropout {recipe.dropout:g}, batch {recipe.batch_size}",
+        ),
+        ("budget", f"{budget_label(run)}; trained {len(run.epochs)}, stopped by {run.stopped_by}"),
+        ("val top-1 / top-5 err (%)", f"{run.top1_err:.2f} / {run.top5_err:.2f}"),
+        (
+            "train time",
+            f"{run.train_time_s:.0f} s ({run.images_per_s:.0f} img/s), wall {run.wall_time_s:.0f} s",
+        ),
+        ("machine", f"{run.machine}, {run.device}, torch {run.torch_version}"),
+        ("created", f"{run.created} (code {run.code_version})"),
+        ("status", run.status),
+        ("checkpoint", run.checkpoint),
+    ]
+    rows += [("warning", warning) for warning in run.warnings]
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def curve_frame(run: RunRecord) -> pd.DataFrame:
+    """A run's per-epoch curve: loss, lr, validation errors and time."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    columns = ["epoch", "train_loss", "lr", "val_top1_err", "val_top5_err", "wall_s", "images_per_s"]
+    return pd.DataFrame([{c: getattr(e, c) for c in columns} for e in run.epochs], columns=columns)
+
+
+def evals_frame(evals: Sequence[EvalRecord]) -> pd.DataFrame:
+    """A run's stored evaluations, one row each (`vggbench eval` has every column)."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    rows = [
+        {
+            "eval id": e.id,
+            "runs": "+".join(e.runs),
+            "method": e.method,
+            "test Q": json.dumps(e.test_scales),
+            "images": e.images,
+            "top-1 err (%)": e.top1_err,
+            "top-5 err (%)": e.top5_err,
+        }
+        for e in evals
+    ]
+    return pd.DataFrame(
+        rows, columns=["eval id", "runs", "method", "test Q", "images", "top-1 err (%)", "top-5 err (%)"]
+    )
+
+
+def compare_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """Runs side by side: one row per config key, result and final epoch, one column per run id,
+    and a `differs` column that marks ('*') the rows where the runs disagree (config first)."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    keys = sorted({k for run in runs for k in run.config})
+    rows = [(f"config.{k}", [run.config.get(k) for run in runs]) for k in keys]
+    rows += [
+        ("dataset", [run.dataset for run in runs]),
+        ("init", [init_label(run) for run in runs]),
+        ("epochs trained", [len(run.epochs) for run in runs]),
+        ("stopped by", [run.stopped_by for run in runs]),
+        ("final lr", [run.recipe.final_lr for run in runs]),
+        ("val top-1 err (%)", [run.top1_err for run in runs]),
+        ("val top-5 err (%)", [run.top5_err for run in runs]),
+        ("final train loss", [run.epochs[-1].train_loss for run in runs]),
+        ("train time (s)", [run.train_time_s for run in runs]),
+    ]
+    table = [
+        {
+            "field": name,
+            "differs": "*" if len({json.dumps(v, default=str) for v in values}) > 1 else "",
+            **{run.id: _plain(v) for run, v in zip(runs, values)},
+        }
+        for name, values in rows
+    ]
+    frame = pd.DataFrame(table, columns=["field", "differs", *[run.id for run in runs]])
+    differs = frame["differs"] == "*"
+    is_config = frame["field"].str.startswith("config.")
+    # the differing config keys first, then the rest of the config, then the results
+    order = frame.assign(_rank=(~is_config) * 2 + (is_config & ~differs)).sort_values("_rank", kind="stable")
+    return order.drop(columns="_rank").reset_index(drop=True)
+
+
+def _plain(value: Any) -> str:
+    """A compare cell: one text type per column, so numbers of several kinds and None line up."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def curves_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """The runs' val top-1 error per epoch side by side (a run that stopped earlier has gaps)."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    epochs = max(len(run.epochs) for run in runs)
+    rows = [
+        {
+            "epoch": n + 1,
+            **{run.id: run.epochs[n].val_top1_err if n < len(run.epochs) else None for run in runs},
+        }
+        for n in range(epochs)
+    ]
+    return pd.DataFrame(rows, columns=["epoch", *[run.id for run in runs]])
+
+
+# --- Export -----------------------------------------------------------------------------------------
+
+
+EXPORT_FORMATS = ("csv", "json")
+
+
+def export_rows(root: Path) -> list[dict[str, Any]]:
+    """Every run and evaluation record of the store, flattened: nested objects become dotted
+    columns (config.lr, recipe.epochs, limits.max_images), `kind` says which record a row is, and a
+    run also gets its final top1_err and top5_err (an evaluation has them already); lists (epochs,
+    classes, runs) stay lists."""
+    rows = []
+    for run in store.read_runs(root):
+        data = run.to_json()
+        rows.append({**_flatten(data), "top1_err": run.top1_err, "top5_err": run.top5_err})
+    rows += [_flatten(e.to_json()) for e in store.read_evals(root)]
+    return rows
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def render_export(rows: list[dict[str, Any]], fmt: str) -> str:
+    """JSON: a list of objects (lists as lists); CSV: one table, lists as JSON text in their cell."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str) + "\n"
+    cells = [{k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()} for row in rows]
+    columns = list(dict.fromkeys(k for row in cells for k in row))
+    return pd.DataFrame(cells, columns=columns).to_csv(index=False)
+
+
+def check_export_target(out: Path, root: Path) -> None:
+    """An export file must not land where the store reads records (it would be taken for one) and
+    must not be a folder."""
+    target = Path(out).resolve()
+    for kind in (store.RUNS, store.EVALS, "ablations", "bench"):
+        if target.parent == (Path(root) / kind).resolve():
+            raise VggbenchError(
+                f"--out {out} is inside the store's {kind}/ folder, where it would be read as a record; "
+                "write it elsewhere, e.g. --out export.csv"
+            )
+    if target.is_dir():
+        raise VggbenchError(f"--out {out} is a folder; give a file name, e.g. --out {Path(out) / 'runs.csv'}")
