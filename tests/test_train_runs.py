@@ -400,7 +400,7 @@ def test_the_default_init_learns_where_the_papers_normal_init_stays_at_chance(tm
     assert not learns.warnings
     stalls = run_tiny(tmp_path, config=tiny(**setting, init="paper", init_std=0.01))
     assert all(e.val_top1_err >= 85 for e in stalls.epochs)
-    assert "not learning" in stalls.warnings[0] and "--init kaiming" in stalls.warnings[0]
+    assert "not learning" in stalls.warnings[0] and "--init glorot" in stalls.warnings[0]
 
 
 def test_cli_trains_and_prints_the_record_as_json(cli, tmp_path):
