@@ -711,3 +711,12 @@ def test_latex_tables_name_their_needs_have_human_columns_and_no_record_ids(tmp_
         text=True,
     )
     assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_latex_captions_escape_latexs_special_characters():
+    from vggbench.render import latex_text, render_latex
+
+    assert latex_text("Simonyan & Zisserman, 50% of x_1 {a} ~^ #$\\") == (
+        r"Simonyan \& Zisserman, 50\% of x\_1 \{a\} \textasciitilde{}\textasciicircum{} \#\$\textbackslash{}"
+    )
+    assert r"\caption{A \& B}" in render_latex(pd.DataFrame({"x": [1]}), caption="A & B")

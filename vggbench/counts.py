@@ -1,7 +1,6 @@
 """The counting tables of `vggbench params` as DataFrames: Table 2 and beyond, a net's per-layer
-breakdown, and Section 2.3's filter stacks. Built from counting's on-disk cache, so a repeat call
-loads neither torch nor fvcore (report.tables builds the same frames for the report; a test keeps
-them equal)."""
+breakdown, and Section 2.3's filter stacks, for the CLI and the report. Built from counting's
+on-disk cache, so a repeat call loads neither torch nor fvcore."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from vggbench.errors import VggbenchError
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Display headers for the snake_case columns that JSON and CSV keep (report.tables.HEADERS's).
+#: Display headers for the snake_case columns that JSON and CSV keep.
 HEADERS = {
     "net": "net",
     "weight_layers": "weight layers",

@@ -86,10 +86,34 @@ def render_markdown(frame: pd.DataFrame) -> str:
     return _display(frame).to_markdown(index=False, colalign=_alignment(frame)) + "\n"
 
 
+#: LaTeX's special characters in text and what stands for each (pandas escapes cells, not captions).
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_text(text: str) -> str:
+    """`text` with LaTeX's special characters escaped, e.g. for a caption."""
+    return "".join(LATEX_SPECIAL.get(char, char) for char in text)
+
+
 def render_latex(frame: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
     align = "".join(a[0] for a in _alignment(frame))
     return _display(frame).to_latex(
-        index=False, caption=caption, label=label, column_format=align, escape=True
+        index=False,
+        caption=latex_text(caption) if caption else None,
+        label=label,
+        column_format=align,
+        escape=True,
     )
 
 

@@ -14,6 +14,7 @@ from vggbench import paper
 from vggbench.ablations.stats import AT_BUDGET, AblationRecord, read_ablations
 from vggbench.bench import HEADERS as BENCH_HEADERS
 from vggbench.bench import bench_frame
+from vggbench.counts import display, params_frame
 from vggbench.render import render_latex, render_markdown
 from vggbench.report.plots import Figure, ablation_figures
 from vggbench.report.tables import (
@@ -23,10 +24,8 @@ from vggbench.report.tables import (
     ablation_budget_line,
     ablation_comparisons_frame,
     ablation_notes,
-    display,
     headline,
     paper_table_frame,
-    params_frame,
     seeds_advice,
 )
 from vggbench.store import EvalRecord, RunRecord, atomic_write_text, read_evals, read_records, read_runs
