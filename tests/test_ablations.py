@@ -475,3 +475,15 @@ def test_smoke_ablation_end_to_end_then_report(cli, tmp_path):
     assert f"Ablation `lrn` (A, {label})" in text and "A-LRN - A" in text
     assert (tmp_path / "plots" / f"curves-lrn-A-{label}.png").exists()
     assert (tmp_path / "tables" / "ablation-lrn-a-smoke-epochs-1-limit-train-256-limit-val-64.tex").exists()
+
+
+def test_a_center_crop_comparison_is_sized_for_the_papers_dense_gap():
+    """The paper measured Tables 3-4 dense: a center-crop comparison of the same arms needs the
+    seeds that would detect that gap (D - A: 27.0 - 29.6 = -2.6 points)."""
+    from vggbench.ablations.sweep import _paper_gap
+
+    spec = load_spec("depth")
+    dense, _, center, _ = spec.comparisons
+    assert (center.evaluation, center.treatment, center.baseline) == ("single scale, center crop", "D", "A")
+    assert paper_difference(spec, center) is None
+    assert _paper_gap(spec, center) == pytest.approx(-2.6) == _paper_gap(spec, dense)

@@ -415,7 +415,7 @@ def _comparison_result(
             note = zero_variance_note(diff)
         else:
             note = ONE_SEED_NOTE if diff.ci95_low is None else None
-        target = power_target(comparison.expect, paper_top1, comparison.margin)
+        target = power_target(comparison.expect, _paper_gap(spec, comparison), comparison.margin)
         needed, seeds_note = seeds_for(diff, target)
         judged, unconverged = at_budget(judged, [base_arm, treat_arm])
         note = "; ".join(text for text in (unconverged, note) if text) or None
@@ -433,6 +433,19 @@ def _comparison_result(
         seeds_note=seeds_note,
         converged=base_arm.converged and treat_arm.converged,
     )
+
+
+def _paper_gap(spec: AblationSpec, comparison: Comparison) -> float | None:
+    """The paper's difference between the comparison's arms, the target that `seeds_needed` sizes:
+    under its own evaluation, else under another of the spec's (the paper measured dense only, so
+    a center-crop comparison is sized for the paper's dense gap)."""
+    same_arms = [
+        c
+        for c in spec.comparisons
+        if (c.baseline, c.treatment) == (comparison.baseline, comparison.treatment)
+    ]
+    gaps = (paper_difference(spec, c) for c in [comparison, *same_arms])
+    return next((gap for gap in gaps if gap is not None), None)
 
 
 def _stalled_seeds(arm: ArmResult) -> str:
