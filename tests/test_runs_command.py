@@ -37,8 +37,8 @@ def make_run(run_id: str, net: str = "A", scale: str = "256", errors=(80.0, 41.2
         "limit_train": 10000,
         "limit_val": None,
         "stop": "schedule",
-        "patience": 1,
-        "epochs": 30,
+        "patience": 2,
+        "epochs": 40,
         "lr": 0.005,
         "init": "glorot",
         "scale": scale,
@@ -165,7 +165,7 @@ def test_list_json_has_every_run_with_exact_values_and_the_interrupted_one_last(
         "width": 0.125,
         "crop": 32,
         "train_scale": "256",
-        "budget": "30 (schedule)",
+        "budget": "40 (schedule)",
         "epochs": 2,
         "stopped_by": "schedule",
         "init": "glorot",
@@ -281,7 +281,7 @@ def test_export_flattens_every_record_for_pandas(cli, root, tmp_path_factory):
     assert frame["kind"].tolist() == ["run", "run", "run", "eval"]
     runs_part = frame[frame["kind"] == "run"].set_index("id")
     assert runs_part.loc[ID_B, "config.lr"] == 0.01 and runs_part.loc[ID_B, "top1_err"] == 43.5
-    assert runs_part.loc[ID_A, "recipe.epochs"] == 30 and runs_part.loc[ID_A, "data.spec"] == "fashion-mnist"
+    assert runs_part.loc[ID_A, "recipe.epochs"] == 40 and runs_part.loc[ID_A, "data.spec"] == "fashion-mnist"
     assert frame[frame["kind"] == "eval"]["top1_err"].tolist() == [12.5]
     assert json.loads(runs_part.loc[ID_A, "epochs"])[1]["val_top1_err"] == 41.25
     as_json = json.loads(cli("runs", "export", "--format", "json", "--results-dir", str(root)).out)
@@ -326,7 +326,7 @@ def test_preset_match_uses_the_shared_budget_only():
         "limit_train": 10000,
         "limit_val": None,
         "stop": "schedule",
-        "patience": 1,
+        "patience": 2,
     }
     assert runs.matches_preset(make_run(ID_A, lr=0.1, epochs=3, init="kaiming"), quick)
     assert not runs.matches_preset(make_run(ID_A, limit_val=500), quick)
