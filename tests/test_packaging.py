@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vggbench.ablations.spec import SPEC_DIR, available_ablations
+from vggbench.ablations.spec import SPEC_DIR, available_ablations, load_spec, preset_budget
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted(p.name for p in (ROOT / "ablations").glob("*.toml"))
@@ -57,7 +57,8 @@ def test_a_wheel_ships_the_specs_and_finds_them_outside_the_checkout(tmp_path):
     assert package == str(unpacked / "vggbench" / "__init__.py")
     assert spec_dir == str(unpacked / "vggbench" / "specs") and not Path(spec_dir).is_symlink()
     assert ablations == "conv1x1,conv5x5,depth,init,jitter,lrn"
-    assert lrn == f"{unpacked / 'vggbench' / 'specs' / 'lrn.toml'} 30"
+    quick_epochs = preset_budget(load_spec("lrn"), "quick").epochs  # the checkout's presets: the same file
+    assert lrn == f"{unpacked / 'vggbench' / 'specs' / 'lrn.toml'} {quick_epochs}"
     # the CLI of the unpacked wheel lists the shipped ablations
     cli = subprocess.run(
         [sys.executable, "-m", "vggbench", "ablate", "nope"],
