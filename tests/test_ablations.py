@@ -249,6 +249,7 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
     )
     assert (lower.verdict, lower.note, lower.paper_top1) == ("consistent", None, pytest.approx(-0.4))
     assert (lower.seeds_needed, lower.seeds_note) == (7, None)  # see test_seeds_needed_by_hand
+    assert lower.seeds_target == pytest.approx(0.4)  # sized for the paper's gap
     assert (similar.verdict, similar.note) == (
         "stalled",
         "stalled: arm 'E glorot' seeds 1, 2 stayed at chance",

@@ -366,6 +366,7 @@ COMPARISON = ComparisonResult(
     verdict="consistent",
     paper_top1=0.1,
     seeds_needed=4,
+    seeds_target=1.0,  # no_better: the margin
 )
 KNOWN = AblationRecord(
     id="known",
@@ -476,7 +477,7 @@ def test_zero_variance_and_stalled_comparisons_say_so_with_seeds_advice():
         seeds_advice(zero, 3)
         == "seeds needed unknown: zero variance between seeds: no spread to size a sample by"
     )
-    gap = replace(COMPARISON, expect="lower", paper_top1=-7.0, seeds_needed=4)
+    gap = replace(COMPARISON, expect="lower", paper_top1=-7.0, seeds_needed=4, seeds_target=7.0)
     assert seeds_advice(gap, 2) == "to resolve the paper's 7.0-point gap at this budget, run --seeds 4"
     assert (
         seeds_advice(gap, 5)

@@ -307,6 +307,7 @@ class ComparisonResult:
     note: str | None = None
     seeds_needed: int | None = None
     seeds_note: str | None = None  # why seeds_needed is None
+    seeds_target: float | None = None  # the difference (points) seeds_needed is sized to detect
     converged: bool = True  # both arms' seeds all ended by the paper's stopping rule
 
 

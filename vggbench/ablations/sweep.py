@@ -409,6 +409,7 @@ def _comparison_result(
     if stalled:
         note = "stalled: " + " and ".join(_stalled_seeds(arm) for arm in stalled) + " stayed at chance"
         judged, needed, seeds_note = STALLED, None, "an arm stalled: its spread says nothing"
+        target = None
     else:
         judged = verdict(diff, comparison.expect, comparison.margin)
         if diff.zero_variance:
@@ -431,6 +432,7 @@ def _comparison_result(
         note=note,
         seeds_needed=needed,
         seeds_note=seeds_note,
+        seeds_target=target,
         converged=base_arm.converged and treat_arm.converged,
     )
 

@@ -23,7 +23,6 @@ from vggbench.ablations.stats import (
     chain_epochs,
     chain_labels,
     fine_tune_chain,
-    power_target,
     top5_comparable,
 )
 from vggbench.errors import VggbenchError
@@ -349,9 +348,9 @@ def ablation_comparisons_frame(record: AblationRecord) -> pd.DataFrame:
 def seeds_advice(comparison: ComparisonResult, seeds: int) -> str:
     """What `--seeds` would resolve a comparison at this budget (`seeds_needed`), or why it cannot
     be said; `seeds`: the sweep's."""
-    if comparison.seeds_needed is None:
+    if comparison.seeds_needed is None or comparison.seeds_target is None:
         return f"seeds needed unknown: {comparison.seeds_note}"
-    target = power_target(comparison.expect, comparison.paper_top1, comparison.margin)
+    target = comparison.seeds_target
     if comparison.expect == "lower":
         what = f"the paper's {target:.1f}-point gap"
     else:
