@@ -312,9 +312,10 @@ def test_table5_shows_each_methods_cost_per_image():
     ]
     frame = paper_table_frame(5, records, runs=runs).set_index(["net", "method"])
     assert frame.loc[("D", "dense"), "our MACs/image"] == 1_000_000
-    assert frame.loc[("D", "dense"), "our s/image"] == pytest.approx((0.02 + 0.03) / 2)
+    assert frame.loc[("D", "dense"), "our ms/image"] == pytest.approx(1000 * (0.02 + 0.03) / 2)
     assert frame.loc[("D", "multi-crop"), "our MACs/image"] == 150_000_001
-    assert frame.loc[("D", "multi-crop"), "our s/image"] == pytest.approx(0.5)
+    assert frame.loc[("D", "multi-crop"), "our ms/image"] == pytest.approx(1000 * 40.0 / 80)
+    assert (frame.loc[("D", "dense"), "images"], frame.loc[("D", "multi-crop"), "images"]) == (100, 80)
     assert pd.isna(frame.loc[("D", "multi-crop+dense"), "our MACs/image"])
     assert "our MACs/image" not in paper_table_frame(3, records, runs=runs)
 

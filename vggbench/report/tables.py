@@ -198,8 +198,9 @@ def _paper_row(row: paper.PaperResult, group: list[EvalRecord], runs: Mapping[st
         "delta top-1": top1 - row.top1 if group and row.top1 is not None else None,
         "delta top-5": top5 - row.top5 if top5 is not None and row.top5 is not None else None,
         "our MACs/image": round(statistics.fmean(r.macs_per_image for r in group)) if group else None,
-        "our s/image": statistics.fmean(r.seconds / r.images for r in group) if group else None,
+        "our ms/image": 1000 * statistics.fmean(r.seconds / r.images for r in group) if group else None,
         "seeds": len(group) or None,
+        "images": group[-1].images if group else None,  # a recipe's records see the same images
         "dataset": group[-1].dataset if group else None,
         "recipe": _group_recipe(group[-1], runs) if group else None,
         "record": group[-1].id if group else None,
@@ -207,7 +208,7 @@ def _paper_row(row: paper.PaperResult, group: list[EvalRecord], runs: Mapping[st
 
 
 #: Table 5 compares test methods, so it shows what each costs beside its error.
-COST_COLUMNS = ("our MACs/image", "our s/image")
+COST_COLUMNS = ("our MACs/image", "our ms/image")
 
 
 def paper_table_frame(
@@ -222,8 +223,9 @@ def paper_table_frame(
     one, or, given the run records (`runs`, by id), per recipe (`recipe_key`, shown by
     `recipe_label`) the mean over its records of other seeds, with their number. Our top-5 is left
     out for 10 classes or fewer (`top5_comparable`), its columns too when no row has one; Table 5
-    adds each method's cost (MACs and seconds per image). Our errors are on our dataset and
-    scaled-down nets, so the comparison is of shape (which method or scale wins), not of value."""
+    adds each method's cost (MACs and milliseconds per image); `images`: how many each saw. Our
+    errors are on our dataset and scaled-down nets, so the comparison is of shape (which method or
+    scale wins), not of value."""
     if table not in PAPER_TABLES:
         raise VggbenchError(
             f"no paper table {table} of evaluations; choose one of {', '.join(map(str, PAPER_TABLES))}"
@@ -237,7 +239,9 @@ def paper_table_frame(
     frame = pd.DataFrame(rows)
     for column in ("paper top-1", "paper top-5", "our top-1", "our top-5", "delta top-1", "delta top-5"):
         frame[column] = frame[column].astype("Float64")
-    frame = frame.astype({"seeds": "Int64", "our MACs/image": "Int64", "our s/image": "Float64"})
+    frame = frame.astype(
+        {"seeds": "Int64", "images": "Int64", "our MACs/image": "Int64", "our ms/image": "Float64"}
+    )
     if frame["our top-1"].notna().any() and frame["our top-5"].isna().all():
         frame = frame.drop(columns=["our top-5", "delta top-5"])
     return frame if table == 5 else frame.drop(columns=list(COST_COLUMNS))

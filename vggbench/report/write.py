@@ -37,11 +37,12 @@ INTRODUCTION = (
 TABLE2_NOTE = "Exact counts at 224x224 and 1000 classes; the paper rounds to millions."
 PAPER_TABLES_NOTE = (
     "Ours are measured on the dataset and budget named in each row, one row per recipe (`recipe`: "
-    "the mean over `seeds` runs that differ only in their seed; `record` is the newest); the paper's "
+    "the mean over `seeds` runs that differ only in their seed; `record` is the newest; `images`: the "
+    "validation images each evaluation saw, a stratified subset when fewer than the split); the paper's "
     "are ImageNet at full scale, so compare the ordering and the differences, not the absolute "
     "errors. Our top-5 is left out for datasets of 10 classes or fewer, where it is no test."
 )
-TABLE5_NOTE = " Table 5 adds what each method costs: MACs and wall-clock seconds per image, ours."
+TABLE5_NOTE = " Table 5 adds what each method costs: MACs and wall-clock milliseconds per image, ours."
 THROUGHPUT_NOTE = "Measured by `vggbench bench`; each row names its machine."
 HEADLINES_NOTE = (
     "One line per ablation and budget: its first comparison's verdict, our difference with its 95% "
