@@ -264,6 +264,22 @@ BAD_SPECS = [
         lambda t: str(_write(t, 'chain = "no"\n' + (SPEC_DIR / "jitter.toml").read_text())),
         ["chain = 'no'; write chain = true or chain = false"],
     ),
+    (
+        lambda t: _append(t, "lrn", "\n[presets.quick]\nmax_lr_decreases = 0\n"),
+        ["preset 'quick'", "bad.toml's [presets.quick]) asks for stop = 'schedule' with a fixed lr"],
+    ),
+    (
+        lambda t: _append(t, "lrn", "\n[presets.quick]\nepochs = 1\n"),
+        ["epoch cap 1 is below the patience 2", "raise epochs"],
+    ),
+    (
+        lambda t: _append(t, "lrn", "\n[presets.quick]\npatience = 0\n"),
+        ["bad.toml: patience = 0 in presets.quick must be a whole number of epochs, at least 1"],
+    ),
+    (
+        lambda t: _append(t, "lrn", '\n[presets.quick]\nstop = "plateau"\n'),
+        ["stop = 'plateau' in presets.quick is not a stopping rule; choose epochs or schedule"],
+    ),
 ]
 
 
@@ -289,6 +305,10 @@ BAD_SPEC_IDS = [
     "evaluation-arms-unknown",
     "comparison-outside-evaluation-arms",
     "chain-not-bool",
+    "preset-schedule-with-fixed-lr",
+    "preset-cap-below-patience",
+    "preset-patience-0",
+    "preset-stop-unknown",
 ]
 
 

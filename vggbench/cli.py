@@ -594,7 +594,8 @@ def ablate(
     limit_val: int = typer.Option(None, help="override the preset's validation images", rich_help_panel=DATA),
     preset: str = typer.Option(
         "quick",
-        help="smoke (seconds), quick (CPU minutes), paper (GPUs, full recipe)",
+        help="smoke (seconds), quick (CPU minutes, to the paper's stopping rule), gpu (one GPU, crop 128), "
+        "paper (GPUs, full recipe)",
         rich_help_panel=RECIPE,
     ),
     seeds: int = typer.Option(

@@ -287,7 +287,8 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
             f"add it to presets.toml or to the spec's [presets.{preset}] table"
         )
     budget = Budget(**values, design=spec.design)
-    _check_schedule(budget, preset, presets_path(spec_dir))
+    where = f"{presets_path(spec_dir)}" + (f" and {spec.path.name}'s [presets.{preset}]" if spec.path else "")
+    _check_schedule(budget, preset, where)
     return budget
 
 
@@ -297,21 +298,22 @@ def preset_values(spec: AblationSpec, preset: str) -> dict[str, Any]:
     return {**load_presets(spec_dir).get(preset, {}), **spec.presets.get(preset, {})}
 
 
-def _check_schedule(budget: Budget, preset: str, path: Path) -> None:
-    """The paper's stopping rule needs lr decreases and caps of at least the patience."""
+def _check_schedule(budget: Budget, preset: str, where: str) -> None:
+    """The paper's stopping rule needs lr decreases and caps of at least the patience; `where`
+    names the files the preset comes from."""
     if budget.stop != "schedule":
         return
     patience = budget.patience or DEFAULT_PATIENCE
     if budget.max_lr_decreases == 0:
         raise VggbenchError(
-            f"{path}: preset {preset!r} asks for stop = 'schedule' with a fixed lr (max_lr_decreases = 0); "
+            f"preset {preset!r} ({where}) asks for stop = 'schedule' with a fixed lr (max_lr_decreases = 0); "
             "the rule stops at the plateau after the last decrease: allow decreases or drop stop"
         )
     cap = min(budget.epochs, budget.finetune_epochs)
     if cap < patience:
         raise VggbenchError(
-            f"{path}: preset {preset!r}: epoch cap {cap} is below the patience {patience}, so the schedule "
-            "could never lower the lr; raise epochs (and finetune_epochs) or lower patience"
+            f"preset {preset!r} ({where}): epoch cap {cap} is below the patience {patience}, so the "
+            "schedule could never lower the lr; raise epochs (and finetune_epochs) or lower patience"
         )
 
 
