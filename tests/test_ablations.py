@@ -10,7 +10,6 @@ from test_report import make_eval, make_run
 from vggbench.ablations.spec import SPEC_DIR, Budget, available_ablations, load_spec, preset_budget
 from vggbench.ablations.stats import (
     Difference,
-    at_chance,
     difference,
     paper_difference,
     power_target,
@@ -25,6 +24,7 @@ from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import run_identity
 from vggbench.store import read_evals, read_run, read_runs, record_id, write_eval, write_run
 from vggbench.train import NOT_LEARNING
+from vggbench.train.trainer import at_chance
 
 ALL = ["conv1x1", "conv5x5", "depth", "init", "jitter", "lrn"]
 

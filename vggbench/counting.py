@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vggbench import paper
+from vggbench.store import atomic_write_text, record_id
 
 if TYPE_CHECKING:
     from fvcore.nn import FlopCountAnalysis
@@ -362,8 +363,7 @@ def _cache_path(kind: str, net: str, num_classes: int, width: float, size: int) 
         "size": size,
         **_cache_versions(),
     }
-    name = json.dumps(key, sort_keys=True)
-    return folder / "counts" / f"{hashlib.sha256(name.encode()).hexdigest()[:20]}.json", key
+    return folder / "counts" / f"{record_id(key, length=20)}.json", key
 
 
 def _cached(kind: str, net: str, num_classes: int, width: float, size: int, compute) -> Any:
@@ -380,8 +380,6 @@ def _cached(kind: str, net: str, num_classes: int, width: float, size: int, comp
             pass
     value = compute()
     if where is not None:
-        from vggbench.store import atomic_write_text  # lazy: only on a miss
-
         try:
             atomic_write_text(where[0], json.dumps({"key": where[1], "value": value}) + "\n")
         except OSError:

@@ -27,7 +27,6 @@ from vggbench.store import (
 CONFIDENCE = 0.95
 POWER = 0.80  # of the test that `seeds_needed` sizes
 ZERO_SPREAD = 1e-9  # points: a spread below this is float rounding of equal errors, i.e. zero
-CHANCE_MARGIN = 1.0  # points: a seed this close to chance error has stalled
 TOP5_MAX_CLASSES = 10  # top-5 error is shown only for datasets with more classes
 SCHEDULE = "schedule"  # a run's stopped_by when the paper's stopping rule ended it: converged
 STALLED = "stalled"  # the verdict of a comparison with an arm at chance
@@ -139,12 +138,6 @@ def at_budget(judged: str, arms: list[ArmResult]) -> tuple[str, str | None]:
         return judged, None
     reasons = "; ".join(arm.convergence_note() for arm in unfinished)
     return f"{judged} {AT_BUDGET}", f"not converged: {reasons}"
-
-
-def at_chance(top1_err: float, num_classes: int) -> bool:
-    """Whether a top-1 error is within CHANCE_MARGIN points of guessing, 100 (1 - 1/K): such a seed
-    learnt nothing, so its arm's differences say nothing about the claim."""
-    return top1_err >= 100 * (1 - 1 / num_classes) - CHANCE_MARGIN
 
 
 def top5_comparable(num_classes: int) -> bool:
@@ -265,7 +258,7 @@ class ArmResult:
     chain: list[str]  # the runs it was fine-tuned through (init_from), first to last: `chain_labels`
     total_epochs: int  # its own epochs plus those of the runs it was fine-tuned from
     curves: list[list[EpochMetrics]]  # each seed's epochs
-    stalled_seeds: list[int]  # within CHANCE_MARGIN of chance here, or training warned (`stalled_run`)
+    stalled_seeds: list[int]  # within CHANCE_POINTS of chance here, or training warned (`stalled_run`)
     paper_top1: float | None
     paper_top5: float | None
     stopped_by: list[str]  # per seed: "schedule" (the paper's rule completed), "epoch cap" or "stalled"

@@ -31,7 +31,6 @@ from vggbench.ablations.stats import (
     Cost,
     PaperClaim,
     at_budget,
-    at_chance,
     chain_epochs,
     chain_labels,
     difference,
@@ -49,7 +48,7 @@ from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import evaluate_run, stored_evaluation
 from vggbench.evaluate.sources import load_data
 from vggbench.store import DataSource, EvalRecord, RunRecord, read_run, record_id
-from vggbench.train.trainer import EpochHook, Progress
+from vggbench.train.trainer import EpochHook, Progress, at_chance
 
 ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a verdict"
 

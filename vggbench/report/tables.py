@@ -13,7 +13,6 @@ import pandas as pd
 
 from vggbench import paper
 from vggbench.ablations.stats import (
-    CHANCE_MARGIN,
     CONFIDENCE,
     POWER,
     STALLED,
@@ -28,6 +27,7 @@ from vggbench.ablations.stats import (
 from vggbench.errors import VggbenchError
 from vggbench.scales import to_pixels
 from vggbench.store import EvalRecord, RunRecord
+from vggbench.train.trainer import CHANCE_POINTS
 
 # --- Evaluations: the `eval` table and the paper's Tables 3-6 ---------------------------------
 
@@ -448,7 +448,7 @@ def ablation_notes(record: AblationRecord) -> list[str]:
     for name, seeds in stalled.items():
         notes.append(
             f"arm {name!r}: seed(s) {', '.join(map(str, seeds))} stayed at chance error (within "
-            f"{CHANCE_MARGIN:g} point of it, or training warned); they are kept in its mean and std, "
+            f"{CHANCE_POINTS:g} point of it, or training warned); they are kept in its mean and std, "
             "and its comparisons get no verdict"
         )
     crop = record.budget.crop

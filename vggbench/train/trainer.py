@@ -131,6 +131,12 @@ class _Interval:
         return rate
 
 
+def at_chance(top1_err: float, num_classes: int) -> bool:
+    """Whether a top-1 error is within CHANCE_POINTS of guessing's, 100 (1 - 1/K): such a run (or
+    an arm's seed under an evaluation) learnt nothing."""
+    return top1_err >= 100.0 * (1 - 1 / num_classes) - CHANCE_POINTS
+
+
 def val_slope(errors: list[float], last: int = SLOPE_EPOCHS) -> float | None:
     """The least-squares slope of the last `last` validation errors, in points per epoch (negative:
     still falling); None with fewer than two epochs."""
@@ -239,9 +245,8 @@ class Trainer:
 
     def _stalled(self, epochs: int) -> bool:
         """Whether the last `epochs` epochs' val top-1 error was within CHANCE_POINTS of guessing's."""
-        chance = 100.0 * (1 - 1 / self.num_classes) - CHANCE_POINTS
         recent = self.epochs[-epochs:]
-        return len(recent) == epochs and all(e.val_top1_err >= chance for e in recent)
+        return len(recent) == epochs and all(at_chance(e.val_top1_err, self.num_classes) for e in recent)
 
     def _end_reason(self) -> str:
         """What the record says ended the run: a run whose last epochs were at chance is "stalled",
