@@ -185,6 +185,7 @@ def test_list_json_has_every_run_with_exact_values_and_the_interrupted_one_last(
         (["--config", "a-lrn"], [ID_B]),
         (["--data", "synthetic"], [ID_C]),
         (["--scale", "384"], [ID_C]),
+        (["--scale", "384:384"], [ID_C]),  # the same train scale, as runs record it
         (["--preset", "quick"], [ID_A, ID_B]),
         (["--preset", "smoke"], [ID_C]),
         (["--preset", "paper"], []),
@@ -298,6 +299,7 @@ def test_export_flattens_every_record_for_pandas(cli, root, tmp_path_factory):
         (["export", "--format", "xml"], ["unknown format 'xml'", "csv, json"]),
         (["list", "--format", "xml"], ["unknown format 'xml'", "table, markdown, latex, json, csv"]),
         (["list", "--config", "F"], ["unknown config 'F'", "A, A-LRN"]),
+        (["list", "--scale", "big"], ["bad scale 'big'"]),
         (["list", "--preset", "huge"], ["unknown preset 'huge'", "smoke, quick, paper"]),
         (["export", "--out", "runs/x.csv"], ["inside the store's runs/ folder", "elsewhere"]),
         (["show"], ["Missing argument"]),

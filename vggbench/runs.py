@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vggbench import store
-from vggbench.architectures import ARCHITECTURES
+from vggbench.architectures import get_architecture
 from vggbench.errors import VggbenchError
+from vggbench.scales import parse_train_scale
 from vggbench.store import EvalRecord, RunRecord
 
 if TYPE_CHECKING:
@@ -74,11 +75,8 @@ def select_runs(
 ) -> list[RunRecord]:
     """The stored runs (oldest first) that match every filter given: the net (--config), the data
     spec or dataset name, the train scale S, and an ablation preset's shared budget (`matches_preset`)."""
-    if config is not None and config not in ARCHITECTURES:
-        known = {name.lower(): name for name in ARCHITECTURES}
-        if config.lower() not in known:
-            raise VggbenchError(f"unknown config {config!r}; choose one of {', '.join(ARCHITECTURES)}")
-        config = known[config.lower()]
+    config = get_architecture(config).name if config is not None else None
+    scale = str(parse_train_scale(scale)) if scale is not None else None  # "256:256" is "256"
     budget = preset_values(preset) if preset is not None else None
     chosen = []
     for run in store.read_runs(root):
@@ -86,7 +84,7 @@ def select_runs(
             continue
         if data is not None and data not in (run.data.spec, run.dataset):
             continue
-        if scale is not None and run.train_scale != scale.strip():
+        if scale is not None and run.train_scale != scale:
             continue
         if budget is not None and not matches_preset(run, budget):
             continue
