@@ -112,13 +112,12 @@ def test_eval_max_images_is_stratified_not_the_first_images(cli, folder, always_
     dataset = load_dataset(f"imagefolder:{folder}")
     assert dataset.val.labels[:4].tolist() == [0, 0, 0, 0]
     load_state(model, state)
-    first = engine.evaluate(
+    first = engine.evaluate(  # the first 4 images in file order, as --max-images took them before
         [model.eval()],
-        dataset.val,
+        dataset.val.subset(torch.arange(4)),
         rgb_statistics(dataset.train),
         methods=["center"],
         scales_px=[record["test_scales_px"][0]],
-        max_images=4,
     )["center"]
     assert first.images == 4 and first.top1_err == 0.0
 

@@ -347,7 +347,6 @@ def evaluate_batches(
     scales_px: ScaleSets,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
-    max_images: int | None = None,
     flip: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, MethodResult]:
@@ -376,16 +375,9 @@ def evaluate_batches(
     with torch.inference_mode():
         for images, labels in batches:
             labels = torch.as_tensor(labels).long()
-            if max_images is not None and engine.seen + len(labels) > max_images:
-                keep = max_images - engine.seen
-                images, labels = images[:keep], labels[:keep]
-            if len(labels) == 0:
-                break
             engine.batch(images, labels)
             if progress is not None:
                 progress(len(labels))
-            if max_images is not None and engine.seen >= max_images:
-                break
     return engine.results()
 
 
@@ -399,7 +391,6 @@ def evaluate(
     crop: int | None = None,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
-    max_images: int | None = None,
     flip: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, MethodResult]:
@@ -431,7 +422,6 @@ def evaluate(
         scales_px=scales_px,
         batch_size=batch_size,
         device=device,
-        max_images=max_images,
         flip=flip,
         progress=progress,
     )
