@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vggbench import paper
+from vggbench.fs import FileSystemError
 from vggbench.store import atomic_write_text, record_id
 
 if TYPE_CHECKING:
@@ -382,7 +383,7 @@ def _cached(kind: str, net: str, num_classes: int, width: float, size: int, comp
     if where is not None:
         try:
             atomic_write_text(where[0], json.dumps({"key": where[1], "value": value}) + "\n")
-        except OSError:
+        except FileSystemError:
             pass
     return value
 

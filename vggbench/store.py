@@ -9,15 +9,17 @@ never half-read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from vggbench import fs
 from vggbench.errors import VggbenchError
 
 DEFAULT_ROOT = Path("results")
@@ -33,18 +35,35 @@ def record_id(config: dict[str, Any], length: int = 12) -> str:
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write via a temporary file, fsync and rename, so a reader never sees half a file and an
-    interrupted write leaves the old file as it was (records, reports, checkpoints)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    interrupted or failed write (a full disk) leaves the old file as it was and no temporary file
+    (records, reports, checkpoints). The file is created with the process's umask (0644 under 022),
+    so that a store shared on a cluster is readable to colleagues. An OSError is a one-line
+    `fs.FileSystemError`."""
+    path = Path(path)
+    with fs.writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temporary(path)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new hidden file beside `path`, opened for writing with mode 0666 less the umask (what
+    open() gives; tempfile.mkstemp would make it 0600 whatever the umask)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -70,7 +89,9 @@ def read_records(root: Path, kind: str) -> list[dict[str, Any]]:
     folder = Path(root) / kind
     if not folder.is_dir():
         return []
-    return [_load(p) for p in sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))]
+    with fs.reading(folder):
+        paths = sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+    return [_load(p) for p in paths]
 
 
 def read_torch_file(path: Path, what: str, fix: str) -> Any:
@@ -86,7 +107,9 @@ def read_torch_file(path: Path, what: str, fix: str) -> Any:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        with fs.reading(path):
+            text = path.read_text()
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise VggbenchError(
             f"corrupt record {path}: {error.msg}; delete it and rerun the command that made it"

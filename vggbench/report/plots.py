@@ -18,6 +18,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from vggbench.ablations.stats import AblationRecord, ArmResult  # noqa: E402
 from vggbench.architectures import get_architecture  # noqa: E402
+from vggbench.store import atomic_write  # noqa: E402
 
 #: Okabe and Ito's colour-blind-safe palette (yellow last: it is faint on white).
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
@@ -308,11 +309,10 @@ def _stem(kind: str, record: AblationRecord) -> str:
 
 
 def _save(figure, out_dir: Path, stem: str, title: str, caption: str, data: list) -> Figure:
-    out_dir.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     paths = [out_dir / f"{stem}.{kind}" for kind in FILE_TYPES]
-    for path in paths:
-        figure.savefig(path, dpi=DPI)
+    for path, kind in zip(paths, FILE_TYPES):  # atomic: a failed write leaves the old figure whole
+        atomic_write(path, lambda handle, kind=kind: figure.savefig(handle, format=kind, dpi=DPI))
     plt.close(figure)
     return Figure(stem, title, caption, data, paths)
 
