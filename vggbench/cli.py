@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import typer
 
 from vggbench import paper
 from vggbench.errors import VggbenchError
+from vggbench.fs import fs_error, writable_folder
 from vggbench.options import DATASETS_HELP
 from vggbench.render import FORMATS, check_format, render, render_sections
 
@@ -366,7 +368,7 @@ def train(
     stored = not force and store.read_run(results_dir, settings.run_id) is not None
     if not stored:
         _gpu_scale_note(settings.crop, settings.width, device)
-    with TrainBars(quiet) as bars:
+    with _resumable("--resume"), TrainBars(quiet) as bars:
         record = training.train(
             settings,
             results_dir=results_dir,
@@ -662,7 +664,7 @@ def ablate(
     budget = preset_budget(spec, preset, overrides)  # validates --preset before any work
     _gpu_scale_note(budget.crop, budget.width, device)
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
-    with SweepBars(quiet, spec.name) as bars:
+    with _resumable(None, "the sweep's completed runs are stored"), SweepBars(quiet, spec.name) as bars:
         record = run_ablation(
             spec,
             seeds=seeds,
@@ -1011,6 +1013,8 @@ def bench(
         bench_lib.parse_list(batch, int, "batch"),
         classes,
     )
+    if save:  # before minutes of measuring, not after
+        writable_folder(Path(results_dir) / bench_lib.KIND)
     record = bench_lib.run_bench(
         points, options, parts, progress=lambda line: sys.stderr.write(f"bench: {line}\n")
     )
@@ -1191,6 +1195,32 @@ def _flag_help_option(get_help_option: Callable, ctx):
     return option
 
 
+class _Interrupted(Exception):
+    """Ctrl-C in `train` or `ablate`, carried to `run` as a plain exception: typer turns a
+    KeyboardInterrupt into a silent exit 130, and its message (where the checkpoint is) with it."""
+
+    def __init__(self, saved: str, resume_flag: str | None) -> None:
+        super().__init__(saved)
+        self.saved, self.resume_flag = saved, resume_flag
+
+
+@contextlib.contextmanager
+def _resumable(resume_flag: str | None, kept: str = ""):
+    """Ctrl-C inside becomes `_Interrupted`: what was saved (training's message, and `kept`), and
+    the flag that continues the command (None: the same command continues it)."""
+    try:
+        yield
+    except KeyboardInterrupt as error:
+        saved = getattr(error, "saved", None) or "interrupted"
+        raise _Interrupted(f"{saved}; {kept}" if kept else saved, resume_flag) from None
+
+
+def _resume_command(argv: list[str], resume_flag: str | None) -> str:
+    """The exact command that continues an interrupted one: the same argv, plus `resume_flag`."""
+    extra = [resume_flag] if resume_flag and resume_flag not in argv else []
+    return shlex.join(["vggbench", *argv, *extra])
+
+
 def run(argv: list[str]) -> int:
     """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
     command = _tidy(typer.main.get_command(app))
@@ -1202,11 +1232,19 @@ def run(argv: list[str]) -> int:
         if error.format_message():  # empty when click has already shown the help
             sys.stderr.write(f"error: {error.format_message()}\n")
         return 2
-    except (typer.Abort, KeyboardInterrupt) as error:  # training's says where its checkpoint is
+    except _Interrupted as stop:
+        sys.stderr.write(
+            f"error: {stop.saved}; to continue, run: {_resume_command(argv, stop.resume_flag)}\n"
+        )
+        return 130
+    except (typer.Abort, KeyboardInterrupt) as error:
         sys.stderr.write(f"error: {str(error) or 'interrupted'}\n")
         return 130
     except VggbenchError as error:
         sys.stderr.write(f"error: {error}\n")
+        return 2
+    except OSError as error:  # the last resort: fs.writing / fs.reading name the file where they can
+        sys.stderr.write(f"error: {fs_error(error, 'access')}\n")
         return 2
     return result if isinstance(result, int) else 0
 

@@ -219,7 +219,13 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training, after the checkpoint was saved; the message says how to resume.
-    A KeyboardInterrupt, so that callers running many arms (ablations) stop too."""
+    A KeyboardInterrupt, so that callers running many arms (ablations) stop too. `saved` is the
+    message's first part (where the run stopped, what was saved), for the CLI to add the exact
+    command that resumes."""
+
+    def __init__(self, saved: str) -> None:
+        super().__init__(f"{saved}; rerun the same command with --resume to continue")
+        self.saved = saved
 
 
 class InterruptFlag:

@@ -17,7 +17,7 @@ import torch.distributed as td
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from vggbench import store
+from vggbench import fs, store
 from vggbench.data import (
     DATA_SEED,
     TrainAugment,
@@ -168,18 +168,24 @@ def train(
 
     A stored, complete record of the same config is returned without training unless `force`.
     An interrupted run's checkpoint is continued with `resume`; without `resume` or `force` a
-    leftover checkpoint is an error (so that it is never overwritten by accident).
+    leftover checkpoint is an error (so that it is never overwritten by accident). `force` starts
+    over; `force` with `resume` continues an interrupted `force` run's checkpoint.
+    A complete run's folder keeps a last.pt only for one of two reasons. Older than the record: the
+    process died between writing the record and removing the checkpoint; it is stale and removed
+    here. Newer: a `force` run started after the record (interrupted, or still going); it is kept
+    for `resume` with `force`.
     `progress(StepProgress)` runs every LOG_EVERY steps; `on_epoch_end(EpochEnd)` runs after each
     epoch's checkpoint (raising KeyboardInterrupt there stops the run with the checkpoint intact).
     Ctrl-C saves a checkpoint and raises TrainingInterrupted.
     """
     results_dir = Path(results_dir)
+    last = checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT
     if not force:
         stored = store.read_run(results_dir, config.run_id)
         if stored is not None and stored.status == "complete":
+            _remove_stale_checkpoint(results_dir, config.run_id, last, quiet)
             return stored
-    checkpoint = None if force else checkpoint_to_resume(results_dir, config, resume)
-    last = checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT
+    checkpoint = checkpoint_to_resume(results_dir, config, resume) if resume or not force else None
     dist = distributed_from_env()
     target = resolve_device(device, dist)
     try:
@@ -190,9 +196,25 @@ def train(
         raise
     except KeyboardInterrupt:
         kept = f"the checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
-        raise TrainingInterrupted(
-            f"interrupted; {kept}; rerun the same command with --resume to continue"
-        ) from None
+        raise TrainingInterrupted(f"interrupted; {kept}") from None
+
+
+def _remove_stale_checkpoint(results_dir: Path, run_id: str, last: Path, quiet: bool) -> None:
+    """Remove a complete run's last.pt when it is older than the record (`train`'s rule); say
+    how to continue a newer one, an interrupted --force run's."""
+    record = Path(results_dir) / store.RUNS / f"{run_id}.json"
+    with fs.reading(last):
+        if not last.exists():
+            return
+        stale = last.stat().st_mtime_ns <= record.stat().st_mtime_ns
+    if stale:
+        with fs.writing(last):
+            last.unlink(missing_ok=True)
+    elif not quiet:
+        sys.stderr.write(
+            f"note: run {run_id} is stored, and a --force run of it left a checkpoint ({last}); "
+            "--resume --force continues that run, --force starts over\n"
+        )
 
 
 # --- One run ---------------------------------------------------------------------------------------
@@ -471,7 +493,7 @@ class Trainer:
         path = self._save(epoch, loop.done, partial)
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch + 1} at step {loop.done} of {self.loader.batches_per_epoch}; "
-            f"checkpoint saved to {path}; rerun the same command with --resume to continue"
+            f"checkpoint saved to {path}"
         )
 
     def _epoch_metrics(
@@ -546,8 +568,7 @@ class Trainer:
             self.on_epoch_end(end)
         if self.flag.set:
             raise TrainingInterrupted(
-                f"interrupted after epoch {epoch + 1}; checkpoint saved to {self.folder / LAST_CHECKPOINT}; "
-                "rerun the same command with --resume to continue"
+                f"interrupted after epoch {epoch + 1}; checkpoint saved to {self.folder / LAST_CHECKPOINT}"
             )
 
     def _validate(self) -> tuple[float, float]:
