@@ -225,6 +225,18 @@ def train(
         False, "--skip-bad-images", help="skip unreadable images, counting them", rich_help_panel=DATA
     ),
     workers: int = typer.Option(0, help="DataLoader workers for image folders", rich_help_panel=DATA),
+    cache_budget: str = typer.Option(
+        "auto",
+        help="decode an image folder once and cache it when it fits in this many GB; auto: half the "
+        "free RAM (a quarter of the free GPU memory on a GPU); off: always stream",
+        rich_help_panel=DATA,
+    ),
+    cache_dir: Path = typer.Option(
+        None,
+        help="where decoded image folders are cached (default $VGGBENCH_CACHE_DIR/decoded or "
+        "~/.cache/vggbench/decoded)",
+        rich_help_panel=DATA,
+    ),
     scale: str = typer.Option(
         "256",
         help="training scale S in the paper's units: 256, 384 or a jitter range 256:512",
@@ -327,8 +339,10 @@ def train(
     # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench import store
     from vggbench import train as training
+    from vggbench.data.cache import CacheOptions
 
     check_format(fmt, ("text", "json"))
+    cache = CacheOptions(cache_budget, cache_dir)
     options = {
         "net": config,
         "data": data,
@@ -378,6 +392,7 @@ def train(
             quiet=quiet,
             progress=bars.progress,
             on_epoch_end=bars.on_epoch_end,
+            cache=cache,
         )
     if as_json or fmt == "json":
         echo(json.dumps(record.to_json(), indent=2, sort_keys=True, default=str))

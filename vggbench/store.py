@@ -269,6 +269,9 @@ class RunRecord:
     status: str = "complete"
     kind: str = "run"
     schema: int = SCHEMA
+    #: how the training images reached the loader: "in memory", "streamed" or "cached" (an image
+    #: folder decoded once, data.cache); "" in records written before it was recorded
+    train_data: str = ""
 
     @property
     def num_classes(self) -> int:

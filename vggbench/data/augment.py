@@ -12,10 +12,11 @@ How: rescale + crop + flip is one `F.grid_sample` call over the batch with a per
 crop offset + j (mirrored when flipped), i.e. the source at ((offset + j + 0.5) / f - 0.5) with
 f = S / shorter side; this is exactly what `F.interpolate(scale_factor=f, align_corners=False)`
 followed by the crop computes, without materialising the rescaled images. Bilinear sampling does
-not low-pass filter, so a downscale would alias. When the batch's images are larger than the
-largest S drawn for it, the batch is first reduced with antialiased interpolation
-(`antialias=True`) so its shorter side is that largest S; what remains for grid_sample is then
-an upscale or a downscale by at most Smax / Smin (2x for the paper's [256, 512]), where
+not low-pass filter, so a downscale would alias. When the batch's images are larger than Smax,
+the batch is first reduced with antialiased interpolation (`antialias=True`) so its shorter side
+is Smax (not the batch's largest draw: that would make a rank's slice of a global batch, and an
+image cached at Smax by data.cache, come out otherwise than in one process); what remains for
+grid_sample is then an upscale or a downscale by at most Smax / Smin (2x for the paper's [256, 512]), where
 bilinear's two taps alias only mildly. At small crops on Fashion-MNIST / CIFAR every S is an
 upscale and nothing aliases.
 
@@ -136,8 +137,11 @@ class TrainAugment:
     def __call__(self, images: Images, generator: torch.Generator) -> torch.Tensor:
         return self.apply(images, self.draw(len(images), generator))
 
-    def apply(self, images: Images, params: AugmentParams) -> torch.Tensor:
-        """float32 (B, 3, crop, crop) on the images' device for given draws."""
+    def apply(
+        self, images: Images, params: AugmentParams, sources: list[tuple[int, int]] | None = None
+    ) -> torch.Tensor:
+        """float32 (B, 3, crop, crop) on the images' device for given draws. `sources`: per image of a
+        list, the (H, W) it was decoded at when it is stored reduced (see rescale_crop_flip)."""
         if isinstance(images, torch.Tensor):
             geometric = self.rescale_crop_flip(images, params)
         else:
@@ -145,21 +149,31 @@ class TrainAugment:
                 raise ValueError("empty batch")
             device = images[0].device
             geometric = torch.empty(len(images), 3, self.crop, self.crop, device=device)
-            for members, batch in same_size_groups(images):
+            for members, batch in same_size_groups(images, sources):
                 index = torch.tensor(members)
-                geometric[index.to(device)] = self.rescale_crop_flip(batch, params[index])
+                source = sources[members[0]] if sources else None
+                geometric[index.to(device)] = self.rescale_crop_flip(batch, params[index], source)
         return self.colour(geometric, params.alpha)
 
-    def rescale_crop_flip(self, images: torch.Tensor, params: AugmentParams) -> torch.Tensor:
-        """Isotropic rescale to S, crop and flip of same-size images: float [0, 1] (B, 3, crop, crop)."""
+    def rescale_crop_flip(
+        self, images: torch.Tensor, params: AugmentParams, source: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """Isotropic rescale to S, crop and flip of same-size images: float [0, 1] (B, 3, crop, crop).
+
+        `source`: the (H, W) the images were decoded at, when they are stored reduced (data.cache
+        keeps images at shorter side S_max): sizes and crop offsets are then those of the source, so
+        the crops are where they would be in the source, and only the pixels went through one more
+        resize."""
         crop = self.crop
         x = _to_float(images)
         height, width = x.shape[-2:]
-        largest = int(params.scale.max())
-        if min(height, width) > largest:  # antialiased pre-reduction (see the module docstring)
-            ratio = largest / min(height, width)
-            size = (max(crop, round(height * ratio)), max(crop, round(width * ratio)))
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        source_h, source_w = source or (height, width)
+        largest = max(self.smax, int(params.scale.max()))  # Smax: independent of the batch's draws
+        if min(source_h, source_w) > largest:  # antialiased pre-reduction (see the module docstring)
+            ratio = largest / min(source_h, source_w)
+            size = (max(crop, round(source_h * ratio)), max(crop, round(source_w * ratio)))
+            if size != (height, width):
+                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
             height, width = size
         factor, _, _, oy, ox = crop_offsets(params, height, width, crop)
         # The affine map per image is diagonal (scale, translate, mirror): build the sampling grid as
@@ -223,11 +237,14 @@ def eval_preprocess(
     return x if scale == 1.0 else x.mul_(scale)
 
 
-def same_size_groups(images: Images) -> list[tuple[list[int], torch.Tensor]]:
-    """Equal-shape groups of a batch: [(indices in the batch, uint8 (g, 3, H, W))]."""
+def same_size_groups(
+    images: Images, sources: list[tuple[int, int]] | None = None
+) -> list[tuple[list[int], torch.Tensor]]:
+    """Equal-shape groups of a batch (and of equal source sizes, when given): [(indices in the
+    batch, uint8 (g, 3, H, W))]."""
     if isinstance(images, torch.Tensor):
         return [(list(range(images.shape[0])), images)]
-    by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    by_shape: dict[tuple, list[int]] = defaultdict(list)
     for index, image in enumerate(images):
-        by_shape[tuple(image.shape)].append(index)
+        by_shape[(tuple(image.shape), sources[index] if sources else None)].append(index)
     return [(idx, torch.stack([images[i] for i in idx])) for idx in by_shape.values()]

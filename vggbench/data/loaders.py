@@ -3,7 +3,8 @@
 TrainLoader, in-memory sets (airbench's way): the whole split is moved to the device once as uint8;
 each batch is a slice of the epoch's permutation, gathered and augmented on the device.
 TrainLoader, streamed sets: a torch DataLoader whose workers decode files (a list per batch, since
-sizes differ), then the same augmentation on the device.
+sizes differ), then the same augmentation on the device. A decoded folder of mixed sizes
+(cache.PackedImages) takes that path without workers: its batches are views of one buffer.
 
 Determinism and data parallelism: the permutation of epoch e depends on (seed, e) only, and the
 augmentation draws of global batch b on (seed, e, b) only. A global batch holds
@@ -28,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vggbench.data.augment import TrainAugment
+from vggbench.data.cache import PackedImages
 from vggbench.data.imagesets import FolderImages, ImageSet
 from vggbench.errors import VggbenchError
 
@@ -78,6 +80,9 @@ def _stream(imageset: ImageSet, batches: list[list[int]], workers: int, device: 
             num_workers=workers,
             collate_fn=_collate_list,
             pin_memory=device.type == "cuda",
+            # its own generator: DataLoader draws its base seed from it, not from the global RNG that
+            # dropout uses, so a streamed run's masks are those of a cached or in-memory run
+            generator=torch.Generator(),
         )
     )
 
@@ -160,9 +165,16 @@ class TrainLoader:
                 started = time.perf_counter()
             return
         mine = [batch[start:stop].tolist() for batch, (start, stop) in zip(batches, bounds)]
-        stream = _stream(self.imageset, mine, self.workers, self.device)
+        if isinstance(self.imageset, PackedImages):  # decoded already: gathered here, no workers
+            packed = self.imageset
+            stream = iter((packed.gather(ids, self.device), packed.labels[ids]) for ids in mine)
+        else:
+            stream = _stream(self.imageset, mine, self.workers, self.device)
         for b, (batch, (start, stop)) in enumerate(zip(batches, bounds)):
             images, labels = next(stream)
+            sources = (
+                [packed.sources[i] for i in mine[b]] if isinstance(self.imageset, PackedImages) else None
+            )
             params = self.batch_draws(e, b, len(batch))[start:stop]
             keep = [i for i, image in enumerate(images) if image is not None]
             if len(keep) < len(images):
@@ -172,7 +184,7 @@ class TrainLoader:
                 params, labels = params[torch.tensor(keep)], labels[keep]
                 images = [images[i] for i in keep]
             on_device = [image.to(self.device, non_blocking=True) for image in images]
-            x = self.augment.apply(on_device, params)
+            x = self.augment.apply(on_device, params, sources)  # sources: never skipped (no files)
             y = labels.to(self.device, non_blocking=True)
             self.data_time += time.perf_counter() - started
             yield x, y

@@ -27,6 +27,7 @@ from vggbench.data import (
     mix_seed,
     rgb_statistics,
 )
+from vggbench.data.cache import CacheOptions, TrainSet, cached_train_set
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.sources import load_run
 from vggbench.models import VGG, init_weights, load_state, paper_layer_stds, preinit_from
@@ -113,6 +114,12 @@ class _Log:
             sys.stderr.write(text.rstrip("\n") + "\n")
             sys.stderr.flush()
 
+    def warning(self, text: str) -> None:
+        """A one-line warning (rank 0), shown even when quiet."""
+        if self.active:
+            sys.stderr.write(f"warning: {text}\n")
+            sys.stderr.flush()
+
     def step(self, report: StepProgress) -> None:
         if self.progress is not None:
             self.progress(report)
@@ -163,6 +170,7 @@ def train(
     quiet: bool = False,
     progress: Progress | None = None,
     on_epoch_end: EpochHook | None = None,
+    cache: CacheOptions = CacheOptions(),
 ) -> RunRecord:
     """Train (or find) the run of `config`; return its record.
 
@@ -176,7 +184,8 @@ def train(
     for `resume` with `force`.
     `progress(StepProgress)` runs every LOG_EVERY steps; `on_epoch_end(EpochEnd)` runs after each
     epoch's checkpoint (raising KeyboardInterrupt there stops the run with the checkpoint intact).
-    Ctrl-C saves a checkpoint and raises TrainingInterrupted.
+    Ctrl-C saves a checkpoint and raises TrainingInterrupted. `cache` says where an image folder's
+    decoded training images are cached (data.cache); it changes how the run executes, not its id.
     """
     results_dir = Path(results_dir)
     last = checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT
@@ -190,7 +199,8 @@ def train(
     target = resolve_device(device, dist)
     try:
         with process_group(dist, target), determinism(config.deterministic, target):
-            trainer = Trainer(config, results_dir, target, dist, _Log(dist, quiet, progress), on_epoch_end)
+            log = _Log(dist, quiet, progress)
+            trainer = Trainer(config, results_dir, target, dist, log, on_epoch_end, cache)
             return trainer.run(checkpoint)
     except TrainingInterrupted:
         raise
@@ -232,8 +242,10 @@ class Trainer:
         dist: Distributed,
         log: _Log,
         on_epoch_end: EpochHook | None,
+        cache: CacheOptions = CacheOptions(),
     ) -> None:
         self.config, self.results_dir, self.device, self.dist = config, results_dir, device, dist
+        self.cache = cache
         self.log, self.on_epoch_end, self.flag = log, on_epoch_end, InterruptFlag()
         self.run_id = config.run_id
         self.folder = checkpoint_dir(results_dir, self.run_id)
@@ -305,8 +317,9 @@ class Trainer:
         self.q_pixels = max(c.crop, to_pixels(self.q_paper, c.crop))
         # The loader's batch is per process; its draws depend on (seed, epoch, batch) only, so resuming
         # and data parallelism see the same crops, flips and colour shifts as one uninterrupted process.
+        self.train_set = self._train_set()
         self.loader = TrainLoader(
-            self.dataset.train,
+            self.train_set.imageset,
             TrainAugment(c.crop, self.scale, self.stats, input_range=c.input_range),
             self.per_rank_batch,
             self.device,
@@ -316,6 +329,31 @@ class Trainer:
             drop_last=True,
             workers=c.workers,
         )
+
+    def _train_set(self) -> TrainSet:
+        """The training images as the loader reads them: a folder that fits the cache budget decoded
+        once and mapped from the cache. Rank 0 builds the cache before the other ranks look, so every
+        rank maps the same file."""
+        c, dist = self.config, self.dist
+        if dist.enabled and not dist.is_main:
+            td.barrier()
+        train_set = cached_train_set(
+            self.dataset.train,
+            self.scale.pixels(c.crop)[1],
+            self.cache,
+            device=self.device,
+            threads=c.workers or None,
+            warn=self.log.warning,
+            note=self.log.line,
+        )
+        if dist.enabled and dist.is_main:
+            td.barrier()
+        if train_set.built:
+            self.log.line(
+                f"decoded {len(train_set.imageset)} training images in {train_set.decode_s:.1f} s into "
+                f"{train_set.file} (later runs map it)"
+            )
+        return train_set
 
     def _build_model(self) -> None:
         c = self.config
@@ -684,6 +722,7 @@ class Trainer:
             train_time_s=train_s,
             images_per_s=images / max(train_s, 1e-9),
             data_time_fraction=sum(e.data_time_fraction * e.wall_s for e in epochs) / max(train_s, 1e-9),
+            train_data=self.train_set.path,
             device=str(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
             world_size=self.dist.world_size,
             machine=machine_name(machine_info(self.device)),
