@@ -24,7 +24,8 @@ from vggbench.errors import VggbenchError
 
 DEFAULT_ROOT = Path("results")
 RUNS, EVALS = "runs", "evals"
-SCHEMA = 3  # 3: the paper's 0-255 input, LRN alpha, width-scaled init; 2: typed records; 1: untyped dicts
+#: 4: run ids include the data's fingerprint (RunRecord.data_fingerprint, config data_fingerprint);
+SCHEMA = 4  # 3: the paper's 0-255 input, LRN alpha, width-scaled init; 2: typed records; 1: untyped dicts
 
 
 def record_id(config: dict[str, Any], length: int = 12) -> str:
@@ -266,6 +267,8 @@ class RunRecord:
     torch_version: str
     code_version: str
     created: str
+    #: data.fingerprint of the files it trained on (part of its id): `eval` notes when they changed
+    data_fingerprint: str | None = None
     status: str = "complete"
     kind: str = "run"
     schema: int = SCHEMA

@@ -176,9 +176,14 @@ def train(
     for `resume` with `force`.
     `progress(StepProgress)` runs every LOG_EVERY steps; `on_epoch_end(EpochEnd)` runs after each
     epoch's checkpoint (raising KeyboardInterrupt there stops the run with the checkpoint intact).
-    Ctrl-C saves a checkpoint and raises TrainingInterrupted.
+    Ctrl-C saves a checkpoint and raises TrainingInterrupted. The config is first resolved against
+    its data (`TrainConfig.resolved`, the folder rescanned), so the run is that of the files as they
+    are now: changed images train a new run.
     """
     results_dir = Path(results_dir)
+    dist = distributed_from_env()
+    log = _Log(dist, quiet, progress)
+    config = config.resolved(lambda text: log.line(f"note: {text}"), fresh=True)
     last = checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT
     if not force:
         stored = store.read_run(results_dir, config.run_id)
@@ -186,11 +191,10 @@ def train(
             _remove_stale_checkpoint(results_dir, config.run_id, last, quiet)
             return stored
     checkpoint = checkpoint_to_resume(results_dir, config, resume) if resume or not force else None
-    dist = distributed_from_env()
     target = resolve_device(device, dist)
     try:
         with process_group(dist, target), determinism(config.deterministic, target):
-            trainer = Trainer(config, results_dir, target, dist, _Log(dist, quiet, progress), on_epoch_end)
+            trainer = Trainer(config, results_dir, target, dist, log, on_epoch_end)
             return trainer.run(checkpoint)
     except TrainingInterrupted:
         raise
@@ -659,6 +663,7 @@ class Trainer:
             model=self.spec.to_dict(),
             config=c.to_dict(),
             data=c.data_source(),
+            data_fingerprint=c.data_fingerprint,
             dataset=self.dataset.name,
             classes=list(self.dataset.classes),
             train_images=len(self.dataset.train),
