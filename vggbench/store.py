@@ -33,6 +33,14 @@ def record_id(config: dict[str, Any], length: int = 12) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
 
 
+def fingerprint_in_id(data_spec: str) -> bool:
+    """Whether a run's data fingerprint enters its id: for image folders, whose files users change
+    (the reuse of stale runs the reliability issue found). Packaged sets (Fashion-MNIST, CIFAR) and
+    synthetic images record theirs, and a reuse on changed files is said, but their ids stay those of
+    the stored reference runs until results/ is next regenerated (see README)."""
+    return str(data_spec).strip().lower().startswith("imagefolder:")
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write via a temporary file, fsync and rename, so a reader never sees half a file and an
     interrupted or failed write (a full disk) leaves the old file as it was and no temporary file
@@ -266,6 +274,8 @@ class RunRecord:
     torch_version: str
     code_version: str
     created: str
+    #: data.fingerprint of the files it trained on (part of its id): `eval` notes when they changed
+    data_fingerprint: str | None = None
     status: str = "complete"
     kind: str = "run"
     schema: int = SCHEMA
@@ -290,6 +300,8 @@ class RunRecord:
         """The config without what differs between seeds of one recipe (the seed, and the ids of the
         runs it started from, which differ by seed): runs with equal keys are repeats over seeds."""
         key = {k: v for k, v in self.config.items() if k not in ("seed", "init_from", "preinit_from")}
+        if not fingerprint_in_id(self.config.get("data", "")):
+            key.pop("data_fingerprint", None)  # not part of the id, and absent from older records
         key.update(
             init_from=bool(self.config.get("init_from")), preinit_from=bool(self.config.get("preinit_from"))
         )

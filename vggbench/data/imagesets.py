@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vggbench.data.fingerprint import digest, entry_line
 from vggbench.errors import VggbenchError
 
 BAD_IMAGE_FIX = "delete or replace it, or pass --skip-bad-images to skip unreadable images"
@@ -188,14 +189,17 @@ class FolderImages(ImageSet):
         return self
 
     def fingerprint(self) -> str:
-        digest = hashlib.blake2b(digest_size=8)
+        """The folder scheme of data.fingerprint over this set's own files, in order, with their labels:
+        each file's path, size and mtime in ns (a missing file counts as size and mtime -1)."""
+        lines = []
         for path, label in zip(self.paths, self.labels.tolist()):
             try:
-                size = path.stat().st_size
+                stat = path.stat()
+                size, mtime_ns = stat.st_size, stat.st_mtime_ns
             except OSError:
-                size = -1
-            digest.update(f"{path}\0{size}\0{label}\n".encode())
-        return digest.hexdigest()
+                size = mtime_ns = -1
+            lines.append(entry_line(str(path), size, mtime_ns, label))
+        return digest(lines)
 
     def __repr__(self) -> str:
         return f"FolderImages({len(self)} files)"

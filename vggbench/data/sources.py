@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vggbench.data import synthetic
+from vggbench.data import fingerprint, synthetic
 from vggbench.data.imagesets import FolderImages, ImageSet, TensorImages, stratified_split, stratified_subset
 from vggbench.errors import VggbenchError
 from vggbench.options import DATASETS_HELP
 
 DATA_SEED = 0  # the dataset (synthetic images, subsets, val split) is the same for every training seed
+SYNTHETIC_SIZE, SYNTHETIC_CLASSES, SYNTHETIC_COUNT = 64, 10, (512, 128)  # `synthetic`: 64 px, 10 classes
+PACKAGED = ("fashion-mnist", "cifar10", "cifar100")  # the sets read from files that --download fetches
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 DEFAULT_ROOT = Path.home() / ".cache" / "vggbench" / "datasets"
 FASHION_MNIST_CLASSES = [
@@ -113,13 +115,14 @@ def fashion_mnist_folders(root: Path | None) -> list[Path]:
     return [DEBIAN_FASHION_MNIST, DEFAULT_ROOT / "FashionMNIST" / "raw"]
 
 
-def load_fashion_mnist(root: Path | None, download: bool) -> Dataset:
+def fashion_mnist_files(root: Path | None, download: bool) -> dict[str, tuple[Path, Path]]:
+    """{split: (images file, labels file)}, downloading them first when asked and missing."""
     folders = fashion_mnist_folders(root)
     if download and _find_file(folders, FASHION_MNIST_FILES["val"][1]) is None:
         target = Path(root) if root is not None else DEFAULT_ROOT
         _torchvision_download("FashionMNIST", target)
         folders = fashion_mnist_folders(target)
-    splits = {}
+    files = {}
     for split, (images_stem, labels_stem) in FASHION_MNIST_FILES.items():
         images_path, labels_path = _find_file(folders, images_stem), _find_file(folders, labels_stem)
         if images_path is None or labels_path is None:
@@ -128,6 +131,13 @@ def load_fashion_mnist(root: Path | None, download: bool) -> Dataset:
                 f"Fashion-MNIST file {missing}(.gz) not found in {', '.join(str(f) for f in folders)}; "
                 "install Debian's dataset-fashion-mnist (make data) or pass --data-root / --download"
             )
+        files[split] = (images_path, labels_path)
+    return files
+
+
+def load_fashion_mnist(root: Path | None, download: bool) -> Dataset:
+    splits = {}
+    for split, (images_path, labels_path) in fashion_mnist_files(root, download).items():
         images, labels = read_idx(images_path), read_idx(labels_path)
         if images.ndim != 3 or labels.shape != (images.shape[0],):
             raise VggbenchError(
@@ -175,8 +185,10 @@ def _unpickle(path: Path) -> dict:
         ) from None
 
 
-def load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
-    folder_name, train_files, val_files, meta_file, names_key, labels_key, tv_name = CIFAR[name]
+def cifar_folder(name: str, root: Path | None, download: bool) -> Path:
+    """The folder holding a CIFAR set's pickles (downloading them first when asked and missing),
+    each of its files checked to be there."""
+    folder_name, train_files, val_files, meta_file, _names_key, _labels_key, tv_name = CIFAR[name]
     base = Path(root) if root is not None else DEFAULT_ROOT
     candidates = [base / folder_name, base]
     folder = next((c for c in candidates if (c / meta_file).is_file()), None)
@@ -188,13 +200,20 @@ def load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
             f"{name} not found: no {folder_name}/{meta_file} under {base}; pass --data-root "
             f"pointing at the folder holding {folder_name} (torchvision's layout), or --download"
         )
+    for file in train_files + val_files:
+        if not (folder / file).is_file():
+            raise VggbenchError(f"{name} file {folder / file} is missing; download the dataset again")
+    return folder
+
+
+def load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
+    _folder_name, train_files, val_files, meta_file, names_key, labels_key, _tv_name = CIFAR[name]
+    folder = cifar_folder(name, root, download)
     classes = list(_unpickle(folder / meta_file)[names_key])
 
     def read(files: list[str]) -> TensorImages:
         images, labels = [], []
         for file in files:
-            if not (folder / file).is_file():
-                raise VggbenchError(f"{name} file {folder / file} is missing; download the dataset again")
             batch = _unpickle(folder / file)
             images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(batch[labels_key], dtype=np.int64))
@@ -223,8 +242,13 @@ def _torchvision_download(class_name: str, root: Path) -> None:
 # --- ImageFolder -------------------------------------------------------------------------------
 
 
+def is_image_name(name: str) -> bool:
+    """Whether a file of this name is one of an ImageFolder's images (by extension, not hidden)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith(".")
+
+
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    return is_image_name(path.name) and path.is_file()
 
 
 def _class_folders(split: Path) -> list[Path]:
@@ -233,13 +257,17 @@ def _class_folders(split: Path) -> list[Path]:
     )
 
 
+def _no_class_folders(split: Path) -> VggbenchError:
+    loose = sum(1 for p in split.iterdir() if _is_image(p))
+    hint = f" (it holds {loose} loose images: sort them into one folder per class)" if loose else ""
+    return VggbenchError(f"{split} has no class folders{hint}; expected {split}/CLASS/IMAGE files")
+
+
 def _folder_split(split: Path, classes: list[str], skip_bad_images: bool) -> FolderImages:
     index = {name: k for k, name in enumerate(classes)}
     folders = _class_folders(split)
     if not folders:
-        loose = sum(1 for p in split.iterdir() if _is_image(p))
-        hint = f" (it holds {loose} loose images: sort them into one folder per class)" if loose else ""
-        raise VggbenchError(f"{split} has no class folders{hint}; expected {split}/CLASS/IMAGE files")
+        raise _no_class_folders(split)
     paths, labels = [], []
     for folder in folders:
         if folder.name not in index:
@@ -257,8 +285,9 @@ def _folder_split(split: Path, classes: list[str], skip_bad_images: bool) -> Fol
     return FolderImages(paths, labels, skip_bad_images).scan()
 
 
-def load_imagefolder(path: Path, skip_bad_images: bool, val_split: float | None) -> Dataset:
-    path = Path(path).expanduser()
+def _folder_splits(path: Path, val_split: float | None) -> tuple[Path, Path | None]:
+    """(train folder, val folder or None when --val-split carves val from train) of an ImageFolder,
+    checked to be one: a train folder of at least 2 class folders, and a val folder or a --val-split."""
     if not path.is_dir():
         raise VggbenchError(
             f"image folder {path} does not exist; pass imagefolder:PATH with PATH/train "
@@ -269,18 +298,133 @@ def load_imagefolder(path: Path, skip_bad_images: bool, val_split: float | None)
         raise VggbenchError(
             f"{path} has no train folder; expected {train_dir}/CLASS/IMAGE files (and a val folder alike)"
         )
-    classes = [d.name for d in _class_folders(train_dir)]
-    train = _folder_split(train_dir, classes, skip_bad_images)
+    classes = _class_folders(train_dir)
+    if not classes:
+        raise _no_class_folders(train_dir)
+    if len(classes) == 1:
+        raise VggbenchError(
+            f"{train_dir} has 1 class folder ({classes[0].name}); a classifier needs at least 2: "
+            "add a folder per class"
+        )
     if val_dir.is_dir():
-        val = _folder_split(val_dir, classes, skip_bad_images)
-    elif val_split is None:
+        return train_dir, val_dir
+    if val_split is None:
         raise VggbenchError(
             f"{path} has no val folder; add {val_dir}/CLASS/IMAGE files or pass --val-split "
             "(e.g. 0.1) to hold out part of train"
         )
-    else:
-        val = None  # carved from train below
+    return train_dir, None
+
+
+def load_imagefolder(path: Path, skip_bad_images: bool, val_split: float | None) -> Dataset:
+    path = Path(path).expanduser()
+    train_dir, val_dir = _folder_splits(path, val_split)
+    classes = [d.name for d in _class_folders(train_dir)]
+    train = _folder_split(train_dir, classes, skip_bad_images)
+    val = _folder_split(val_dir, classes, skip_bad_images) if val_dir else None  # else carved from train
     return Dataset(f"imagefolder:{path}", classes, train, val)  # type: ignore[arg-type]
+
+
+# --- Which data a spec names, and its fingerprint -----------------------------------------------
+
+
+def data_kind(spec: str) -> str:
+    """synthetic, fashion-mnist, cifar10, cifar100 or imagefolder (a bad spec is a one-line error)."""
+    lowered = spec.strip().lower()
+    if lowered in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
+        return "fashion-mnist"
+    if lowered in ("synthetic", *CIFAR):
+        return lowered
+    if lowered.startswith("imagefolder:"):
+        if not spec.strip().split(":", 1)[1]:
+            raise VggbenchError("imagefolder: needs a path, e.g. imagefolder:/data/imagenet")
+        return "imagefolder"
+    raise VggbenchError(f"unknown dataset {spec!r}; valid: {DATASETS_HELP}")
+
+
+def check_data_options(
+    spec: str, root: Path | str | None = None, download: bool = False, skip_bad_images: bool = False
+) -> str:
+    """The spec's kind, once the data options given apply to it: --data-root and --download to the
+    packaged sets only, --skip-bad-images to image folders only (a one-line error otherwise)."""
+    kind = data_kind(spec)
+    where = {
+        "synthetic": "synthetic data (it is generated)",
+        "imagefolder": "imagefolder:PATH (PATH says where)",
+    }
+    if root is not None and kind not in PACKAGED:
+        raise VggbenchError(f"--data-root does not apply to {where[kind]}; leave it out")
+    if download and kind not in PACKAGED:
+        raise VggbenchError(
+            f"--download does not apply to {where[kind]}; only {', '.join(PACKAGED)} download"
+        )
+    if skip_bad_images and kind != "imagefolder":
+        raise VggbenchError(
+            f"--skip-bad-images does not apply to {kind}: only image folders hold files that may not "
+            "decode; leave it out"
+        )
+    return kind
+
+
+def folder_path(spec: str) -> Path:
+    """The folder of an imagefolder:PATH spec."""
+    return Path(spec.strip().split(":", 1)[1]).expanduser()
+
+
+def data_fingerprint(
+    spec: str,
+    root: Path | str | None = None,
+    *,
+    val_split: float | None = None,
+    download: bool = False,
+    fresh: bool = False,
+) -> str:
+    """The fingerprint of the files a spec names (see data.fingerprint): an ImageFolder's image
+    list (its train and val splits), a packaged set's files (downloaded first when `download` and
+    missing), the synthetic generator's parameters. `fresh` rescans a folder instead of trusting
+    the memo. Missing data, and data options that do not apply, are the same one-line errors as
+    loading it."""
+    kind = check_data_options(spec, root, download)
+    root = Path(root) if root is not None else None
+    if kind == "synthetic":
+        return fingerprint.params_fingerprint(
+            generator=synthetic.GENERATOR_VERSION,
+            seed=DATA_SEED,
+            size=SYNTHETIC_SIZE,
+            classes=SYNTHETIC_CLASSES,
+            count=SYNTHETIC_COUNT,
+        )
+    if kind == "fashion-mnist":
+        files = [f for pair in fashion_mnist_files(root, download).values() for f in pair]
+        return fingerprint.files_fingerprint(files)
+    if kind in CIFAR:
+        _folder_name, train_files, val_files, meta_file, *_ = CIFAR[kind]
+        folder = cifar_folder(kind, root, download)
+        return fingerprint.files_fingerprint([folder / f for f in (meta_file, *train_files, *val_files)])
+    path = folder_path(spec)
+    _folder_splits(path, val_split)
+    return fingerprint.folder_scan(path, ("train", "val"), is_image_name, fresh=fresh).fingerprint
+
+
+_split_sizes_memo: dict[tuple, tuple[int, int]] = {}
+
+
+def split_sizes(
+    spec: str, root: Path | str | None, val_split: float | None, skip_bad_images: bool, data_fingerprint_: str
+) -> tuple[int, int]:
+    """(train images, val images) of the whole splits, after --val-split and the skip of bad images:
+    loads the set once per process and fingerprint (what --limit-train / --limit-val are checked
+    against)."""
+    key = (spec, str(root), val_split, skip_bad_images, data_fingerprint_)
+    if key not in _split_sizes_memo:
+        dataset = load_dataset(
+            spec,
+            root=Path(root) if root is not None else None,
+            val_split=val_split,
+            skip_bad_images=skip_bad_images,
+        )
+        _split_sizes_memo[key] = (len(dataset.train), len(dataset.val))
+    return _split_sizes_memo[key]
 
 
 # --- Entry point -------------------------------------------------------------------------------
@@ -296,9 +440,9 @@ def load_dataset(
     seed: int = 0,
     download: bool = False,
     skip_bad_images: bool = False,
-    synthetic_size: int = 64,
-    synthetic_classes: int = 10,
-    synthetic_count: tuple[int, int] = (512, 128),
+    synthetic_size: int = SYNTHETIC_SIZE,
+    synthetic_classes: int = SYNTHETIC_CLASSES,
+    synthetic_count: tuple[int, int] = SYNTHETIC_COUNT,
 ) -> Dataset:
     """Load a dataset by spec (see options.DATASETS_HELP).
 
@@ -310,21 +454,15 @@ def load_dataset(
             raise VggbenchError(f"--{label} {limit} must be at least 1 (or left out for the whole split)")
     if val_split is not None and not 0 < val_split < 1:
         raise VggbenchError(f"--val-split {val_split} must be a fraction strictly between 0 and 1, e.g. 0.1")
-    name = spec.strip()
-    lowered = name.lower()
-    if lowered == "synthetic":
+    kind = check_data_options(spec, root, download, skip_bad_images)
+    if kind == "synthetic":
         dataset = _load_synthetic(seed, synthetic_size, synthetic_classes, synthetic_count)
-    elif lowered in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
+    elif kind == "fashion-mnist":
         dataset = load_fashion_mnist(root, download)
-    elif lowered in CIFAR:
-        dataset = load_cifar(lowered, root, download)
-    elif lowered.startswith("imagefolder:"):
-        folder = name.split(":", 1)[1]
-        if not folder:
-            raise VggbenchError("imagefolder: needs a path, e.g. imagefolder:/data/imagenet")
-        dataset = load_imagefolder(Path(folder), skip_bad_images, val_split)
+    elif kind in CIFAR:
+        dataset = load_cifar(kind, root, download)
     else:
-        raise VggbenchError(f"unknown dataset {spec!r}; valid: {DATASETS_HELP}")
+        dataset = load_imagefolder(folder_path(spec), skip_bad_images, val_split)
 
     if val_split is not None:
         train_idx, val_idx = stratified_split(dataset.train.labels, val_split, seed)

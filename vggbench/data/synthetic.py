@@ -30,6 +30,8 @@ SHAPES = (
 )
 RADIUS_RANGE = (0.12, 0.40)  # object radius as a fraction of the image side
 NOISE_STD = 0.08
+#: Enters the synthetic set's fingerprint (hence run ids): bump it when the images drawn change.
+GENERATOR_VERSION = 1
 PIXELS_PER_CHUNK = 1 << 22  # pixels generated per vectorised step (bounds the temporary masks)
 
 

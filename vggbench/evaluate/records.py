@@ -16,6 +16,7 @@ import torch
 
 from vggbench import paper, store
 from vggbench.data import DATA_SEED, Dataset, stratified_subset
+from vggbench.data.sources import data_fingerprint
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.engine import (
     IMAGENET_NORMALIZATION,
@@ -250,6 +251,21 @@ def _eval_data(options: EvalOptions, first: ModelSource) -> DataSource:
     )
 
 
+def _note_changed_data(group: list[ModelSource], data: DataSource, say: Callable[[str], None] | None) -> None:
+    """Say (one line per run) when a stored run is evaluated on its own dataset whose files changed
+    since it trained (their fingerprint differs from the one in its record)."""
+    for source in group:
+        own = source.training_data
+        if not (say and source.data_fingerprint and own and own.spec == data.spec):
+            continue
+        now = data_fingerprint(data.spec, data.root, val_split=data.val_split, fresh=True)
+        if now != source.data_fingerprint:
+            say(
+                f"the data of run {source.id} changed since it trained ({data.spec}: fingerprint "
+                f"{source.data_fingerprint} then, {now} now); this evaluation uses the images as they are now"
+            )
+
+
 def val_subset(dataset: Dataset, max_images: int | None) -> tuple[Dataset, int | None, list[int] | None]:
     """(dataset, max_images, class counts): the dataset with a stratified, seeded subset of
     `max_images` of its validation split (`data.stratified_subset`, each class in proportion), the
@@ -289,6 +305,7 @@ def run_eval(
     records = []
     for group in _groups(options, find_sources(options)):
         data = _eval_data(options, group[0])
+        _note_changed_data(group, data, say)
         dataset, max_images, counts = val_subset(load_data(data, options.limit_val), options.max_images)
         if options.max_images is not None and max_images is None and say:
             say(

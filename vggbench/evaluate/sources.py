@@ -35,6 +35,7 @@ class ModelSource:
     normalization: Normalization | None  # None: the training set's mean RGB (the paper)
     training_data: DataSource | None  # the images it was trained on (for that mean RGB), when known
     input_range: str = paper.INPUT_RANGE  # the scale its mean-RGB input was on (0-255: the paper's)
+    data_fingerprint: str | None = None  # of the images it was trained on (a stored run's), when known
 
     @property
     def net(self) -> str:
@@ -67,6 +68,7 @@ def run_source(run: RunRecord, model: VGG) -> ModelSource:
         None,
         run.data,
         run.input_range,
+        run.data_fingerprint,
     )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from vggbench import paper, store
 from vggbench.data import INPUT_RANGES
+from vggbench.data.sources import check_data_options, data_fingerprint, split_sizes
 from vggbench.errors import VggbenchError
 from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, ModelSpec
 from vggbench.scales import TrainScale, parse_train_scale
@@ -34,7 +36,9 @@ def _execution(default: Any) -> Any:
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run. `run_id` hashes the identity fields (not the
-    execution fields: data location, device batch limit, determinism, compilation, workers)."""
+    execution fields: data location, device batch limit, determinism, compilation, workers) of the
+    config `resolved` against its data: with the data's fingerprint, so that changed images make
+    another run, and without limits that take a whole split."""
 
     # model (num_classes comes from the dataset)
     net: str = "A"  # Table 1 name; the CLI's --config
@@ -49,6 +53,9 @@ class TrainConfig:
     limit_val: int | None = None
     val_split: float | None = None
     skip_bad_images: bool = False
+    #: data.fingerprint of the files `data` (and `data_root`) name; None: computed when needed
+    #: (`resolved`), so a stored config keeps the fingerprint of the data it trained on
+    data_fingerprint: str | None = None
     input_range: str = paper.INPUT_RANGE  # "0-255" (Caffe, the paper) or "0-1" (pixels / 255)
     scale: str = "256"  # paper units: "256", "384" or a jitter range "256:512"
     # initialisation
@@ -83,6 +90,7 @@ class TrainConfig:
         if self.lr is None:  # stored resolved, so that the run id and the record say which
             set_(self, "lr", paper.FINETUNE_LEARNING_RATE if self.init_from else paper.LEARNING_RATE)
         self._check_init()
+        check_data_options(self.data, self.data_root, self.download, self.skip_bad_images)
         for ok, message in self._recipe_checks():
             if not ok:
                 raise VggbenchError(message)
@@ -172,8 +180,33 @@ class TrainConfig:
     def train_scale(self) -> TrainScale:
         return parse_train_scale(self.scale)
 
+    def resolved(self, say: Callable[[str], None] | None = None, *, fresh: bool = False) -> TrainConfig:
+        """This config with its data resolved against the files: `data_fingerprint` set (a folder
+        rescanned when `fresh`), and a --limit-train / --limit-val of at least its split's size
+        dropped, since the subset would be the whole split (`say` hears when a limit exceeds it;
+        the run is that of no limit). A config with a fingerprint is resolved already."""
+        if self.data_fingerprint is not None:
+            return self
+        found = data_fingerprint(
+            self.data, self.data_root, val_split=self.val_split, download=self.download, fresh=fresh
+        )
+        limits: dict[str, int | None] = {}
+        if self.limit_train is not None or self.limit_val is not None:
+            sizes = split_sizes(self.data, self.data_root, self.val_split, self.skip_bad_images, found)
+            for split, size in zip(("train", "val"), sizes):
+                limit = getattr(self, f"limit_{split}")
+                if limit is not None and limit >= size:
+                    limits[f"limit_{split}"] = None
+                    if limit > size and say:
+                        say(
+                            f"--limit-{split} {limit} is more than the {size} {split} images of {self.data}: "
+                            f"using all {size} (the run is the one without --limit-{split})"
+                        )
+        return replace(self, data_fingerprint=found, **limits)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The resolved config's fields (what records and checkpoints store)."""
+        return asdict(self.resolved())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -181,8 +214,15 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define the result; options that a run ignores are left out."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("identity", True)}
+        """The fields of the resolved config that define the result; options that a run ignores are
+        left out, and so is an image folder's location (its fingerprint says which files it holds).
+        Packaged and synthetic sets keep their fingerprint out of the id (`store.fingerprint_in_id`)."""
+        resolved = self.resolved()
+        out = {f.name: getattr(resolved, f.name) for f in fields(self) if f.metadata.get("identity", True)}
+        if store.fingerprint_in_id(out["data"]):
+            out["data"] = "imagefolder"
+        else:
+            out.pop("data_fingerprint")
         if self.init != "paper":
             out.pop("init_std")
         if self.init != "preinit":

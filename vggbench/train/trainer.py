@@ -186,20 +186,29 @@ def train(
     epoch's checkpoint (raising KeyboardInterrupt there stops the run with the checkpoint intact).
     Ctrl-C saves a checkpoint and raises TrainingInterrupted. `cache` says where an image folder's
     decoded training images are cached (data.cache); it changes how the run executes, not its id.
+    The config is first resolved against its data (`TrainConfig.resolved`, the folder rescanned), so
+    the run is that of the files as they are now: changed images train a new run.
     """
     results_dir = Path(results_dir)
+    dist = distributed_from_env()
+    log = _Log(dist, quiet, progress)
+    config = config.resolved(lambda text: log.line(f"note: {text}"), fresh=True)
     last = checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT
     if not force:
         stored = store.read_run(results_dir, config.run_id)
         if stored is not None and stored.status == "complete":
             _remove_stale_checkpoint(results_dir, config.run_id, last, quiet)
+            if stored.data_fingerprint and stored.data_fingerprint != config.data_fingerprint:
+                log.line(
+                    f"note: the data of run {stored.id} changed since it trained ({config.data}: fingerprint "
+                    f"{stored.data_fingerprint} then, {config.data_fingerprint} now); the stored run is "
+                    "reused (its id does not include a packaged set's fingerprint): --force retrains it"
+                )
             return stored
     checkpoint = checkpoint_to_resume(results_dir, config, resume) if resume or not force else None
-    dist = distributed_from_env()
     target = resolve_device(device, dist)
     try:
         with process_group(dist, target), determinism(config.deterministic, target):
-            log = _Log(dist, quiet, progress)
             trainer = Trainer(config, results_dir, target, dist, log, on_epoch_end, cache)
             return trainer.run(checkpoint)
     except TrainingInterrupted:
@@ -697,6 +706,7 @@ class Trainer:
             model=self.spec.to_dict(),
             config=c.to_dict(),
             data=c.data_source(),
+            data_fingerprint=c.data_fingerprint,
             dataset=self.dataset.name,
             classes=list(self.dataset.classes),
             train_images=len(self.dataset.train),
