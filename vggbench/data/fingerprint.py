@@ -1,5 +1,6 @@
 """Fingerprints of a run's data: short hashes that change when the images change, so that a stored
-run is only reused for the data it trained on (they enter `TrainConfig.run_id`).
+run is only reused for the data it trained on. Every run records its data's; an image folder's enters
+`TrainConfig.run_id` (`store.fingerprint_in_id`), and other sets' are checked when a run is reused.
 
 - Folders (ImageFolder trees): the sorted list of the image files under the given splits, each with
   its path relative to the folder, its size and its mtime in ns. No file is read: a scan costs one
@@ -37,6 +38,13 @@ def digest(lines: Iterable[str]) -> str:
     for line in lines:
         hasher.update(line.encode("utf-8", "surrogateescape") + b"\n")
     return hasher.hexdigest()
+
+
+def changed_since_training(run_id: str, data_spec: str, then: str, now: str) -> str:
+    """The one wording for "this run's data is not what it trained on" (eval and train's reuse say it)."""
+    return (
+        f"the data of run {run_id} changed since it trained ({data_spec}: fingerprint {then} then, {now} now)"
+    )
 
 
 def entry_line(name: str, size: int, mtime_ns: int, *extra: object) -> str:

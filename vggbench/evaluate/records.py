@@ -16,6 +16,7 @@ import torch
 
 from vggbench import paper, store
 from vggbench.data import DATA_SEED, Dataset, stratified_subset
+from vggbench.data.fingerprint import changed_since_training
 from vggbench.data.sources import data_fingerprint
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.engine import (
@@ -260,10 +261,8 @@ def _note_changed_data(group: list[ModelSource], data: DataSource, say: Callable
             continue
         now = data_fingerprint(data.spec, data.root, val_split=data.val_split, fresh=True)
         if now != source.data_fingerprint:
-            say(
-                f"the data of run {source.id} changed since it trained ({data.spec}: fingerprint "
-                f"{source.data_fingerprint} then, {now} now); this evaluation uses the images as they are now"
-            )
+            changed = changed_since_training(source.id, data.spec, source.data_fingerprint, now)
+            say(f"{changed}; this evaluation uses the images as they are now")
 
 
 def val_subset(dataset: Dataset, max_images: int | None) -> tuple[Dataset, int | None, list[int] | None]:
