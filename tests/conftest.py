@@ -38,6 +38,19 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
         assert fragment in lines[0], (fragment, lines[0])
 
 
+#: `vggbench train` of a tiny net: A at width 1/16, crop 32, on synthetic images, on the CPU.
+TINY_TRAIN_OPTIONS = {"config": "A", "width": "0.0625", "crop": "32", "data": "synthetic", "device": "cpu"}
+
+
+def train_argv(*flags: str, **options: object) -> list[str]:
+    """The argv of a tiny `vggbench train`: `options` add or override --name value pairs
+    (underscores become dashes), `flags` follow as given."""
+    argv = ["train"]
+    for name, value in {**TINY_TRAIN_OPTIONS, **options}.items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    return [*argv, *flags]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _count_cache(tmp_path_factory):
     """`vggbench params` caches its counts on disk: the tests keep theirs apart from the user's."""

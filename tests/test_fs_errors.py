@@ -14,34 +14,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, train_argv
 
 from vggbench import store
 from vggbench.fs import FileSystemError
 from vggbench.train import TrainConfig, train
 
-TRAIN = [
-    "train",
-    "--config",
-    "A",
-    "--width",
-    "0.0625",
-    "--crop",
-    "32",
-    "--data",
-    "synthetic",
-    "--limit-train",
-    "32",
-    "--limit-val",
-    "16",
-    "--batch",
-    "16",
-    "--epochs",
-    "1",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+TRAIN = train_argv("--quiet", limit_train=32, limit_val=16, batch=16, epochs=1)
 ABLATE = ["ablate", "lrn", "--preset", "smoke", "--seeds", "1", "--epochs", "1", "--quiet"]
 ABLATE += ["--limit-train", "64", "--limit-val", "16", "--device", "cpu"]
 BENCH = ["bench", "--config", "A", "--width", "0.03125", "--crop", "32", "--batch", "4", "--steps", "1"]

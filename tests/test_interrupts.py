@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import train_argv
 
 from vggbench.ablations import sweep
 from vggbench.train import TrainConfig, TrainingInterrupted, train
@@ -35,9 +36,7 @@ def _continue_command(err: str) -> list[str]:
 
 def test_ctrl_c_in_train_prints_what_was_saved_and_the_command_that_resumes(cli, tmp_path):
     # epochs of 512 images (32 steps): the signal lands two epochs before the end
-    argv = ["train", "--config", "A", "--width", "0.0625", "--crop", "32", "--data", "synthetic"]
-    argv += ["--limit-train", "512", "--limit-val", "16", "--batch", "16", "--epochs", "3"]
-    argv += ["--device", "cpu", "--results-dir", str(tmp_path)]
+    argv = train_argv(limit_train=512, limit_val=16, batch=16, epochs=3, results_dir=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen(
         [sys.executable, "-m", "vggbench", *argv], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True

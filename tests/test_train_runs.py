@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, train_argv
 
 from vggbench import paper, store
 from vggbench.errors import VggbenchError
@@ -312,32 +312,17 @@ def test_two_gloo_processes_give_the_weights_of_one_process_on_the_same_global_b
         sys.executable,
         "-m",
         "vggbench",
-        "train",
-        "--config",
-        "A",
-        "--width",
-        "0.0625",
-        "--crop",
-        "32",
-        "--data",
-        "synthetic",
-        "--limit-train",
-        "64",
-        "--limit-val",
-        "32",
-        "--batch",
-        "16",
-        "--epochs",
-        "2",
-        "--dropout",
-        "0",
-        "--deterministic",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--json",
-        "--results-dir",
-        str(tmp_path / "ddp"),
+        *train_argv(
+            "--deterministic",
+            "--quiet",
+            "--json",
+            limit_train=64,
+            limit_val=32,
+            batch=16,
+            epochs=2,
+            dropout=0,
+            results_dir=tmp_path / "ddp",
+        ),
     ]
     port = str(_free_port())
     procs = []
