@@ -650,16 +650,39 @@ def ablate(
         metavar="I/N",
     ),
     device: str = typer.Option("auto", help="auto, cpu or cuda", rich_help_panel=RUN_CONTROL),
+    jobs: int = typer.Option(
+        None,
+        help="runs at once, in worker processes sharing the store (one per GPU; on a CPU the cores are "
+        "split); with --submit, the array's tasks (default: one per seed)",
+        rich_help_panel=RUN_CONTROL,
+    ),
+    submit: str = typer.Option(
+        None,
+        help="slurm: send the sweep to the cluster as an array job (task i runs --shard i/N, N = --jobs) "
+        "through submitit; local: the same array on this machine, waited for",
+        rich_help_panel=RUN_CONTROL,
+    ),
+    slurm_partition: str = typer.Option(
+        None, help="--submit slurm: the partition", rich_help_panel=RUN_CONTROL
+    ),
+    slurm_time: int = typer.Option(
+        None, help="--submit slurm: each task's time limit, in minutes", rich_help_panel=RUN_CONTROL
+    ),
+    slurm_gpus: int = typer.Option(None, help="--submit slurm: GPUs per task", rich_help_panel=RUN_CONTROL),
 ) -> None:
     """Run one of the paper's ablations over seeds and judge the paper's claim.
 
     Stored runs and evaluations are reused, so an interrupted sweep continues where it stopped.
+    Each run is locked while it trains, so processes sharing a store (--jobs, --shard, or two
+    sweeps at once) train each run once.
     """
     # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench.ablations.spec import load_spec, preset_budget
     from vggbench.ablations.sweep import parse_shard, run_ablation, sweep
+    from vggbench.ablations.workers import SweepArgs, run_workers
 
     check_format(fmt)
+    slurm = _slurm_options(submit, shard, jobs, slurm_partition, slurm_time, slurm_gpus)
     spec = load_spec(name, config, chain=False if from_scratch else None)
     shard_range = parse_shard(shard)
     sweep(spec, seeds, shard_range)  # validates --seeds before any work
@@ -678,6 +701,15 @@ def ablate(
     }
     budget = preset_budget(spec, preset, overrides)  # validates --preset before any work
     _gpu_scale_note(budget.crop, budget.width, device)
+    args = SweepArgs(spec, seeds, preset, overrides, results_dir, shard_range, device, quiet)
+    if submit is not None:
+        record = _submit(args, jobs, submit, slurm)
+        if record is not None:
+            echo(_ablation_output(record, fmt))
+        return
+    if jobs is not None and jobs != 1:
+        echo(_ablation_output(run_workers(args, jobs, _worker_progress(spec.name, quiet)), fmt))
+        return
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
     with _resumable(None, "the sweep's completed runs are stored"), SweepBars(quiet, spec.name) as bars:
         record = run_ablation(
@@ -695,6 +727,79 @@ def ablate(
             on_epoch_end=bars.on_epoch_end,
         )
     echo(_ablation_output(record, fmt))
+
+
+def _slurm_options(
+    submit: str | None,
+    shard: str | None,
+    jobs: int | None,
+    partition: str | None,
+    time_min: int | None,
+    gpus: int | None,
+):
+    """ablate's --submit, --jobs and --slurm-* options, checked against each other."""
+    from vggbench.ablations.workers import SUBMIT_TARGETS, SlurmOptions, check_jobs  # lazy: CLI start-up
+
+    if jobs is not None:
+        check_jobs(jobs)
+    if submit is not None and submit not in SUBMIT_TARGETS:
+        raise VggbenchError(f"--submit {submit!r}: use {' or '.join(SUBMIT_TARGETS)}")
+    if submit is not None and shard is not None:
+        raise VggbenchError(
+            "--shard with --submit: the array's task i runs shard i of N; drop --shard and set N with --jobs"
+        )
+    given = {"--slurm-partition": partition, "--slurm-time": time_min, "--slurm-gpus": gpus}
+    for flag, value in given.items():
+        if value is not None and submit != "slurm":
+            raise VggbenchError(f"{flag} applies to --submit slurm only")
+    if time_min is not None and time_min < 1:
+        raise VggbenchError(f"--slurm-time {time_min}: give the time limit in minutes, at least 1")
+    if gpus is not None and gpus < 0:
+        raise VggbenchError(f"--slurm-gpus {gpus}: need 0 or more")
+    if partition is not None and not partition.strip():
+        raise VggbenchError("--slurm-partition is empty; name a partition (sinfo lists them)")
+    return SlurmOptions(partition, time_min, gpus)
+
+
+def _submit(args, jobs: int | None, target: str, slurm):
+    """Submit the sweep's array; under local, wait for it and return the analysis (None for slurm)."""
+    # lazy: keeps CLI start-up fast
+    from vggbench.ablations.spec import preset_budget
+    from vggbench.ablations.sweep import analyse
+    from vggbench.ablations.workers import SUBMITIT_FOLDER, submit_sweep, wait_for
+
+    tasks = jobs or args.seeds
+    submitted = submit_sweep(args, tasks, target, slurm)
+    array = str(submitted[0].job_id).split("_")[0]
+    note(
+        f"submitted job {array}: {tasks} array tasks, task i runs --shard i/{tasks}; "
+        f"logs in {args.results_dir / SUBMITIT_FOLDER}"
+    )
+    if target == "slurm":
+        note(f"once it is done: vggbench report --results-dir {args.results_dir}")
+        return None
+    wait_for(submitted)
+    budget = preset_budget(args.spec, args.preset, args.overrides)
+    return analyse(
+        args.spec, seeds=args.seeds, preset=args.preset, budget=budget, results_dir=args.results_dir
+    )
+
+
+def _worker_progress(name: str, quiet: bool) -> Callable:
+    """--jobs progress: a line per run the first time a worker starts it (k of N)."""
+    seen: set[str] = set()
+
+    def on_run(worker: int, step: SweepStep) -> None:
+        if quiet or step.run_id in seen:
+            return
+        seen.add(step.run_id)
+        stored = ", stored" if step.stored else ""
+        sys.stderr.write(
+            f"{name}: run {len(seen)} of {step.total}: arm {step.arm!r}, seed {step.seed} "
+            f"(run {step.run_id}{stored}) on worker {worker}\n"
+        )
+
+    return on_run
 
 
 def _ablation_output(record, fmt: str) -> str:

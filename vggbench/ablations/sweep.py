@@ -5,6 +5,7 @@ the store into one `AblationRecord`."""
 from __future__ import annotations
 
 import statistics
+import sys
 from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -24,6 +25,7 @@ from vggbench.ablations.spec import (
     with_budget,
 )
 from vggbench.ablations.stats import (
+    ABLATIONS,
     STALLED,
     AblationRecord,
     ArmResult,
@@ -47,6 +49,7 @@ from vggbench.data import Dataset
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import evaluate_run, stored_evaluation
 from vggbench.evaluate.sources import load_data
+from vggbench.locks import LOCK_FILE, FileLock, run_lock
 from vggbench.store import DataSource, EvalRecord, RunRecord, read_run, record_id
 from vggbench.train.trainer import EpochHook, Progress, at_chance
 
@@ -110,33 +113,113 @@ def run_ablation(
     progress: Progress | None = None,
     on_epoch_end: EpochHook | None = None,
 ) -> AblationRecord:
+    """Train and evaluate this shard's arms x seeds (`train_sweep`), then analyse every record of
+    the sweep found in the store."""
+    budget = train_sweep(
+        spec,
+        seeds=seeds,
+        preset=preset,
+        overrides=overrides,
+        results_dir=results_dir,
+        shard=shard,
+        device=device,
+        quiet=quiet,
+        say=say,
+        on_run=on_run,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
+    )
+    return analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
+
+
+def train_sweep(
+    spec: AblationSpec,
+    *,
+    seeds: int,
+    preset: str,
+    overrides: dict[str, Any] | None = None,
+    results_dir: Path,
+    shard: tuple[int, int] = (1, 1),
+    device: str = "auto",
+    quiet: bool = False,
+    say: Callable[[str], None] | None = None,
+    on_run: SweepHook | None = None,
+    progress: Progress | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> Budget:
     """Train and evaluate this shard's arms x seeds (stored runs and evaluations are reused, an
-    interrupted run resumes), then analyse every record of the sweep found in the store. An arm
-    with init_from fine-tunes its source arm's run of the same seed (`say` tells which); a spec
-    loaded with chain=False has none. `on_run` hears of each run before it starts (k of N);
-    `progress` and `on_epoch_end` go to `train.train`."""
+    interrupted run resumes); the sweep's budget. Each run is done under its lock (`locks`), so
+    that processes sharing the store (--jobs, concurrent sweeps, shards) do each run once: a run
+    another process holds is passed over and come back to (`_claim_next`). An arm with init_from
+    fine-tunes its source arm's run of the same seed (`say` tells which); a spec loaded with
+    chain=False has none. `on_run` hears of each run before it starts (k of N); `progress` and
+    `on_epoch_end` go to `train.train`."""
     budget = preset_budget(spec, preset, overrides)
     run_ids: dict[tuple[str, int], str] = {}
     datasets: dict[DataSource, Dataset] = {}  # every run of a sweep validates on the same images
-    jobs = sweep(spec, seeds, shard)
-    for index, (arm, seed) in enumerate(jobs, 1):
-        config = train_config(arm, seed, budget, run_ids)
-        if on_run:
-            stored = read_run(results_dir, config.run_id)
-            complete = stored is not None and stored.status == "complete"
-            on_run(SweepStep(index, len(jobs), arm.name, seed, config.run_id, complete))
-        if say:
-            say(f"{spec.name}: arm {arm.name!r}, seed {seed} (run {config.run_id})")
-            if arm.init_from:
-                say(
-                    f"{spec.name}: arm {arm.name!r}, seed {seed}: fine-tunes run {config.init_from} "
-                    f"({arm.init_from}) at lr {config.lr:g} for {config.epochs} epochs"
-                )
-        run = _train(config, results_dir, device, quiet, progress, on_epoch_end)
+    pending = sweep(spec, seeds, shard)
+    total = len(pending)
+    passed_over: set[str] = set()
+
+    def pass_over(run_id: str, holder: str) -> None:
+        if say and run_id not in passed_over:
+            say(f"{spec.name}: run {run_id} is being trained by {holder}; moving on, back to it later")
+        passed_over.add(run_id)
+
+    while pending:
+        (arm, seed), lock = _claim_next(spec.name, pending, budget, run_ids, results_dir, pass_over)
+        try:
+            config = train_config(arm, seed, budget, run_ids)
+            if on_run:
+                stored = read_run(results_dir, config.run_id)
+                complete = stored is not None and stored.status == "complete"
+                index = total - len(pending) + 1
+                on_run(SweepStep(index, total, arm.name, seed, config.run_id, complete))
+            if say:
+                say(f"{spec.name}: arm {arm.name!r}, seed {seed} (run {config.run_id})")
+                if arm.init_from:
+                    say(
+                        f"{spec.name}: arm {arm.name!r}, seed {seed}: fine-tunes run {config.init_from} "
+                        f"({arm.init_from}) at lr {config.lr:g} for {config.epochs} epochs"
+                    )
+            run = _train(config, results_dir, device, quiet, progress, on_epoch_end)
+            protocols = [p for p in spec.evaluations if p.applies_to(arm.name)]
+            _evaluate(run, protocols, datasets, results_dir, device)
+        finally:
+            lock.release()
         run_ids[(arm.name, seed)] = run.id
-        protocols = [p for p in spec.evaluations if p.applies_to(arm.name)]
-        _evaluate(run, protocols, datasets, results_dir, device)
-    return analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
+        pending.remove((arm, seed))
+    return budget
+
+
+def _claim_next(
+    name: str,
+    pending: list[tuple[Arm, int]],
+    budget: Budget,
+    run_ids: dict[tuple[str, int], str],
+    results_dir: Path,
+    pass_over: Callable[[str, str], None],
+) -> tuple[tuple[Arm, int], FileLock]:
+    """The first pending job that is ready (its source run done here) and that no other process
+    holds, with its run's lock taken; `pass_over` hears of each held one. When every ready job is
+    held elsewhere, wait for the first (it is then usually complete, and read from the store). A
+    ready job always exists: the sources of a shard's jobs are in the shard, before them."""
+    ready = [(arm, seed) for arm, seed in pending if not arm.depends_on or (arm.depends_on, seed) in run_ids]
+    for arm, seed in ready:
+        run_id = train_config(arm, seed, budget, run_ids).run_id
+        lock = run_lock(train.checkpoint_dir(results_dir, run_id))
+        if lock.try_acquire():
+            return (arm, seed), lock
+        pass_over(run_id, lock.holder())
+    arm, seed = ready[0]
+    run_id = train_config(arm, seed, budget, run_ids).run_id
+    lock = run_lock(train.checkpoint_dir(results_dir, run_id))
+    lock.acquire(
+        lambda holder: sys.stderr.write(
+            f"{name}: run {run_id} is being trained by {holder}; waiting (nothing else is left)\n"
+        )
+    )
+    return (arm, seed), lock
 
 
 def stalled_run(run: RunRecord) -> bool:
@@ -244,7 +327,15 @@ def analyse(
 ) -> AblationRecord:
     """Each arm's mean and std over seeds, each comparison's difference, interval, verdict and the
     seeds it needs, with the paper's numbers beside ours. Stored as one record under
-    <results>/ablations/."""
+    <results>/ablations/. One process analyses at a time (the store's ablations/lock), so that
+    of shards finishing together the last record written is one that saw every run."""
+    with FileLock(Path(results_dir) / ABLATIONS / LOCK_FILE):
+        return _analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
+
+
+def _analyse(
+    spec: AblationSpec, *, seeds: int, preset: str, budget: Budget, results_dir: Path
+) -> AblationRecord:
     found, runs = _stored_sweep(spec, seeds, budget, results_dir)
     by_id = {run.id: run for run in runs.values()}
 

@@ -4,6 +4,7 @@ record), what callers see during a run (`StepProgress`, `EpochEnd`) and the log.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -31,6 +32,7 @@ from vggbench.data.cache import CacheOptions, TrainSet, cached_train_set
 from vggbench.data.fingerprint import changed_since_training
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.sources import load_run
+from vggbench.locks import run_lock
 from vggbench.models import VGG, init_weights, load_state, paper_layer_stds, preinit_from
 from vggbench.runtime import (
     Distributed,
@@ -161,6 +163,33 @@ def val_slope(errors: list[float], last: int = SLOPE_EPOCHS) -> float | None:
 # --- The entry point -------------------------------------------------------------------------------
 
 
+def _one_process_per_run(train_run: Callable[..., RunRecord]) -> Callable[..., RunRecord]:
+    """Hold the run's lock (checkpoints/<id>/lock) around `train`, from the stored-record check to
+    the record write, so that two processes sharing a store never train one run: a second one
+    waits, says so once, and then finds the run stored. Under torchrun rank 0 holds it."""
+
+    @functools.wraps(train_run)
+    def locked(config: TrainConfig, *, results_dir: Path = store.DEFAULT_ROOT, **options) -> RunRecord:
+        if not distributed_from_env().is_main:
+            return train_run(config, results_dir=results_dir, **options)
+        lock = run_lock(checkpoint_dir(Path(results_dir), config.run_id))
+        try:
+            lock.acquire(
+                lambda holder: sys.stderr.write(
+                    f"run {config.run_id} is being trained by {holder}; waiting\n"
+                )
+            )
+        except OSError:  # a store this process cannot write: it trains nothing there, reading needs no lock
+            return train_run(config, results_dir=results_dir, **options)
+        try:
+            return train_run(config, results_dir=results_dir, **options)
+        finally:
+            lock.release()
+
+    return locked
+
+
+@_one_process_per_run
 def train(
     config: TrainConfig,
     *,
