@@ -5,7 +5,8 @@ The lock is `fcntl.flock` on the file: the kernel drops it when its holder exits
 exits, so a lock left by a dead process is free to take (its file stays and is reused). The
 holder writes its pid and host into the file, for the message of a process that meets it. Within
 one process a lock is re-entrant (a sweep holds a run's lock and `train` takes it again), because
-flock would make two opens of one file in one process wait on each other.
+flock would make two opens of one file in one process wait on each other. Where the lock file
+cannot be made (a read-only store, a file in the way) the lock is granted without being held.
 """
 
 from __future__ import annotations
@@ -69,8 +70,13 @@ class FileLock:
         if self._key in _held:
             _held[self._key][1] += 1
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            # A store this process cannot write: it can only read stored runs there, which needs no
+            # lock, and any write it tries next fails with the store's one-line error.
+            return True
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:

@@ -173,14 +173,9 @@ def _one_process_per_run(train_run: Callable[..., RunRecord]) -> Callable[..., R
         if not distributed_from_env().is_main:
             return train_run(config, results_dir=results_dir, **options)
         lock = run_lock(checkpoint_dir(Path(results_dir), config.run_id))
-        try:
-            lock.acquire(
-                lambda holder: sys.stderr.write(
-                    f"run {config.run_id} is being trained by {holder}; waiting\n"
-                )
-            )
-        except OSError:  # a store this process cannot write: it trains nothing there, reading needs no lock
-            return train_run(config, results_dir=results_dir, **options)
+        lock.acquire(
+            lambda holder: sys.stderr.write(f"run {config.run_id} is being trained by {holder}; waiting\n")
+        )
         try:
             return train_run(config, results_dir=results_dir, **options)
         finally:
