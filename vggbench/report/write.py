@@ -124,12 +124,13 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
             f"the store {results_dir} has no records (no runs, evals, ablations or bench results); "
             "check --results-dir, or fill it first with vggbench train, ablate or bench"
         )
-    table2 = display(params_frame())
-    written = write_table2(out_dir, table2)
-
+    # every record is read (a corrupt one is an error) before anything is written
     evals = read_evals(results_dir)
     runs = {run.id: run for run in read_runs(results_dir)}
     ablations = latest_ablations(read_ablations(results_dir))
+    bench_records = read_records(results_dir, BENCH)
+    table2 = display(params_frame())
+    written = write_table2(out_dir, table2)
     figures: dict[str, list[Figure]] = {}
     if plots:
         figures = {record.id: ablation_figures(record, out_dir / "plots") for record in ablations}
@@ -141,7 +142,7 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
         ([_section("Table 2: parameters and compute", table2, TABLE2_NOTE)], []),
         _paper_table_sections(evals, runs),
         _ablation_sections(ablations, figures),
-        _throughput_sections(read_records(results_dir, BENCH)),
+        _throughput_sections(bench_records),
     ):
         parts += markdown
         tables += latex
