@@ -83,10 +83,10 @@ CASES = [
     (_train("--weight-decay", INF), ["weight decay inf", "finite number of at least 0"]),
     (_train("--weight-decay", NAN), ["weight decay nan", "finite number of at least 0"]),
     (_train("--weight-decay", "-1e-4"), ["weight decay -0.0001", "at least 0"]),
-    (_train("--init", "paper", "--init-std", INF), ["init std inf", FINITE]),
-    (_train("--init", "paper", "--init-std", NAN), ["init std nan", FINITE]),
-    (_train("--init", "paper", "--init-std", "-0.01"), ["init std -0.01", FINITE]),
-    (_train("--init-std", INF), ["init std inf", FINITE]),  # checked whatever the init
+    (_train("--init", "paper", "--init-std", INF), ["init std inf must be positive and finite"]),
+    (_train("--init", "paper", "--init-std", NAN), ["init std nan must be positive and finite"]),
+    (_train("--init", "paper", "--init-std", "-0.01"), ["init std -0.01 must be positive and finite"]),
+    (_train("--init-std", INF), ["init std inf must be positive and finite"]),  # checked whatever the init
     (_train("--dropout", "1"), ["dropout 1.0 must be in [0, 1)"]),
     (_train("--dropout", "-0.5"), ["dropout -0.5 must be in [0, 1)"]),
     (_train("--dropout", NAN), ["dropout nan must be in [0, 1)"]),

@@ -103,7 +103,7 @@ class TrainConfig:
             raise VggbenchError("--init-from and --init preinit both set the initial weights; use one")
         if not positive(self.init_std):
             raise VggbenchError(
-                f"init std {self.init_std} must be a finite positive number; "
+                f"init std {self.init_std} must be positive and finite; "
                 "the paper's is 0.01 (or 0.1 literally)"
             )
 
