@@ -15,6 +15,7 @@ from torch import nn
 
 from vggbench import paper
 from vggbench.architectures import LRN, Architecture, Conv, get_architecture
+from vggbench.checks import in_range, positive
 from vggbench.errors import VggbenchError
 from vggbench.scales import check_crop
 
@@ -39,13 +40,13 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         get_architecture(self.net)
-        if not self.width > 0:
-            raise VggbenchError(f"width {self.width} must be positive; use e.g. 1 or 0.125")
+        if not positive(self.width):
+            raise VggbenchError(f"width {self.width} must be a finite positive number; use e.g. 1 or 0.125")
         if self.num_classes < 1:
             raise VggbenchError(f"classes {self.num_classes} must be at least 1; use e.g. 1000 or 10")
-        if not 0 <= self.dropout < 1:
-            raise VggbenchError(f"dropout {self.dropout} must be in [0, 1)")
-        if not (self.lrn_alpha > 0 and math.isfinite(self.lrn_alpha)):
+        if not in_range(self.dropout, 0, 1, high_open=True):
+            raise VggbenchError(f"dropout {self.dropout} must be in [0, 1); the paper's is 0.5")
+        if not positive(self.lrn_alpha):
             raise VggbenchError(
                 f"LRN alpha {self.lrn_alpha} must be positive; Krizhevsky's (the paper's) is 1e-4"
             )

@@ -14,8 +14,10 @@ import hashlib
 import json
 import os
 import secrets
+import types
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -89,17 +91,21 @@ def read_record(root: Path, kind: str, record_id_: str) -> dict[str, Any] | None
     path = Path(root) / kind / f"{record_id_}.json"
     if not path.exists():
         return None
-    return _load(path)
+    return load_record(path)
 
 
-def read_records(root: Path, kind: str) -> list[dict[str, Any]]:
-    """Every record of a kind, oldest file first."""
+def record_paths(root: Path, kind: str) -> list[Path]:
+    """The record files of a kind, oldest file first."""
     folder = Path(root) / kind
     if not folder.is_dir():
         return []
     with fs.reading(folder):
-        paths = sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
-    return [_load(p) for p in paths]
+        return sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def read_records(root: Path, kind: str) -> list[dict[str, Any]]:
+    """Every record of a kind, oldest file first."""
+    return [load_record(p) for p in record_paths(root, kind)]
 
 
 def read_torch_file(path: Path, what: str, fix: str) -> Any:
@@ -107,21 +113,50 @@ def read_torch_file(path: Path, what: str, fix: str) -> Any:
     the file (as `what`) and the fix."""
     import torch
 
+    if _magic(path) not in TORCH_MAGIC:
+        raise VggbenchError(
+            f"cannot read {what} {path}: not a torch file (neither torch.save's zip nor a pickle); {fix}"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise VggbenchError(f"cannot read {what} {path}: {error}; {fix}") from None
+        raise VggbenchError(f"cannot read {what} {path}: {_first_reason(error)}; {fix}") from None
 
 
-def _load(path: Path) -> dict[str, Any]:
+#: The first bytes of what torch.save writes: a zip archive, or a pickle of the legacy format.
+TORCH_MAGIC = (b"PK", b"\x80")
+
+
+def _magic(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return head if head.startswith(b"PK") else head[:1]
+
+
+def _first_reason(error: Exception) -> str:
+    """torch's text runs to many lines (how to allow unsafe globals); the one that says what failed."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    unpickler = [line for line in lines if line.startswith("WeightsUnpickler error")]
+    return (unpickler or lines or [type(error).__name__])[0]
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    """One record file's JSON object; anything else (bad JSON, a list, a number) is corrupt."""
     try:
         with fs.reading(path):
             text = path.read_text()
-        return json.loads(text)
-    except json.JSONDecodeError as error:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text"
         raise VggbenchError(
-            f"corrupt record {path}: {error.msg}; delete it and rerun the command that made it"
+            f"corrupt record {path}: {reason}; delete it and rerun the command that made it"
         ) from None
+    if not isinstance(data, dict):
+        raise VggbenchError(
+            f"corrupt record {path}: a JSON {type(data).__name__}, not an object; "
+            "delete it and rerun the command that made it"
+        )
+    return data
 
 
 def find_run(root: Path, run_id_or_prefix: str) -> str:
@@ -130,7 +165,9 @@ def find_run(root: Path, run_id_or_prefix: str) -> str:
     prefix = str(run_id_or_prefix).strip()
     if not prefix:
         raise VggbenchError("empty run id; give a run id from results/runs (a unique prefix is enough)")
-    matches = sorted(p.stem for p in folder.glob(f"{prefix}*.json")) if folder.is_dir() else []
+    # matched as text, never as a glob pattern: '*' or 'a[b' in an id is a typo, not a wildcard
+    stems = (p.stem for p in folder.glob("*.json")) if folder.is_dir() else ()
+    matches = sorted(stem for stem in stems if stem.startswith(prefix))
     if not matches:
         raise VggbenchError(f"no stored run {prefix!r} in {folder}; train it first or check --results-dir")
     if len(matches) > 1:
@@ -143,10 +180,23 @@ def find_run(root: Path, run_id_or_prefix: str) -> str:
 
 
 def _typed(cls: type, data: Any, where: str) -> Any:
-    """A dataclass from its JSON dict: unknown keys are ignored, a missing key is an error."""
+    """A dataclass from its JSON dict: unknown keys are ignored, a missing key or a value of the
+    wrong JSON type (a number where a list belongs) is an error. Nested dataclasses are checked
+    as objects here and converted by the caller."""
     if not isinstance(data, dict):
-        raise VggbenchError(f"corrupt record {where}: expected an object for {cls.__name__}")
+        raise VggbenchError(
+            f"corrupt record {where}: expected an object for {cls.__name__}, found {_json_type(data)}; "
+            "delete it and rerun the command that made it"
+        )
+    hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
+    for key in known & data.keys():
+        if not _matches(data[key], hints[key]):
+            raise VggbenchError(
+                f"corrupt record {where}: {cls.__name__}.{key} is {_json_type(data[key])} "
+                f"{data[key]!r:.40}, expected {_hint_name(hints[key])}; "
+                "delete it and rerun the command that made it"
+            )
     try:
         return cls(**{k: v for k, v in data.items() if k in known})
     except TypeError as error:
@@ -155,9 +205,47 @@ def _typed(cls: type, data: Any, where: str) -> Any:
         ) from None
 
 
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's type hint: int, float (an int fits), str, bool, None,
+    list[X], dict, Any, unions, and dataclasses (an object; `_typed` converts it)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is list or hint is list:
+        return isinstance(value, list) and all(_matches(v, args[0]) for v in value if args)
+    if origin is dict or hint is dict or is_dataclass(hint):
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _hint_name(hint: Any) -> str:
+    return hint.__name__ if isinstance(hint, type) and not typing.get_args(hint) else str(hint)
+
+
 def _check_schema(data: Any, where: str) -> None:
     if not isinstance(data, dict):
-        raise VggbenchError(f"corrupt record {where}: expected a JSON object; delete it and rerun")
+        raise VggbenchError(
+            f"corrupt record {where}: expected a JSON object, found {_json_type(data)}; "
+            "delete it and rerun the command that made it"
+        )
+    if "schema" not in data and "id" not in data:  # records of every schema have an id
+        raise VggbenchError(
+            f"corrupt record {where}: no id and no schema, not a vggbench record; "
+            "delete it and rerun the command that made it"
+        )
     if data.get("schema") != SCHEMA:
         raise VggbenchError(
             f"record {where} is of an older format (schema {data.get('schema', 1)}, this vggbench reads "
@@ -429,7 +517,7 @@ def read_run(root: Path, run_id: str) -> RunRecord | None:
 
 def read_runs(root: Path) -> list[RunRecord]:
     """Every stored run, oldest file first."""
-    return [RunRecord.from_json(d, f"in {Path(root) / RUNS}") for d in read_records(root, RUNS)]
+    return [RunRecord.from_json(load_record(p), str(p)) for p in record_paths(root, RUNS)]
 
 
 def write_eval(root: Path, record: EvalRecord) -> Path:
@@ -445,4 +533,4 @@ def read_eval(root: Path, identity: dict[str, Any]) -> EvalRecord | None:
 
 def read_evals(root: Path) -> list[EvalRecord]:
     """Every stored evaluation, oldest file first."""
-    return [EvalRecord.from_json(d, f"in {Path(root) / EVALS}") for d in read_records(root, EVALS)]
+    return [EvalRecord.from_json(load_record(p), str(p)) for p in record_paths(root, EVALS)]

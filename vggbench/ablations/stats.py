@@ -20,7 +20,8 @@ from vggbench.store import (
     RunRecord,
     _check_schema,
     _typed,
-    read_records,
+    load_record,
+    record_paths,
     write_record,
 )
 
@@ -390,5 +391,4 @@ def write_ablation(root: Path, record: AblationRecord) -> Path:
 
 def read_ablations(root: Path) -> list[AblationRecord]:
     """Every stored ablation record, oldest file first."""
-    folder = f"in {Path(root) / ABLATIONS}"
-    return [AblationRecord.from_json(data, folder) for data in read_records(root, ABLATIONS)]
+    return [AblationRecord.from_json(load_record(p), str(p)) for p in record_paths(root, ABLATIONS)]

@@ -55,6 +55,9 @@ from vggbench.train.trainer import EpochHook, Progress, at_chance
 
 ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a verdict"
 
+#: Seeds per arm: each is a full training run, so a count beyond this is a typo, not a sweep (and
+#: seeds 0..N-1 stay far below the 2^63 that torch's generators take).
+MAX_SEEDS = 1000
 #: The sweep's stored evaluations: (arm name, evaluation name) -> {seed: record}.
 Found = dict[tuple[str, str], dict[int, EvalRecord]]
 #: The sweep's stored runs: (arm name, seed) -> record.
@@ -92,8 +95,10 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 def sweep(spec: AblationSpec, seeds: int, shard: tuple[int, int] = (1, 1)) -> list[tuple[Arm, int]]:
     """The (arm, seed) jobs of this shard. An arm that starts from another arm's run of the same
     seed stays in that seed's shard, so a shard never waits on another machine."""
-    if seeds < 1:
-        raise VggbenchError(f"--seeds {seeds}: need at least 1 (3 or more for an interval)")
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise VggbenchError(
+            f"--seeds {seeds}: need 1 to {MAX_SEEDS} seeds per arm (3 or more for an interval)"
+        )
     index, count = shard
     return [(arm, seed) for seed in range(seeds) if seed % count == index - 1 for arm in spec.arms]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from vggbench import paper, store
+from vggbench.checks import positive
 from vggbench.data import DATA_SEED, Dataset, stratified_subset
 from vggbench.data.fingerprint import changed_since_training
 from vggbench.data.sources import data_fingerprint
@@ -41,7 +42,7 @@ from vggbench.evaluate.sources import (
     torchvision_model,
 )
 from vggbench.runtime import machine_info, machine_name, resolve_device, utc_now
-from vggbench.scales import TrainScale, parse_train_scale, test_scales, to_pixels
+from vggbench.scales import TrainScale, check_crop, parse_train_scale, test_scales, to_pixels
 from vggbench.store import DataSource, EvalLimits, EvalRecord, MemberErrors, RunRecord
 
 SCALES_DEFAULT = "single"
@@ -131,11 +132,24 @@ def find_sources(options: EvalOptions) -> list[ModelSource]:
                 "--config/--scale, or give --checkpoint FILE or --weights torchvision:vgg16"
             )
         ids = select_runs(options.results_dir, options.net, options.scale, options.data)
+    _check_named_once(options.results_dir, ids)
     sources = [run_source(*load_run(options.results_dir, run_id)) for run_id in ids]
     if options.norm == "imagenet":
         for source in sources:
             source.normalization = IMAGENET_NORMALIZATION
     return sources
+
+
+def _check_named_once(results_dir: str, ids: list[str]) -> None:
+    """Each run once: a fusion of a run with itself is that run at twice the cost (and "A+A")."""
+    named: dict[str, str] = {}
+    for given in ids:
+        run_id = store.find_run(Path(results_dir), given)
+        if run_id in named:
+            raise VggbenchError(
+                f"run {run_id} is named twice ({named[run_id]!r} and {given!r}); name each run once"
+            )
+        named[run_id] = given
 
 
 def _groups(options: EvalOptions, found: list[ModelSource]) -> list[list[ModelSource]]:
@@ -287,6 +301,27 @@ def _check_options(options: EvalOptions) -> None:
             "leave it out to evaluate the whole validation split"
         )
     test_scales(options.scales, TrainScale(*paper.JITTER_RANGE))  # a bad spec fails before any loading
+    _check_checkpoint_options(options)
+
+
+def _check_checkpoint_options(options: EvalOptions) -> None:
+    """--classes, --width and --crop describe a --checkpoint file; a stored run or torchvision's
+    weights know their own, so there they would be ignored in silence."""
+    given = [f"--{name}" for name in ("classes", "width", "crop") if getattr(options, name) is not None]
+    if given and not options.checkpoint:
+        raise VggbenchError(
+            f"{', '.join(given)} {'describes' if len(given) == 1 else 'describe'} a --checkpoint file; "
+            "stored runs and --weights know their own "
+            "classes, width and crop: leave them out, or give --checkpoint FILE"
+        )
+    if options.classes is not None and options.classes < 1:
+        raise VggbenchError(
+            f"--classes {options.classes} must be at least 1; leave it out to read it from FC8"
+        )
+    if options.width is not None and not positive(options.width):
+        raise VggbenchError(f"--width {options.width} must be a finite positive number; e.g. 1 or 0.125")
+    if options.crop is not None:
+        check_crop(options.crop)
 
 
 def run_eval(

@@ -153,6 +153,8 @@ def load_checkpoint_file(
     The architecture comes from the arguments, falling back on the checkpoint's own config; the
     number of classes defaults to the rows of FC8's weight."""
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise VggbenchError(f"checkpoint {file} is a directory; give a weights file (.pt) in it")
     if not file.is_file():
         raise VggbenchError(f"checkpoint {file} does not exist; give a weights file (.pt)")
     loaded = store.read_torch_file(file, "checkpoint", "expected a torch state dict")

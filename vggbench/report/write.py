@@ -5,16 +5,20 @@ captioned figures), and throughput."""
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from vggbench import paper
-from vggbench.ablations.stats import AT_BUDGET, AblationRecord, read_ablations
+from vggbench import fs, paper
+from vggbench.ablations.stats import ABLATIONS, AT_BUDGET, AblationRecord, read_ablations
 from vggbench.bench import HEADERS as BENCH_HEADERS
+from vggbench.bench import KIND as BENCH
 from vggbench.bench import bench_frame
 from vggbench.counts import display, params_frame
+from vggbench.errors import VggbenchError
 from vggbench.render import render_latex, render_markdown
 from vggbench.report.plots import Figure, ablation_figures
 from vggbench.report.tables import (
@@ -28,7 +32,17 @@ from vggbench.report.tables import (
     paper_table_frame,
     seeds_advice,
 )
-from vggbench.store import EvalRecord, RunRecord, atomic_write_text, read_evals, read_records, read_runs
+from vggbench.store import (
+    EVALS,
+    RUNS,
+    EvalRecord,
+    RunRecord,
+    atomic_write_text,
+    read_evals,
+    read_records,
+    read_runs,
+    record_paths,
+)
 
 INTRODUCTION = (
     f"# vggbench report\n\nOur measurements beside {paper.CITATION}. Errors are percent; MACs are "
@@ -106,12 +120,23 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
     out_dir/tables/*.tex and out_dir/plots/*.{png,pdf}: the ablations' summary, Table 2, the
     Table 3-6 shapes, one section per ablation and budget with its figures, throughput."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
-    table2 = display(params_frame())
-    written = write_table2(out_dir, table2)
-
+    if results_dir.exists() and not results_dir.is_dir():
+        # a file where the store should be: the report would go there too by default
+        in_the_way = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(results_dir))
+        raise fs.fs_error(in_the_way, "write" if out_dir == results_dir else "read", results_dir)
+    if not any(record_paths(results_dir, kind) for kind in (RUNS, EVALS, ABLATIONS, BENCH)):
+        # most likely a mistyped --results-dir: an empty report there would hide the typo
+        raise VggbenchError(
+            f"the store {results_dir} has no records (no runs, evals, ablations or bench results); "
+            "check --results-dir, or fill it first with vggbench train, ablate or bench"
+        )
+    # every record is read (a corrupt one is an error) before anything is written
     evals = read_evals(results_dir)
     runs = {run.id: run for run in read_runs(results_dir)}
     ablations = latest_ablations(read_ablations(results_dir))
+    bench_records = read_records(results_dir, BENCH)
+    table2 = display(params_frame())
+    written = write_table2(out_dir, table2)
     figures: dict[str, list[Figure]] = {}
     if plots:
         figures = {record.id: ablation_figures(record, out_dir / "plots") for record in ablations}
@@ -123,7 +148,7 @@ def write_report(results_dir: Path, out_dir: Path, plots: bool = True) -> list[P
         ([_section("Table 2: parameters and compute", table2, TABLE2_NOTE)], []),
         _paper_table_sections(evals, runs),
         _ablation_sections(ablations, figures),
-        _throughput_sections(read_records(results_dir, "bench")),
+        _throughput_sections(bench_records),
     ):
         parts += markdown
         tables += latex

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from vggbench import paper, store
+from vggbench.checks import SEED_LIMIT, in_range, positive, valid_seed
 from vggbench.data import INPUT_RANGES
 from vggbench.data.sources import check_data_options, data_fingerprint, split_sizes
 from vggbench.errors import VggbenchError
@@ -109,20 +109,32 @@ class TrainConfig:
             )
         if self.init_from and self.init == "preinit":
             raise VggbenchError("--init-from and --init preinit both set the initial weights; use one")
-        if not self.init_std > 0:
+        if not positive(self.init_std):
             raise VggbenchError(
-                f"init std {self.init_std} must be positive; the paper's is 0.01 (or 0.1 literally)"
+                f"init std {self.init_std} must be positive and finite; "
+                "the paper's is 0.01 (or 0.1 literally)"
             )
 
     def _recipe_checks(self) -> list[tuple[bool, str]]:
         """(condition, the error when it fails) for each number of the recipe and the data."""
         return [
             (
-                self.lr > 0 and math.isfinite(self.lr),
-                f"learning rate {self.lr} must be positive; the paper's is 0.01",
+                positive(self.lr),
+                f"learning rate {self.lr} must be a finite positive number; the paper's is 0.01",
             ),
-            (0 <= self.momentum < 1, f"momentum {self.momentum} must be in [0, 1); the paper's is 0.9"),
-            (self.weight_decay >= 0, f"weight decay {self.weight_decay} must be at least 0"),
+            (
+                in_range(self.momentum, 0, 1, high_open=True),
+                f"momentum {self.momentum} must be in [0, 1); the paper's is 0.9",
+            ),
+            (
+                in_range(self.weight_decay, 0),
+                f"weight decay {self.weight_decay} must be a finite number of at least 0; "
+                "the paper's is 5e-4",
+            ),
+            (
+                valid_seed(self.seed),
+                f"seed {self.seed} must be a whole number in [0, 2^63 = {SEED_LIMIT}); use e.g. 0, 1, 2",
+            ),
             (self.batch_size >= 1, f"batch size {self.batch_size} must be at least 1"),
             (self.epochs >= 1, f"epochs {self.epochs} must be at least 1"),
             (self.patience >= 1, f"patience {self.patience} must be at least 1 epoch"),
@@ -140,7 +152,7 @@ class TrainConfig:
                 f"--limit-val {self.limit_val} must be at least 1",
             ),
             (
-                self.val_split is None or 0 < self.val_split < 1,
+                self.val_split is None or in_range(self.val_split, 0, 1, low_open=True, high_open=True),
                 f"--val-split {self.val_split} must be in (0, 1)",
             ),
             (self.workers >= 0, f"workers {self.workers} must be at least 0"),

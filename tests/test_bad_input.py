@@ -1,0 +1,307 @@
+"""The bad-input suite: every command, bad values of every kind, each a one-line error with exit 2
+and no traceback, raised before any training or data loading (so each case takes milliseconds).
+
+Each row is (argv, message fragments). Placeholders in argv name module-scoped stores and files:
+{store} holds two complete runs (R1, R2); {list}, {empty}, {wrongtype} hold a run record that is
+`[]`, `{}` or a RunRecord whose `epochs` is 3; {evallist}, {ablation} and {bench} hold a broken
+evaluation, ablation and bench record; {fresh} is a path that does not exist and must not after
+the command either (nothing is written for bad input); {dir}, {json}, {emptyfile}, {text} are a
+directory and non-torch files given as --checkpoint. The other tables (test_cli_params, test_train_runs,
+test_ablations, test_bench, test_runs_command, test_ablation_specs, ...) hold the rest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error
+from test_runs_command import make_run
+
+from vggbench import store
+from vggbench.store import SCHEMA
+
+R1, R2 = "0123456789ab", "0123456789cd"
+INF, NAN = "inf", "nan"
+TRAIN = ["train", "--crop", "32", "--width", "0.0625", "--device", "cpu", "--quiet"]
+TRAIN_AT = ["--results-dir", "{fresh}"]
+SEED_2_63, SEED_2_64 = str(2**63), str(2**64)
+FINITE = "must be a finite positive number"
+
+
+def _train(*options: str) -> list[str]:
+    return [*TRAIN, *options, *TRAIN_AT]
+
+
+def _ablate(*argv: str) -> list[str]:
+    return ["ablate", *argv, "--results-dir", "{fresh}", "--quiet"]
+
+
+def _bench(*argv: str) -> list[str]:
+    return ["bench", *argv, "--no-save", "--results-dir", "{fresh}"]
+
+
+def _eval(*argv: str) -> list[str]:
+    return ["eval", *argv, "--device", "cpu", "--results-dir", "{store}"]
+
+
+CKPT = ["--checkpoint", "{json}", "--config", "A"]
+
+CASES = [
+    # --- params ---------------------------------------------------------------------------------
+    (["params", "--width", INF], ["width inf", FINITE]),
+    (["params", "--width", "-inf"], ["width -inf", FINITE]),
+    (["params", "--width", NAN], ["width nan", FINITE]),
+    (["params", "--width", "-0.5"], ["width -0.5", FINITE]),
+    (["params", "--width", "1e400"], ["width inf", FINITE]),
+    (["params", "--width", "wide"], ["--width", "valid number"]),
+    (["params", "--config", "A", "--width", INF], ["width inf", FINITE]),
+    (["params", "--config", "Z"], ["unknown config 'Z'"]),
+    (["params", "--config", "A", "--size", "33"], ["multiple of 32"]),
+    (["params", "--size", "0"], ["size 0"]),
+    (["params", "--size", "-32"], ["size -32"]),
+    (["params", "--classes", "0"], ["classes 0", "at least 1"]),
+    (["params", "--classes", "many"], ["--classes", "valid integer"]),
+    (["params", "--filters", "--channels", "-4"], ["channels -4 must be at least 1"]),
+    (["params", "--filters", "--channels", "x"], ["--channels", "valid integer"]),
+    (["params", "--format", "yaml"], ["unknown format 'yaml'"]),
+    (["params", "extra"], ["extra"]),
+    # --- train: every float option, finite and in range ------------------------------------------
+    (_train("--width", INF), ["width inf", FINITE]),
+    (_train("--width", "-inf"), ["width -inf", FINITE]),
+    (_train("--width", NAN), ["width nan", FINITE]),
+    (_train("--width", "0"), ["width 0.0", FINITE]),
+    (_train("--width", "-1"), ["width -1.0", FINITE]),
+    (_train("--lr", INF), ["learning rate inf", FINITE]),
+    (_train("--lr", NAN), ["learning rate nan", FINITE]),
+    (_train("--lr", "0"), ["learning rate 0.0", FINITE]),
+    (_train("--lr", "-inf"), ["learning rate -inf", FINITE]),
+    (_train("--momentum", "1"), ["momentum 1.0 must be in [0, 1)"]),
+    (_train("--momentum", "-0.1"), ["momentum -0.1 must be in [0, 1)"]),
+    (_train("--momentum", NAN), ["momentum nan must be in [0, 1)"]),
+    (_train("--momentum", INF), ["momentum inf must be in [0, 1)"]),
+    (_train("--weight-decay", INF), ["weight decay inf", "finite number of at least 0"]),
+    (_train("--weight-decay", NAN), ["weight decay nan", "finite number of at least 0"]),
+    (_train("--weight-decay", "-1e-4"), ["weight decay -0.0001", "at least 0"]),
+    (_train("--init", "paper", "--init-std", INF), ["init std inf must be positive and finite"]),
+    (_train("--init", "paper", "--init-std", NAN), ["init std nan must be positive and finite"]),
+    (_train("--init", "paper", "--init-std", "-0.01"), ["init std -0.01 must be positive and finite"]),
+    (_train("--init-std", INF), ["init std inf must be positive and finite"]),  # checked whatever the init
+    (_train("--dropout", "1"), ["dropout 1.0 must be in [0, 1)"]),
+    (_train("--dropout", "-0.5"), ["dropout -0.5 must be in [0, 1)"]),
+    (_train("--dropout", NAN), ["dropout nan must be in [0, 1)"]),
+    (_train("--dropout", INF), ["dropout inf must be in [0, 1)"]),
+    (_train("--val-split", "0"), ["--val-split 0.0 must be in (0, 1)"]),
+    (_train("--val-split", "1"), ["--val-split 1.0 must be in (0, 1)"]),
+    (_train("--val-split", NAN), ["--val-split nan must be in (0, 1)"]),
+    (_train("--val-split", INF), ["--val-split inf must be in (0, 1)"]),
+    (_train("--val-split", "-0.2"), ["--val-split -0.2 must be in (0, 1)"]),
+    (_train("--config", "A-LRN", "--lrn-alpha", INF), ["LRN alpha inf must be positive"]),
+    (_train("--config", "A-LRN", "--lrn-alpha", NAN), ["LRN alpha nan must be positive"]),
+    (_train("--config", "A-LRN", "--lrn-alpha", "-1e-4"), ["LRN alpha -0.0001 must be positive"]),
+    # --- train: seeds and whole numbers ----------------------------------------------------------
+    (_train("--seed", "-1"), ["seed -1 must be a whole number in [0, 2^63"]),
+    (_train("--seed", SEED_2_63), [f"seed {SEED_2_63} must be a whole number in [0, 2^63"]),
+    (_train("--seed", SEED_2_64), [f"seed {SEED_2_64} must be a whole number in [0, 2^63"]),
+    (_train("--seed", "1.5"), ["--seed", "valid integer"]),
+    (_train("--epochs", "0"), ["epochs 0 must be at least 1"]),
+    (_train("--batch", "0"), ["batch size 0 must be at least 1"]),
+    (_train("--max-lr-decreases", "-1"), ["max lr decreases -1 must be at least 0"]),
+    (_train("--limit-train", "0"), ["--limit-train 0 must be at least 1"]),
+    (_train("--limit-val", "0"), ["--limit-val 0 must be at least 1"]),
+    (_train("--workers", "-1"), ["workers -1 must be at least 0"]),
+    (_train("--max-device-batch", "0"), ["max device batch 0 must be at least 1"]),
+    (_train("--fc-width", "0"), ["fc width 0 must be at least 1"]),
+    # --- train: names ----------------------------------------------------------------------------
+    (_train("--config", "F"), ["unknown config 'F'"]),
+    (_train("--init", "xavier"), ["unknown init 'xavier'", "paper, glorot, kaiming, preinit"]),
+    (
+        _train("--init", "preinit", "--preinit-from", "abc", "--preinit-mapping", "random"),
+        ["unknown pre-init mapping 'random'", "stage, order"],
+    ),
+    (_train("--preinit-from", "abc"), ["--preinit-from needs --init preinit"]),
+    (
+        _train("--init", "preinit", "--preinit-from", "abc", "--init-from", "abc"),
+        ["--init-from and --init preinit both set the initial weights"],
+    ),
+    (_train("--crop", "0"), ["multiple of 32"]),
+    (_train("--crop", "-32"), ["multiple of 32"]),
+    (_train("--scale", "256:abc"), ["bad scale"]),
+    (_train("--scale", "-256"), ["bad scale"]),
+    (_train("--data", "imagenet"), ["unknown dataset 'imagenet'"]),
+    (_train("--data", "imagefolder:"), ["needs a path"]),
+    # --- ablate ----------------------------------------------------------------------------------
+    (_ablate("lrn", "--seeds", "-1"), ["--seeds -1: need 1 to 1000"]),
+    (_ablate("lrn", "--seeds", "1001"), ["--seeds 1001: need 1 to 1000"]),
+    (_ablate("lrn", "--seeds", SEED_2_64), [f"--seeds {SEED_2_64}: need 1 to 1000"]),
+    (_ablate("lrn", "--width", INF), ["width inf", FINITE]),
+    (_ablate("lrn", "--width", NAN), ["width nan", FINITE]),
+    (_ablate("lrn", "--width", "0"), ["width 0.0", FINITE]),
+    (_ablate("lrn", "--lr", INF), ["learning rate inf", FINITE]),
+    (_ablate("lrn", "--lr", NAN), ["learning rate nan", FINITE]),
+    (_ablate("lrn", "--lr", "-0.01"), ["learning rate -0.01", FINITE]),
+    (_ablate("jitter", "--finetune-lr", INF), ["--finetune-lr inf must be a positive number"]),
+    (_ablate("jitter", "--finetune-lr", NAN), ["--finetune-lr nan must be a positive number"]),
+    (_ablate("lrn", "--crop", "30"), ["multiple of 32"]),
+    (_ablate("lrn", "--epochs", "0"), ["epoch cap 0 is below the patience"]),
+    (_ablate("lrn", "--batch", "0"), ["batch size 0 must be at least 1"]),
+    (_ablate("lrn", "--limit-train", "0"), ["--limit-train 0 must be at least 1"]),
+    (_ablate("lrn", "--init", "xavier"), ["unknown init 'xavier'"]),
+    (_ablate("lrn", "--data", "imagenet"), ["unknown dataset 'imagenet'"]),
+    (_ablate("lrn", "--format", "xml"), ["unknown format 'xml'"]),
+    (_ablate("lrn", "--shard", "0/0"), ["bad shard '0/0'"]),
+    (_ablate("lrn", "--shard", "x"), ["bad shard 'x'"]),
+    (_ablate("lrn", "--config", "F"), ["--config F"]),
+    # --- eval: run ids ---------------------------------------------------------------------------
+    (_eval("*"), ["no stored run '*'"]),
+    (_eval("a[b"), ["no stored run 'a[b'"]),
+    (_eval("?"), ["no stored run '?'"]),
+    (_eval("../runs/" + R1), ["no stored run '../runs/"]),
+    (_eval("ffff"), ["no stored run 'ffff'"]),
+    (_eval("0123456789"), ["run id '0123456789' is ambiguous", "give more characters"]),
+    (_eval("--fuse", R1, R1), [f"run {R1} is named twice", "name each run once"]),
+    (_eval("--fuse", R1, "0123456789a"), [f"run {R1} is named twice", "'0123456789a'"]),
+    (_eval("--fuse", R1, R2, "--run", R2), [f"run {R2} is named twice"]),
+    (_eval(R1, R1), [f"run {R1} is named twice"]),
+    # --- eval: options that apply to --checkpoint only -------------------------------------------
+    (_eval(R1, "--classes", "10"), ["--classes describes a --checkpoint file", "leave them out"]),
+    (_eval(R1, "--width", "0.5"), ["--width describes a --checkpoint file"]),
+    (_eval(R1, "--crop", "32"), ["--crop describes a --checkpoint file"]),
+    (_eval("--config", "A", "--classes", "3"), ["--classes describes a --checkpoint file"]),
+    (_eval("--weights", "torchvision:vgg16", "--classes", "10"), ["--classes describes a --checkpoint"]),
+    (_eval(R1, "--width", "1", "--crop", "64"), ["--width, --crop describe a --checkpoint file"]),
+    (_eval(*CKPT, "--classes", "0"), ["--classes 0 must be at least 1"]),
+    (_eval(*CKPT, "--width", INF), ["--width inf", FINITE]),
+    (_eval(*CKPT, "--width", NAN), ["--width nan", FINITE]),
+    (_eval(*CKPT, "--width", "0"), ["--width 0.0", FINITE]),
+    (_eval(*CKPT, "--crop", "30"), ["multiple of 32"]),
+    # --- eval: what --checkpoint names -----------------------------------------------------------
+    (_eval("--checkpoint", "{dir}", "--config", "A"), ["is a directory", "give a weights file"]),
+    (_eval("--checkpoint", "{json}", "--config", "A"), ["not a torch file", "weights.json"]),
+    (_eval("--checkpoint", "{emptyfile}", "--config", "A"), ["not a torch file", "empty.pt"]),
+    (_eval("--checkpoint", "{text}", "--config", "A"), ["not a torch file", "notes.pt"]),
+    (_eval("--checkpoint", "{fresh}", "--config", "A"), ["does not exist"]),
+    (_eval(R1, "--checkpoint", "{json}"), ["give one source of models"]),
+    # --- eval: other options ---------------------------------------------------------------------
+    (_eval(R1, "--batch", "0"), ["batch 0 must be at least 1"]),
+    (_eval(R1, "--method", "sideways"), ["sideways"]),
+    (_eval(R1, "--scales", "huge"), ["huge"]),
+    (_eval(R1, "--norm", "zscore"), ["unknown normalisation 'zscore'"]),
+    (_eval(R1, "--format", "xml"), ["unknown format 'xml'"]),
+    (_eval(R1, "--scale", "512:256"), ["reversed"]),
+    # --- records of the wrong shape, wherever they are read ---------------------------------------
+    (["runs", "list", "--results-dir", "{list}"], ["corrupt record", "aaaa00000000.json", "a JSON list"]),
+    (["runs", "list", "--results-dir", "{empty}"], ["corrupt record", "bbbb00000000.json", "no id"]),
+    (
+        ["runs", "list", "--results-dir", "{wrongtype}"],
+        ["corrupt record", "cccc00000000.json", "RunRecord.epochs is a number 3", "delete it"],
+    ),
+    (["runs", "show", "aaaa", "--results-dir", "{list}"], ["corrupt record", "aaaa00000000.json"]),
+    (["runs", "show", "bbbb", "--results-dir", "{empty}"], ["corrupt record", "bbbb00000000.json"]),
+    (["runs", "show", "cccc", "--results-dir", "{wrongtype}"], ["RunRecord.epochs is a number 3"]),
+    (["runs", "export", "--results-dir", "{list}"], ["corrupt record", "aaaa00000000.json"]),
+    (["runs", "export", "--results-dir", "{evallist}"], ["corrupt record", "eeee00000000.json"]),
+    (
+        ["runs", "show", R1, "--results-dir", "{evallist}"],
+        ["corrupt record", "eeee00000000.json", "a JSON list"],
+    ),
+    (["eval", "aaaa", "--results-dir", "{list}"], ["corrupt record", "aaaa00000000.json"]),
+    (["eval", "bbbb", "--results-dir", "{empty}"], ["corrupt record", "bbbb00000000.json"]),
+    (["eval", "cccc", "--results-dir", "{wrongtype}"], ["RunRecord.epochs is a number 3"]),
+    (["eval", "--config", "A", "--results-dir", "{list}"], ["corrupt record", "aaaa00000000.json"]),
+    (["report", "--results-dir", "{list}", "--no-plots"], ["corrupt record", "aaaa00000000.json"]),
+    (["report", "--results-dir", "{empty}", "--no-plots"], ["corrupt record", "bbbb00000000.json"]),
+    (["report", "--results-dir", "{wrongtype}", "--no-plots"], ["RunRecord.epochs is a number 3"]),
+    (["report", "--results-dir", "{evallist}", "--no-plots"], ["corrupt record", "eeee00000000.json"]),
+    (
+        ["report", "--results-dir", "{ablation}", "--no-plots"],
+        ["corrupt record", "aaaa11111111.json", "AblationRecord.arms is a number 3"],
+    ),
+    (["report", "--results-dir", "{bench}", "--no-plots"], ["corrupt record", "bbbb11111111.json"]),
+    # --- report ----------------------------------------------------------------------------------
+    (["report", "--results-dir", "{fresh}"], ["has no records", "check --results-dir"]),
+    (["report", "--results-dir", "{fresh}", "--out", "{fresh}"], ["has no records", "fresh"]),
+    (["report", "--results-dir", "{dir}"], ["has no records", "ckpt-dir"]),
+    (["report", "--bogus"], ["--bogus"]),
+    # --- runs ------------------------------------------------------------------------------------
+    (["runs", "show", "*", "--results-dir", "{store}"], ["no stored run '*'"]),
+    (["runs", "show", "a[b", "--results-dir", "{store}"], ["no stored run 'a[b'"]),
+    (["runs", "show", "[0-9]*", "--results-dir", "{store}"], ["no stored run '[0-9]*'"]),
+    (["runs", "show", " ", "--results-dir", "{store}"], ["empty run id"]),
+    (["runs", "compare", R1, "*", "--results-dir", "{store}"], ["no stored run '*'"]),
+    (["runs", "compare", R1, "ffff", "--results-dir", "{store}"], ["no stored run 'ffff'"]),
+    (["runs", "show", R1, "--format", "xml", "--results-dir", "{store}"], ["unknown format 'xml'"]),
+    (["runs", "list", "--config", "Z", "--results-dir", "{store}"], ["unknown config 'Z'"]),
+    (["runs", "nope"], ["nope"]),
+    # --- bench -----------------------------------------------------------------------------------
+    (_bench("--width", INF), ["width inf", FINITE]),
+    (_bench("--width", NAN), ["width nan", FINITE]),
+    (_bench("--width", "-0.125"), ["width -0.125", FINITE]),
+    (_bench("--width", "0.125,inf"), ["width inf", FINITE]),
+    (_bench("--crop", "0"), ["crop/size 0", "multiple of 32"]),
+    (_bench("--crop", "abc"), ["--crop", "'abc'"]),
+    (_bench("--classes", "0"), ["classes 0 must be at least 1"]),
+    (_bench("--repeats", "0"), ["repeats 0 must be at least 1"]),
+    (_bench("--eval-images", "0"), ["eval images 0 must be at least 1"]),
+    (_bench("--batch", "-1"), ["batch -1"]),
+    (_bench("--config", "A,Q"), ["unknown config 'Q'"]),
+]
+
+
+def _case_id(argv: list[str]) -> str:
+    return " ".join(argv).replace(" --results-dir {fresh}", "").replace(" --results-dir {store}", "")
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory) -> dict[str, str]:
+    """The stores and files the table's placeholders name, built once for the module."""
+    root = tmp_path_factory.mktemp("bad-input")
+    good = root / "store"
+    store.write_run(good, make_run(R1))
+    store.write_run(good, make_run(R2))
+
+    def broken(name: str, kind: str, record_id: str, data: object) -> str:
+        folder = root / name
+        store.write_run(folder, make_run(R1))  # beside a good record: the bad one is named
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+        (folder / kind / f"{record_id}.json").write_text(json.dumps(data))
+        return str(folder)
+
+    wrong = {**make_run("cccc00000000").to_json(), "epochs": 3}
+    ablation = {"schema": SCHEMA, "id": "aaaa11111111", "kind": "ablation", "arms": 3}
+    files = root / "files"
+    (files / "ckpt-dir").mkdir(parents=True)
+    (files / "weights.json").write_text('{"classifier.6.weight": [1, 2]}')
+    (files / "empty.pt").write_bytes(b"")
+    (files / "notes.pt").write_text("weights: see the run\n")
+    return {
+        "store": str(good),
+        "list": broken("list", "runs", "aaaa00000000", []),
+        "empty": broken("empty", "runs", "bbbb00000000", {}),
+        "wrongtype": broken("wrongtype", "runs", "cccc00000000", wrong),
+        "evallist": broken("evallist", "evals", "eeee00000000", []),
+        "ablation": broken("ablation", "ablations", "aaaa11111111", ablation),
+        "bench": broken("bench", "bench", "bbbb11111111", [1, 2]),
+        "dir": str(files / "ckpt-dir"),
+        "json": str(files / "weights.json"),
+        "emptyfile": str(files / "empty.pt"),
+        "text": str(files / "notes.pt"),
+    }
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("argv, fragments", CASES, ids=[_case_id(argv) for argv, _ in CASES])
+def test_bad_input(cli, places, tmp_path, argv, fragments):
+    fresh = tmp_path / "fresh"
+    where = {**places, "fresh": str(fresh)}
+    before = _snapshot(Path(places["store"]).parent)
+    assert_one_line_error(cli(*(arg.format(**where) for arg in argv)), *fragments)
+    assert not fresh.exists()  # bad input writes nothing: no store, no report, no record
+    assert _snapshot(Path(places["store"]).parent) == before  # and changes nothing already written
+
+
+def test_the_table_has_no_duplicate_inputs():
+    assert len({tuple(argv) for argv, _ in CASES}) == len(CASES)
