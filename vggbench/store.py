@@ -243,6 +243,8 @@ class RunRecord:
     torch_version: str
     code_version: str
     created: str
+    #: bf16 autocast, channels_last, torch.compile; {} in records made before they were recorded
+    device_options: dict[str, bool] = field(default_factory=dict)
     status: str = "complete"
     kind: str = "run"
     schema: int = SCHEMA
@@ -264,6 +266,9 @@ class RunRecord:
         """The config without what differs between seeds of one recipe (the seed, and the ids of the
         runs it started from, which differ by seed): runs with equal keys are repeats over seeds."""
         key = {k: v for k, v in self.config.items() if k not in ("seed", "init_from", "preinit_from")}
+        key.pop("channels_last", None)  # an execution field that records before it existed lack
+        if not key.get("bf16"):
+            key.pop("bf16", None)  # fp32, as every record made before the option existed
         key.update(
             init_from=bool(self.config.get("init_from")), preinit_from=bool(self.config.get("preinit_from"))
         )

@@ -3,7 +3,8 @@
 TrainLoader, in-memory sets (airbench's way): the whole split is moved to the device once as uint8;
 each batch is a slice of the epoch's permutation, gathered and augmented on the device.
 TrainLoader, streamed sets: a torch DataLoader whose workers decode files (a list per batch, since
-sizes differ), then the same augmentation on the device.
+sizes differ), then the same augmentation on the device. On a GPU the workers only read the files'
+bytes and the batch's JPEGs are decoded on the device with nvJPEG (vggbench.data.decode).
 
 Determinism and data parallelism: the permutation of epoch e depends on (seed, e) only, and the
 augmentation draws of global batch b on (seed, e, b) only. A global batch holds
@@ -28,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vggbench.data.augment import TrainAugment
+from vggbench.data.decode import FileBytes, decode_batch
 from vggbench.data.imagesets import FolderImages, ImageSet
 from vggbench.errors import VggbenchError
 
@@ -70,10 +72,23 @@ def _collate_list(
     return [image for image, _ in items], torch.tensor([label for _, label in items], dtype=torch.int64)
 
 
-def _stream(imageset: ImageSet, batches: list[list[int]], workers: int, device: torch.device) -> Iterator:
+def decodes_on_device(imageset: ImageSet, device: torch.device) -> bool:
+    """Whether a streamed set's files are decoded on the device (nvJPEG on a GPU), the workers only
+    reading bytes; on a CPU the workers decode with PIL."""
+    return device.type == "cuda" and isinstance(imageset, FolderImages)
+
+
+def _stream(
+    imageset: ImageSet,
+    batches: list[list[int]],
+    workers: int,
+    device: torch.device,
+    dataset: torch.utils.data.Dataset | None = None,
+) -> Iterator:
+    """Batches (lists) of `dataset`'s items for `batches`' indices: decoded images by default."""
     return iter(
         DataLoader(
-            _Decode(imageset),
+            dataset if dataset is not None else _Decode(imageset),
             batch_sampler=batches,
             num_workers=workers,
             collate_fn=_collate_list,
@@ -160,9 +175,14 @@ class TrainLoader:
                 started = time.perf_counter()
             return
         mine = [batch[start:stop].tolist() for batch, (start, stop) in zip(batches, bounds)]
-        stream = _stream(self.imageset, mine, self.workers, self.device)
+        on_device = decodes_on_device(self.imageset, self.device)
+        files = FileBytes(self.imageset) if on_device else None  # type: ignore[arg-type]
+        stream = _stream(self.imageset, mine, self.workers, self.device, files)
         for b, (batch, (start, stop)) in enumerate(zip(batches, bounds)):
             images, labels = next(stream)
+            if on_device:
+                paths = [self.imageset.paths[i] for i in mine[b]]  # type: ignore[attr-defined]
+                images = decode_batch(images, paths, self.device, self.imageset.skip_bad_images)  # type: ignore[attr-defined]
             params = self.batch_draws(e, b, len(batch))[start:stop]
             keep = [i for i, image in enumerate(images) if image is not None]
             if len(keep) < len(images):
@@ -171,8 +191,7 @@ class TrainLoader:
                     continue
                 params, labels = params[torch.tensor(keep)], labels[keep]
                 images = [images[i] for i in keep]
-            on_device = [image.to(self.device, non_blocking=True) for image in images]
-            x = self.augment.apply(on_device, params)
+            x = self.augment.apply([image.to(self.device, non_blocking=True) for image in images], params)
             y = labels.to(self.device, non_blocking=True)
             self.data_time += time.perf_counter() - started
             yield x, y
