@@ -324,7 +324,22 @@ def train(
         False, "--force", help="train again even if the run is stored", rich_help_panel=RUN_CONTROL
     ),
     compile_: bool = typer.Option(
-        False, "--compile", help="torch.compile the model", rich_help_panel=RUN_CONTROL
+        False,
+        "--compile",
+        help="torch.compile the model (slower on the 2-core CPU, see the README)",
+        rich_help_panel=RUN_CONTROL,
+    ),
+    bf16: bool = typer.Option(
+        False,
+        "--bf16",
+        help="bf16 autocast in training and validation (part of the run id)",
+        rich_help_panel=RUN_CONTROL,
+    ),
+    channels_last: bool = typer.Option(
+        True,
+        "--channels-last/--no-channels-last",
+        help="channels_last memory format (model and input): faster on GPUs and on the README's CPU",
+        rich_help_panel=RUN_CONTROL,
     ),
     deterministic: bool = typer.Option(
         False, "--deterministic", help="deterministic algorithms (exact resume)", rich_help_panel=RUN_CONTROL
@@ -376,6 +391,8 @@ def train(
         "skip_bad_images": skip_bad_images,
         "workers": workers,
         "compile": compile_,
+        "bf16": bf16,
+        "channels_last": channels_last,
         "deterministic": deterministic,
     }
     settings = training.TrainConfig(**{k: v for k, v in options.items() if v is not None})
@@ -669,6 +686,12 @@ def ablate(
         None, help="--submit slurm: each task's time limit, in minutes", rich_help_panel=RUN_CONTROL
     ),
     slurm_gpus: int = typer.Option(None, help="--submit slurm: GPUs per task", rich_help_panel=RUN_CONTROL),
+    bf16: bool = typer.Option(
+        False,
+        "--bf16",
+        help="bf16 autocast for every run (part of their ids; the gpu preset sets it)",
+        rich_help_panel=RUN_CONTROL,
+    ),
 ) -> None:
     """Run one of the paper's ablations over seeds and judge the paper's claim.
 
@@ -698,6 +721,7 @@ def ablate(
         "init": init,
         "finetune_lr": finetune_lr,
         "finetune_epochs": finetune_epochs,
+        "bf16": bf16 or None,  # None keeps the preset's
     }
     budget = preset_budget(spec, preset, overrides)  # validates --preset before any work
     _gpu_scale_note(budget.crop, budget.width, device)

@@ -8,6 +8,7 @@ import contextlib
 import datetime
 import os
 import platform
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,8 +161,47 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
     return contextlib.nullcontext()
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether the device computes in bf16: the GPU's own report on cuda; on a CPU, oneDNN's check
+    for bf16 instructions (without them autocast would run emulated and slowly, if at all)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and check is not None and check()
+
+
+def compile_available(device: torch.device) -> bool:
+    """Whether torch.compile can work here, checked cheaply (nothing is compiled): dynamo supports
+    this Python, and inductor has its backend: Triton on a GPU, a C++ compiler on a CPU."""
+    import torch._dynamo  # lazy: loading dynamo costs a second; only `--compile` needs it
+
+    if not torch._dynamo.is_dynamo_supported():
+        return False
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton  # lazy: as above, only for `--compile`
+
+        return has_triton()
+    return any(shutil.which(name) for name in (os.environ.get("CXX", "c++"), "g++", "clang++"))
+
+
+def check_device_options(device: torch.device, bf16: bool, compile: bool) -> None:
+    """A one-line error for a device option this machine cannot honour (before any work starts)."""
+    if bf16 and not bf16_supported(device):
+        raise VggbenchError(
+            f"--bf16: {device} has no bf16 support (on a CPU: no AVX-512 BF16 / AMX instructions); "
+            "drop --bf16 (fp32) or use a GPU that has it"
+        )
+    if compile and not compile_available(device):
+        backend = "Triton" if device.type == "cuda" else "a C++ compiler (g++ or clang++)"
+        raise VggbenchError(
+            f"--compile: torch.compile is unavailable here (it needs dynamo support for this Python and "
+            f"{backend}); drop --compile or install it"
+        )
+
+
 def memory_format(channels_last: bool) -> torch.memory_format:
-    """channels_last (NHWC) where asked for: faster convolutions on tensor-core GPUs."""
+    """channels_last (NHWC) where asked for: faster convolutions on tensor-core GPUs, and on the
+    2-core CPU of the README's figures."""
     return torch.channels_last if channels_last else torch.contiguous_format
 
 

@@ -364,6 +364,8 @@ class RunRecord:
     created: str
     #: data.fingerprint of the files it trained on (part of its id): `eval` notes when they changed
     data_fingerprint: str | None = None
+    #: bf16 autocast, channels_last, torch.compile; {} in records made before they were recorded
+    device_options: dict[str, bool] = field(default_factory=dict)
     status: str = "complete"
     kind: str = "run"
     schema: int = SCHEMA
@@ -390,6 +392,9 @@ class RunRecord:
         key = {k: v for k, v in self.config.items() if k not in ("seed", "init_from", "preinit_from")}
         if not fingerprint_in_id(self.config.get("data", "")):
             key.pop("data_fingerprint", None)  # not part of the id, and absent from older records
+        key.pop("channels_last", None)  # an execution field that records before it existed lack
+        if not key.get("bf16"):
+            key.pop("bf16", None)  # fp32, as every record made before the option existed
         key.update(
             init_from=bool(self.config.get("init_from")), preinit_from=bool(self.config.get("preinit_from"))
         )

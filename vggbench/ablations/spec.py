@@ -170,6 +170,7 @@ class Budget:
     stop: str | None = None
     patience: int | None = None  # epochs without a better val error before lr / 10 (default 2)
     max_lr_decreases: int | None = None  # None: the paper's 3; 0 is a fixed lr
+    bf16: bool = False  # bf16 autocast (train --bf16): a GPU preset's speed, part of the run ids
     design: str = CHAIN  # set from the spec (chain = false / --from-scratch), not a preset key
 
     def __post_init__(self) -> None:
@@ -463,6 +464,7 @@ def _check_budget_values(values: dict[str, Any], where: str, path: str, cli: boo
             lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
             "must be a whole number, at least 0 (the paper's is 3)",
         ),
+        "bf16": (lambda v: isinstance(v, bool), "must be true or false (bf16 autocast on a GPU)"),
         "stop": (
             lambda v: v in STOP_RULES,
             f"is not a stopping rule; choose {' or '.join(STOP_RULES)} (the paper's)",

@@ -255,6 +255,7 @@ def train_config(
         "batch_size": budget.batch,
         "limit_train": budget.limit_train,
         "limit_val": budget.limit_val,
+        "bf16": budget.bf16,
     }
     for key in ("stop", "patience", "max_lr_decreases"):
         if getattr(budget, key) is not None:

@@ -8,6 +8,7 @@ decoding each with PIL when it is asked for (any sizes: ImageFolder / ImageNet l
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -89,12 +90,13 @@ class TensorImages(ImageSet):
         return f"TensorImages({len(self)} x {tuple(self.images.shape[1:])})"
 
 
-def decode_image(path: Path) -> torch.Tensor:
-    """Decode a file to uint8 (3, H, W) RGB; any failure becomes a VggbenchError naming the file."""
+def decode_image(path: Path, data: bytes | None = None) -> torch.Tensor:
+    """Decode a file (or its bytes `data`, already read) to uint8 (3, H, W) RGB; any failure becomes
+    a VggbenchError naming the file."""
     from PIL import Image
 
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data) if data is not None else path) as image:
             array = np.asarray(image.convert("RGB"))
     except Exception as error:  # PIL raises many types for bad files
         raise VggbenchError(f"cannot read image {path}: {error}; {BAD_IMAGE_FIX}") from None

@@ -4,7 +4,9 @@ TrainLoader, in-memory sets (airbench's way): the whole split is moved to the de
 each batch is a slice of the epoch's permutation, gathered and augmented on the device.
 TrainLoader, streamed sets: a torch DataLoader whose workers decode files (a list per batch, since
 sizes differ), then the same augmentation on the device. A decoded folder of mixed sizes
-(cache.PackedImages) takes that path without workers: its batches are views of one buffer.
+(cache.PackedImages) takes that path without workers: its batches are views of one buffer. On a
+GPU the workers only read the files' bytes and the batch's JPEGs are decoded on the device with
+nvJPEG (vggbench.data.decode).
 
 Determinism and data parallelism: the permutation of epoch e depends on (seed, e) only, and the
 augmentation draws of global batch b on (seed, e, b) only. A global batch holds
@@ -30,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from vggbench.data.augment import TrainAugment
 from vggbench.data.cache import PackedImages
+from vggbench.data.decode import FileBytes, decode_batch
 from vggbench.data.imagesets import FolderImages, ImageSet
 from vggbench.errors import VggbenchError
 
@@ -72,10 +75,23 @@ def _collate_list(
     return [image for image, _ in items], torch.tensor([label for _, label in items], dtype=torch.int64)
 
 
-def _stream(imageset: ImageSet, batches: list[list[int]], workers: int, device: torch.device) -> Iterator:
+def decodes_on_device(imageset: ImageSet, device: torch.device) -> bool:
+    """Whether a streamed set's files are decoded on the device (nvJPEG on a GPU), the workers only
+    reading bytes; on a CPU the workers decode with PIL."""
+    return device.type == "cuda" and isinstance(imageset, FolderImages)
+
+
+def _stream(
+    imageset: ImageSet,
+    batches: list[list[int]],
+    workers: int,
+    device: torch.device,
+    dataset: torch.utils.data.Dataset | None = None,
+) -> Iterator:
+    """Batches (lists) of `dataset`'s items for `batches`' indices: decoded images by default."""
     return iter(
         DataLoader(
-            _Decode(imageset),
+            dataset if dataset is not None else _Decode(imageset),
             batch_sampler=batches,
             num_workers=workers,
             collate_fn=_collate_list,
@@ -165,16 +181,19 @@ class TrainLoader:
                 started = time.perf_counter()
             return
         mine = [batch[start:stop].tolist() for batch, (start, stop) in zip(batches, bounds)]
-        if isinstance(self.imageset, PackedImages):  # decoded already: gathered here, no workers
-            packed = self.imageset
+        packed = self.imageset if isinstance(self.imageset, PackedImages) else None
+        on_device = packed is None and decodes_on_device(self.imageset, self.device)
+        if packed is not None:  # decoded already: gathered here, no workers
             stream = iter((packed.gather(ids, self.device), packed.labels[ids]) for ids in mine)
         else:
-            stream = _stream(self.imageset, mine, self.workers, self.device)
+            files = FileBytes(self.imageset) if on_device else None  # type: ignore[arg-type]
+            stream = _stream(self.imageset, mine, self.workers, self.device, files)
         for b, (batch, (start, stop)) in enumerate(zip(batches, bounds)):
             images, labels = next(stream)
-            sources = (
-                [packed.sources[i] for i in mine[b]] if isinstance(self.imageset, PackedImages) else None
-            )
+            sources = [packed.sources[i] for i in mine[b]] if packed is not None else None
+            if on_device:
+                paths = [self.imageset.paths[i] for i in mine[b]]  # type: ignore[attr-defined]
+                images = decode_batch(images, paths, self.device, self.imageset.skip_bad_images)  # type: ignore[attr-defined]
             params = self.batch_draws(e, b, len(batch))[start:stop]
             keep = [i for i, image in enumerate(images) if image is not None]
             if len(keep) < len(images):
@@ -183,8 +202,8 @@ class TrainLoader:
                     continue
                 params, labels = params[torch.tensor(keep)], labels[keep]
                 images = [images[i] for i in keep]
-            on_device = [image.to(self.device, non_blocking=True) for image in images]
-            x = self.augment.apply(on_device, params, sources)  # sources: never skipped (no files)
+            on_device_images = [image.to(self.device, non_blocking=True) for image in images]
+            x = self.augment.apply(on_device_images, params, sources)  # sources: never skipped (no files)
             y = labels.to(self.device, non_blocking=True)
             self.data_time += time.perf_counter() - started
             yield x, y

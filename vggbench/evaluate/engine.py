@@ -46,7 +46,7 @@ from vggbench.evaluate.protocols import (
     topk_correct,
 )
 from vggbench.models import VGG, ModelSpec, to_fully_connected, to_fully_convolutional
-from vggbench.runtime import synchronize
+from vggbench.runtime import memory_format, synchronize
 from vggbench.store import MemberErrors
 
 #: uint8 images (g, 3, H, W) of one shape and a test scale Q in pixels -> float net input on the device.
@@ -146,16 +146,18 @@ class _Net:
 
 
 def _nets(
-    models: Sequence[VGG], scales: list[tuple[int, ...]], prepares: list[Prepare], device
+    models: Sequence[VGG], scales: list[tuple[int, ...]], prepares: list[Prepare], device, layout
 ) -> list[_Net]:
-    """Each model in both head forms on the device; fused models must share classes and crop."""
+    """Each model in both head forms on the device in memory format `layout`; fused models must
+    share classes and crop."""
     if not models:
         raise VggbenchError("no model to evaluate")
     nets = []
     for model, qs, prepare in zip(models, scales, prepares):
         fc = model if not model.fully_convolutional else to_fully_connected(model)
         conv = model if model.fully_convolutional else to_fully_convolutional(model)
-        nets.append(_Net(fc.to(device).eval(), conv.to(device).eval(), model.spec, qs, prepare))
+        fc, conv = (m.to(device, memory_format=layout).eval() for m in (fc, conv))
+        nets.append(_Net(fc, conv, model.spec, qs, prepare))
     classes = [n.spec.num_classes for n in nets]
     if len(set(classes)) > 1:
         raise VggbenchError(
@@ -194,8 +196,10 @@ class _Engine:
     """The loop of `evaluate_batches`, with its running tallies: correct counts per method (fusion
     and members), forward passes, MACs and seconds per base method."""
 
-    def __init__(self, nets: list[_Net], methods: list[str], batch_size: int, flip: bool, device) -> None:
-        self.nets, self.methods, self.bases = nets, methods, base_methods(methods)
+    def __init__(
+        self, nets: list[_Net], methods: list[str], batch_size: int, flip: bool, device, layout
+    ) -> None:
+        self.nets, self.methods, self.bases, self.layout = nets, methods, base_methods(methods), layout
         self.batch_size, self.flip, self.device = batch_size, flip, device
         self.crop, self.num_classes = nets[0].spec.crop, nets[0].spec.num_classes
         views = paper.CROP_GRID**2 * (2 if flip else 1)
@@ -244,7 +248,7 @@ class _Engine:
         synchronize(self.device)
         start = time.perf_counter()
         for indices, group in groups:
-            x = prepare(group.to(self.device), q)
+            x = prepare(group.to(self.device), q).contiguous(memory_format=self.layout)
             merged[tuple(x.shape[-2:])].append((indices, x))
         synchronize(self.device)
         self.prep_seconds += time.perf_counter() - start
@@ -349,6 +353,7 @@ def evaluate_batches(
     device: torch.device | str = "cpu",
     flip: bool = True,
     progress: Callable[[int], None] | None = None,
+    channels_last: bool = True,
 ) -> dict[str, MethodResult]:
     """Evaluate one model, or the fusion of several, with each of `methods` over `scales_px`.
 
@@ -359,18 +364,21 @@ def evaluate_batches(
 
     `batch_size` caps the net inputs of one forward pass. Timing covers preprocessing and the
     forward passes of each base method (multi-crop+dense: both), excluding data loading; on a GPU
-    the device is synchronised around each timed part."""
+    the device is synchronised around each timed part. `channels_last` (the default, as in
+    training) puts models and inputs in NHWC: faster, and only float rounding differs."""
     device = torch.device(device)
+    layout = memory_format(channels_last)
     if not models:
         raise VggbenchError("no model to evaluate")
     crop = models[0].spec.crop
     scales = _per_model_scales(scales_px, len(models), crop)
     engine = _Engine(
-        _nets(models, scales, _per_model_prepares(prepare, len(models)), device),
+        _nets(models, scales, _per_model_prepares(prepare, len(models)), device, layout),
         parse_methods(methods),
         batch_size,
         flip,
         device,
+        layout,
     )
     with torch.inference_mode():
         for images, labels in batches:

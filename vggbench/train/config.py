@@ -36,9 +36,9 @@ def _execution(default: Any) -> Any:
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run. `run_id` hashes the identity fields (not the
-    execution fields: data location, device batch limit, determinism, compilation, workers) of the
-    config `resolved` against its data: with the data's fingerprint, so that changed images make
-    another run, and without limits that take a whole split."""
+    execution fields: data location, device batch limit, determinism, compilation, memory format,
+    workers) of the config `resolved` against its data: with the data's fingerprint, so that changed
+    images make another run, and without limits that take a whole split."""
 
     # model (num_classes comes from the dataset)
     net: str = "A"  # Table 1 name; the CLI's --config
@@ -74,12 +74,15 @@ class TrainConfig:
     max_lr_decreases: int = paper.MAX_LR_DECREASES
     stop: str = "epochs"  # or "schedule": the paper's stopping rule, `epochs` being the cap
     seed: int = 0
+    bf16: bool = False  # bf16 autocast in training and validation: changes the numbers, so in the id when on
     # execution
     data_root: str | None = _execution(None)
     download: bool = _execution(False)
     max_device_batch: int | None = _execution(None)
     deterministic: bool = _execution(False)
     compile: bool = _execution(False)
+    #: NHWC convolutions: only float rounding differs, and it was faster on the 2-core CPU too (README)
+    channels_last: bool = _execution(True)
     workers: int = _execution(0)
 
     def __post_init__(self) -> None:
@@ -241,6 +244,8 @@ class TrainConfig:
             out.pop("preinit_mapping")
         if not self.model_spec(1).has_lrn:
             out.pop("lrn_alpha")
+        if not self.bf16:  # fp32 runs keep the ids they had before the option existed
+            out.pop("bf16")
         return out
 
     @property

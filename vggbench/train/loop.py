@@ -158,6 +158,7 @@ def validate(
     input_range: str = paper.INPUT_RANGE,
     batch_size: int = 256,
     channels_last: bool = False,
+    bf16: bool = False,
 ) -> tuple[float, float]:
     """(top-1, top-5) error in percent: center crop of each val image rescaled to Q, FC net, eval mode."""
     was_training = model.training
@@ -171,7 +172,7 @@ def validate(
                 x = center_crop(eval_preprocess(group, q_pixels, stats, input_range), model.spec.crop)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with autocast(device, bf16=device.type == "cuda"):
+                with autocast(device, bf16=bf16):
                     logits = model(x)
                 hits = topk_correct(logits.float(), labels[indices], (1, 5))  # counts on the device
                 correct += torch.stack([hits[1], hits[5]])

@@ -37,6 +37,7 @@ from vggbench.models import VGG, init_weights, load_state, paper_layer_stds, pre
 from vggbench.runtime import (
     Distributed,
     autocast,
+    check_device_options,
     determinism,
     distributed_from_env,
     machine_info,
@@ -234,6 +235,7 @@ def train(
             return stored
     checkpoint = checkpoint_to_resume(results_dir, config, resume) if resume or not force else None
     target = resolve_device(device, dist)
+    check_device_options(target, config.bf16, config.compile)
     try:
         with process_group(dist, target), determinism(config.deterministic, target):
             trainer = Trainer(config, results_dir, target, dist, log, on_epoch_end, cache)
@@ -285,7 +287,7 @@ class Trainer:
         self.log, self.on_epoch_end, self.flag = log, on_epoch_end, InterruptFlag()
         self.run_id = config.run_id
         self.folder = checkpoint_dir(results_dir, self.run_id)
-        self.channels_last = device.type == "cuda"
+        self.channels_last = config.channels_last
 
     def run(self, checkpoint: Checkpoint | None) -> RunRecord:
         self.code_version = code_version()  # of the code that starts (or resumes) the run
@@ -508,7 +510,13 @@ class Trainer:
             + (f" = {self.accumulation} x {micro}" if self.accumulation > 1 else "")
             + (f" over {self.dist.world_size} processes" if self.dist.enabled else "")
             + f", device {self.device}"
+            + "".join(f", {name}" for name, on in self._device_options().items() if on)
         )
+
+    def _device_options(self) -> dict[str, bool]:
+        """How the device ran the run (bf16 changes its numbers; the others only its speed)."""
+        c = self.config
+        return {"bf16": c.bf16, "channels_last": c.channels_last, "compile": c.compile}
 
     # -- one epoch ------------------------------------------------------------------------------
 
@@ -523,7 +531,7 @@ class Trainer:
             self.optimizer,
             self.device,
             accumulation=self.accumulation,
-            autocast=autocast(self.device, bf16=self.device.type == "cuda"),
+            autocast=autocast(self.device, bf16=self.config.bf16),
             channels_last=self.channels_last,
             done=resume_step,
         )
@@ -658,6 +666,7 @@ class Trainer:
                 input_range=self.config.input_range,
                 batch_size=max(self.per_rank_batch // self.accumulation, 1),
                 channels_last=self.channels_last,
+                bf16=self.config.bf16,
             )
         if self.dist.enabled:
             shared = torch.tensor([top1, top5], dtype=torch.float64, device=self.device)
@@ -761,6 +770,7 @@ class Trainer:
             data_time_fraction=sum(e.data_time_fraction * e.wall_s for e in epochs) / max(train_s, 1e-9),
             train_data=self.train_set.path,
             device=str(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
+            device_options=self._device_options(),
             world_size=self.dist.world_size,
             machine=machine_name(machine_info(self.device)),
             torch_version=torch.__version__,
