@@ -323,7 +323,7 @@ def test_spec_with_a_misspelled_key_names_the_key_and_the_file(tmp_path):
     (tmp_path / "presets.toml").write_text("[smoke]\ndata = 'synthetic'\n")
     text = (SPEC_DIR / "lrn.toml").read_text().replace("evaluation = ", "evalution = ")
     (tmp_path / "bad.toml").write_text(text)
-    with pytest.raises(VggbenchError, match=r"bad.toml: unknown key 'evalution' in comparisons\[0\]"):
+    with pytest.raises(VggbenchError, match=r"bad.toml: \[\[comparisons\]\] 1: unknown key 'evalution'"):
         load_spec(str(tmp_path / "bad.toml"))
     (tmp_path / "missing.toml").write_text(text.replace("claim = ", "claims = "))
     with pytest.raises(VggbenchError, match="unknown key 'claims'"):
