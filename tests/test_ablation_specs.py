@@ -200,19 +200,25 @@ def _append(tmp_path, name, extra):
 BAD_SPECS = [
     (
         lambda t: _bad(t, "lrn", 'name = "A-LRN"\n', 'name = "A-LRN"\nlrn_alpha = 0\n'),
-        ["bad.toml: lrn_alpha = 0 in arms[1] ('A-LRN') must be a positive number", "0.0001"],
+        [
+            "bad.toml: [[arms]] 2 lrn_alpha: expected a finite positive number, found 0 (a whole number)",
+            "0.0001",
+        ],
     ),
     (
         lambda t: _bad(t, "lrn", 'name = "A-LRN"\n', 'name = "A-LRN"\nlrn_alpha = -1e-4\n'),
-        ["lrn_alpha = -0.0001", "must be a positive number"],
+        ["[[arms]] 2 lrn_alpha: expected a finite positive number, found -0.0001 (a float)"],
     ),
     (
         lambda t: _bad(t, "lrn", 'name = "A"\n', 'name = "A"\ninit = "paper"\ninit_std = 0.0\n'),
-        ["bad.toml: init_std = 0.0 in arms[0] ('A') must be a positive number; the paper's is 0.01"],
+        [
+            "bad.toml: [[arms]] 1 init_std: expected a finite positive number, found 0.0 (a float)",
+            "; the paper's is 0.01",
+        ],
     ),
     (
         lambda t: _append(t, "lrn", "\n[presets.smoke]\ninit_std = -0.01\n"),
-        ["bad.toml: init_std = -0.01 in presets.smoke must be a positive number"],
+        ["bad.toml: [presets.smoke] init_std: expected a finite positive number, found -0.01 (a float)"],
     ),
     (
         lambda t: _bad(t, "jitter", 'init_from = "{net} S=256"', 'init_from = "{net} S=128"'),
@@ -227,44 +233,51 @@ BAD_SPECS = [
     ),
     (
         lambda t: _append(t, "jitter", "\n[presets.quick]\nfinetune_lr = 0\n"),
-        ["bad.toml: finetune_lr = 0 in presets.quick must be a positive number", "1e-3"],
+        [
+            "bad.toml: [presets.quick] finetune_lr: expected a finite positive number, found 0 (a whole",
+            "1e-3",
+        ],
     ),
     (
         lambda t: _append(t, "jitter", "\n[presets.quick]\nfinetune_lr = -0.001\n"),
-        ["finetune_lr = -0.001 in presets.quick must be a positive number"],
+        ["[presets.quick] finetune_lr: expected a finite positive number, found -0.001 (a float)"],
     ),
     (
         lambda t: _append(t, "jitter", "\n[presets.quick]\nfinetune_epochs = 0\n"),
-        ["bad.toml: finetune_epochs = 0 in presets.quick must be a whole number of at least 1"],
+        [
+            "bad.toml: [presets.quick] finetune_epochs: expected a whole number of at least 1, found 0 (a",
+        ],
     ),
     (
         lambda t: _bad(t, "lrn", 'name = "A"\n', 'name = "A"\ninput_range = "0-256"\n'),
-        ["bad.toml: input_range = '0-256' in arms[0] ('A') is not an input range; choose 0-255 or 0-1"],
+        ['bad.toml: [[arms]] 1 input_range: expected one of 0-255, 0-1, found "0-256" (a string)'],
     ),
     (
         lambda t: _append(t, "lrn", '\n[presets.smoke]\ninput_range = "255"\n'),
-        ["input_range = '255' in presets.smoke is not an input range"],
+        ['[presets.smoke] input_range: expected one of 0-255, 0-1, found "255" (a string)'],
     ),
     (
         lambda t: _bad(t, "jitter", "max_images = 2000", "max_images = 0"),
-        ["bad.toml: max_images = 0 in evaluations[3] must be a whole number of at least 1"],
+        [
+            "bad.toml: [[evaluations]] 4 max_images: expected a whole number of at least 1, found 0 (a",
+        ],
     ),
     (
         lambda t: _bad(t, "jitter", 'arms = ["{net} jitter"]', 'arms = ["{net} S=512"]'),
-        ["bad.toml: evaluations[3] evaluates arm 'D S=512', which the spec does not define"],
+        ["bad.toml: [[evaluations]] 4 evaluates arm 'D S=512', which the spec does not define"],
     ),
     (
         lambda t: _bad(
             t, "jitter", 'evaluation = "single scale, dense"', 'evaluation = "Table 5: dense, jitter scales"'
         ),
         [
-            "comparisons[0] compares arm 'D S=256' under evaluation 'Table 5: dense, jitter scales'",
+            "[[comparisons]] 1 compares arm 'D S=256' under evaluation 'Table 5: dense, jitter scales'",
             "add 'D S=256'",
         ],
     ),
     (
         lambda t: str(_write(t, 'chain = "no"\n' + (SPEC_DIR / "jitter.toml").read_text())),
-        ["chain = 'no'; write chain = true or chain = false"],
+        ['bad.toml: chain: expected true or false, found "no" (a string)'],
     ),
     (
         lambda t: _append(t, "lrn", "\n[presets.quick]\nmax_lr_decreases = 0\n"),
@@ -276,11 +289,11 @@ BAD_SPECS = [
     ),
     (
         lambda t: _append(t, "lrn", "\n[presets.quick]\npatience = 0\n"),
-        ["bad.toml: patience = 0 in presets.quick must be a whole number of epochs, at least 1"],
+        ["bad.toml: [presets.quick] patience: expected a whole number of epochs of at least 1, found 0"],
     ),
     (
         lambda t: _append(t, "lrn", '\n[presets.quick]\nstop = "plateau"\n'),
-        ["stop = 'plateau' in presets.quick is not a stopping rule; choose epochs or schedule"],
+        ['[presets.quick] stop: expected one of epochs, schedule, found "plateau" (a string)'],
     ),
 ]
 

@@ -323,7 +323,7 @@ def test_spec_with_a_misspelled_key_names_the_key_and_the_file(tmp_path):
     (tmp_path / "presets.toml").write_text("[smoke]\ndata = 'synthetic'\n")
     text = (SPEC_DIR / "lrn.toml").read_text().replace("evaluation = ", "evalution = ")
     (tmp_path / "bad.toml").write_text(text)
-    with pytest.raises(VggbenchError, match=r"bad.toml: unknown key 'evalution' in comparisons\[0\]"):
+    with pytest.raises(VggbenchError, match=r"bad.toml: \[\[comparisons\]\] 1: unknown key 'evalution'"):
         load_spec(str(tmp_path / "bad.toml"))
     (tmp_path / "missing.toml").write_text(text.replace("claim = ", "claims = "))
     with pytest.raises(VggbenchError, match="unknown key 'claims'"):
@@ -357,7 +357,7 @@ def test_preset_budget_layers_presets_spec_and_overrides(tmp_path):
         (["lrn", "--seeds", "0"], ["--seeds 0"]),
         (["lrn", "--shard", "3/2"], ["bad shard '3/2'"]),
         (["lrn", "--preset", "huge"], ["unknown preset 'huge'"]),
-        (["jitter", "--finetune-lr", "0"], ["--finetune-lr 0.0 must be a positive number"]),
+        (["jitter", "--finetune-lr", "0"], ["--finetune-lr 0.0 must be a finite positive number"]),
         (["jitter", "--finetune-epochs", "0"], ["--finetune-epochs 0 must be a whole number of at least 1"]),
     ],
 )

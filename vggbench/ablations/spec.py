@@ -6,7 +6,9 @@ ablations/ folder, which a wheel copies), found with importlib.resources."""
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -15,9 +17,12 @@ from typing import Any
 import tomllib
 
 from vggbench import paper
+from vggbench.architectures import ARCHITECTURES, get_architecture
 from vggbench.data import INPUT_RANGES
 from vggbench.errors import VggbenchError
-from vggbench.train.config import DEFAULT_INIT_STD, DEFAULT_PATIENCE, STOP_RULES
+from vggbench.evaluate.protocols import METHODS
+from vggbench.scales import QSET_HELP, TrainScale, check_crop, parse_train_scale, test_scales
+from vggbench.train.config import DEFAULT_INIT_STD, DEFAULT_PATIENCE, INIT_CHOICES, STOP_RULES
 
 #: The packaged specs and presets: a real folder wherever the package is installed from files (a wheel,
 #: an editable install, a checkout on sys.path), so it is a Path for the spec's `path` and its errors.
@@ -28,40 +33,6 @@ EXPECTATIONS = ("lower", "no_better", "similar")
 _JITTERED = "{}:{}".format(*paper.JITTER_RANGE)  # "256:512", Table 5's train scale
 NET_PLACEHOLDER = "{net}"  # in a spec's names, nets, paper references and comparisons: the chosen net
 
-_SPEC_KEYS = {
-    "title",
-    "section",
-    "claim",
-    "choices",
-    "default",
-    "paper_top1_gap",
-    "arms",
-    "evaluations",
-    "comparisons",
-    "presets",
-    "chain",
-}
-_REQUIRED_SPEC_KEYS = {"title", "claim", "choices", "arms", "evaluations", "comparisons"}
-_ARM_KEYS = {
-    "name",
-    "net",
-    "scale",
-    "init",
-    "init_std",
-    "preinit_from",
-    "init_from",
-    "lr",
-    "lrn_alpha",
-    "input_range",
-    "paper",
-    "paper_multi",
-}
-_REQUIRED_ARM_KEYS = {"name", "net", "scale"}
-_PAPER_REF_KEYS = {"table", "net", "scale"}
-_EVALUATION_KEYS = {"name", "method", "scales", "max_images", "arms"}
-_REQUIRED_EVALUATION_KEYS = {"name", "method", "scales"}
-_COMPARISON_KEYS = {"baseline", "treatment", "evaluation", "expect", "margin"}
-_REQUIRED_COMPARISON_KEYS = {"baseline", "treatment", "evaluation", "expect"}
 #: A budget's design: arms with `init_from` fine-tune another arm's run (the paper's chains), or every
 #: arm trains from scratch for the same epochs (`chain = false`, `vggbench ablate --from-scratch`).
 CHAIN, FROM_SCRATCH = "chain", "from scratch"
@@ -181,9 +152,6 @@ class Budget:
             object.__setattr__(self, "finetune_epochs", self.epochs)
 
 
-PRESET_KEYS = {f.name for f in fields(Budget)} - {"design"}
-
-
 @dataclass(frozen=True)
 class AblationSpec:
     """One ablation, read and checked: the claim under test, its arms, protocols and comparisons."""
@@ -227,11 +195,7 @@ def presets_path(spec_dir: Path) -> Path:
 
 def load_presets(spec_dir: Path = SPEC_DIR) -> dict[str, dict[str, Any]]:
     path = presets_path(spec_dir)
-    presets = _read_toml(path)
-    for name, values in presets.items():
-        _check_keys(values, PRESET_KEYS, set(), f"preset {name!r}", path)
-        _check_budget_values(values, f"preset {name!r}", str(path))
-    return presets
+    return _check_presets(_read_toml(path), "", path)
 
 
 def load_spec(
@@ -242,12 +206,15 @@ def load_spec(
     `chain = false` when `chain` is None, drops every arm's init_from: each arm trains from scratch."""
     path = _spec_path(name_or_path, spec_dir)
     raw = _read_toml(path)
-    _check_keys(raw, _SPEC_KEYS, _REQUIRED_SPEC_KEYS, "the spec", path)
+    _check_table(raw, _SPEC_SCHEMA, "", path)
     choices = tuple(raw["choices"])
-    chosen = _chosen_net(net or raw.get("default", choices[0]), choices, path)
+    default = raw.get("default", choices[0])
+    if default not in choices:
+        raise VggbenchError(
+            f"{path}: default: expected one of the choices ({', '.join(choices)}), found {_described(default)}"
+        )
+    chosen = _chosen_net(net or default, choices, path)
     spec_chain = raw.get("chain", True)
-    if not isinstance(spec_chain, bool):
-        raise VggbenchError(f"{path}: chain = {spec_chain!r}; write chain = true or chain = false")
     chained = spec_chain if chain is None else chain
     arms = _arms(_fill(raw["arms"], chosen), path)
     if not chained:
@@ -263,7 +230,7 @@ def load_spec(
         arms=arms,
         evaluations=evaluations,
         comparisons=_comparisons(_fill(raw["comparisons"], chosen), arms, evaluations, path),
-        presets=_spec_presets(raw.get("presets", {}), path),
+        presets=_check_presets(raw.get("presets", {}), "presets.", path),
         paper_top1_gap=_paper_number(raw.get("paper_top1_gap"), path),
         path=path,
         chain=chained,
@@ -279,7 +246,7 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
     spec_dir = spec.path.parent if spec.path else SPEC_DIR
     values = preset_values(spec, preset)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    _check_budget_values(given, "", "", cli=True)
+    _check_overrides(given)
     values.update(given)
     missing = [f.name for f in fields(Budget) if f.default is MISSING and f.name not in values]
     if missing:
@@ -335,27 +302,274 @@ def arm_epochs(arm: Arm, budget: Budget) -> int:
     return budget.finetune_epochs if arm.init_from else budget.epochs
 
 
+# --- The schema: every key a spec or preset table may set, its type and its range ----------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a spec's table: its TOML type (a kind of _KINDS), whether the table must set it,
+    the range or choices a value of that type must meet (`ok`, said by `expected`), and the fix."""
+
+    kind: str
+    required: bool = False
+    ok: Callable[[Any], bool] = lambda value: True
+    expected: str = ""  # what `ok` asks for; empty: the kind's own words
+    fix: str = ""
+
+    @property
+    def described(self) -> str:
+        return self.expected or _KINDS[self.kind][0]
+
+    def accepts(self, value: Any) -> bool:
+        return _KINDS[self.kind][1](value) and self.ok(value)
+
+
+def _is_number(value: Any) -> bool:
+    """TOML's true is an int to Python, and inf and nan are floats: a number is neither."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_list_of(item: type) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, list) and all(isinstance(v, item) for v in value)
+
+
+#: kind -> (its words in an error, its test, the type of a list's items where it is a list)
+_KINDS: dict[str, tuple[str, Callable[[Any], bool], type | None]] = {
+    "string": ("a string", lambda v: isinstance(v, str), None),
+    "number": ("a number", _is_number, None),
+    "whole": ("a whole number", _is_whole, None),
+    "boolean": ("true or false", lambda v: isinstance(v, bool), None),
+    "strings": ("a list of strings", _is_list_of(str), str),
+    "table": ("a table", lambda v: isinstance(v, dict), None),
+    "tables": ("an array of tables", _is_list_of(dict), dict),
+    "named tables": (
+        "a table of tables",
+        lambda v: isinstance(v, dict) and _is_list_of(dict)(list(v.values())),
+        None,
+    ),
+}
+
+
+def _positive(fix: str) -> Key:
+    return Key("number", ok=lambda v: v > 0, expected="a finite positive number", fix=fix)
+
+
+def _at_least(low: int, fix: str = "", unit: str = "") -> Key:
+    return Key("whole", ok=lambda v: v >= low, expected=f"a whole number{unit} of at least {low}", fix=fix)
+
+
+def _one_of(choices: tuple[str, ...], fix: str = "", required: bool = False) -> Key:
+    return Key("string", required, lambda v: v in choices, expected=f"one of {', '.join(choices)}", fix=fix)
+
+
+def _parses(parse: Callable[[Any], Any]) -> Callable[[Any], bool]:
+    """A range given by the parser the value goes through later (its VggbenchError: out of range)."""
+
+    def ok(value: Any) -> bool:
+        try:
+            parse(value)
+        except VggbenchError:
+            return False
+        return True
+
+    return ok
+
+
+def _not_empty(kind: str, fix: str = "", required: bool = True) -> Key:
+    return Key(kind, required, lambda v: len(v) > 0, expected=f"{_KINDS[kind][0]}, not empty", fix=fix)
+
+
+_INIT = _one_of(INIT_CHOICES)
+_INIT_STD = _positive(f"the paper's is {DEFAULT_INIT_STD}")
+_INPUT_RANGE = _one_of(INPUT_RANGES, "the paper's is 0-255")
+_LR = _positive("the paper's is 0.01")
+
+#: A preset's keys (presets.toml's tables, a spec's [presets.NAME] tables): the fields of Budget.
+BUDGET_SCHEMA = {
+    "data": Key("string", ok=lambda v: len(v) > 0, expected="a data set, e.g. synthetic or cifar10"),
+    "width": _positive("1.0 is the paper's nets, 0.125 an eighth of their channels"),
+    "crop": Key(
+        "whole", ok=_parses(check_crop), expected="a multiple of 32 of at least 32", fix="e.g. 32 or 224"
+    ),
+    "epochs": _at_least(1),
+    "batch": _at_least(1, "the paper's is 256"),
+    "lr": _LR,
+    "limit_train": _at_least(1, "leave it out for the whole training split"),
+    "limit_val": _at_least(1, "leave it out for the whole validation split"),
+    "init": _INIT,
+    "init_std": _INIT_STD,
+    "input_range": _INPUT_RANGE,
+    "finetune_lr": _positive("the paper fine-tunes at 1e-3 (leave it out for lr / 10)"),
+    "finetune_epochs": _at_least(1, "leave it out for the preset's epochs"),
+    "stop": _one_of(STOP_RULES, "schedule is the paper's"),
+    "patience": _at_least(1, "the paper does not say; 1 suits short epochs", unit=" of epochs"),
+    "max_lr_decreases": _at_least(0, "the paper's is 3"),
+    "bf16": Key("boolean", fix="bf16 autocast on a GPU"),
+}
+PRESET_KEYS = set(BUDGET_SCHEMA)
+
+_SPEC_SCHEMA = {
+    "title": _not_empty("string"),
+    "section": Key("string"),
+    "claim": _not_empty("string"),
+    "choices": _not_empty("strings", 'e.g. choices = ["D", "E"]'),
+    "default": Key("string"),
+    "paper_top1_gap": Key("string", expected="the name of a number in vggbench/paper.py"),
+    "arms": _not_empty("tables", "write each arm as an [[arms]] table"),
+    "evaluations": _not_empty("tables", "write each evaluation as an [[evaluations]] table"),
+    "comparisons": _not_empty("tables", "write each comparison as a [[comparisons]] table"),
+    "presets": Key("named tables", fix="write each as a [presets.NAME] table, e.g. [presets.smoke]"),
+    "chain": Key("boolean"),
+}
+_ARM_SCHEMA = {
+    "name": _not_empty("string"),
+    "net": Key(
+        "string", required=True, ok=_parses(get_architecture), expected=f"a net: {', '.join(ARCHITECTURES)}"
+    ),
+    "scale": Key(
+        "string",
+        required=True,
+        ok=_parses(parse_train_scale),
+        expected='a train scale such as "256" or "256:512"',
+    ),
+    "init": _INIT,
+    "init_std": _INIT_STD,
+    "preinit_from": Key("string", expected="the name of an arm above"),
+    "init_from": Key("string", expected="the name of an arm above"),
+    "lr": _LR,
+    "lrn_alpha": _positive(f"Krizhevsky's (the paper's) is {paper.LRN_ALPHA}"),
+    "input_range": _INPUT_RANGE,
+    "paper": Key("table", fix='e.g. paper = { table = 3, net = "D", scale = "256" }'),
+    "paper_multi": Key("table", fix='e.g. paper_multi = { table = 4, net = "D", scale = "256" }'),
+}
+_PAPER_REF_SCHEMA = {
+    "table": Key("whole", required=True, ok=lambda v: v in (3, 4), expected="3 or 4 (Table 3 or 4)"),
+    "net": Key("string", required=True),
+    "scale": Key("string", required=True),
+}
+_EVALUATION_SCHEMA = {
+    "name": _not_empty("string"),
+    "method": _one_of(METHODS, required=True),
+    "scales": Key(
+        "string",
+        required=True,
+        ok=_parses(lambda v: test_scales(v, TrainScale(256, 256))),
+        expected=QSET_HELP,
+    ),
+    "max_images": _at_least(1, "e.g. 2000, or leave it out for the whole validation split"),
+    "arms": _not_empty("strings", "name arms of the spec, or leave it out for every arm", required=False),
+}
+_COMPARISON_SCHEMA = {
+    "baseline": Key("string", required=True, expected="the name of an arm"),
+    "treatment": Key("string", required=True, expected="the name of an arm"),
+    "evaluation": Key("string", required=True, expected="the name of an evaluation"),
+    "expect": _one_of(EXPECTATIONS, required=True),
+    "margin": Key(
+        "number", ok=lambda v: v >= 0, expected="a number of at least 0", fix="percentage points, e.g. 1.0"
+    ),
+}
+
+
+def _check_table(
+    table: dict[str, Any], schema: dict[str, Key], where: str, path: Path, prefix: str = ""
+) -> None:
+    """Every key of `table` is in `schema`, every required one is set, and every value has its
+    key's type and range; `where` is the table's place in the file (e.g. "[[arms]] 2")."""
+    at, table_at = (f"{where} ", f"{where}: ") if where else ("", "")
+    unknown = sorted(set(table) - set(schema))
+    if unknown:
+        raise VggbenchError(
+            f"{path}: {table_at}unknown key {prefix + unknown[0]!r}; "
+            f"allowed keys: {', '.join(sorted(schema))}"
+        )
+    for key, rule in schema.items():
+        if key not in table:
+            if rule.required:
+                raise VggbenchError(
+                    f"{path}: {table_at}missing key {prefix + key!r} ({rule.described}); add it"
+                )
+        elif not rule.accepts(table[key]):
+            fix = f"; {rule.fix}" if rule.fix else ""
+            found = _described(table[key], _KINDS[rule.kind][2])
+            raise VggbenchError(f"{path}: {at}{prefix}{key}: expected {rule.described}, found {found}{fix}")
+
+
+def _check_overrides(values: dict[str, Any]) -> None:
+    """The command line's budget keys (typer has their types; the ranges are the presets')."""
+    for key, value in values.items():
+        rule = BUDGET_SCHEMA[key]
+        if not rule.accepts(value):
+            fix = f"; {rule.fix}" if rule.fix else ""
+            raise VggbenchError(f"--{key.replace('_', '-')} {value} must be {rule.described}{fix}")
+
+
+def _described(value: Any, item: type | None = None) -> str:
+    """A value as TOML writes it and its type, e.g. '"big" (a string)'; for a list whose items
+    should be `item`, the first item that is not."""
+    kind = _kind_of(value)
+    if item is not None and isinstance(value, list):
+        odd = next((i for i, v in enumerate(value, 1) if not isinstance(v, item)), None)
+        if odd is not None:
+            kind = f"{kind} whose item {odd} is {_kind_of(value[odd - 1])}"
+    text = _toml(value)
+    return f"{text if len(text) <= 60 else text[:57] + '...'} ({kind})"
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a float" if math.isfinite(value) else "not a finite number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
+
+
+def _toml(value: Any) -> str:
+    """A value on one line as TOML writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }" if value else "{}"
+    return str(value)
+
+
 # --- Reading a spec, one part at a time ----------------------------------------------------------
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; a file that cannot be read, is not UTF-8 or not TOML is one error."""
     try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise VggbenchError(f"{path}: not valid TOML ({error})") from None
+        data = path.read_bytes()
     except OSError as error:
-        raise VggbenchError(f"cannot read spec file {path}: {error.strerror}") from None
-
-
-def _check_keys(table: dict, allowed: set[str], required: set[str], where: str, path: Path) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
         raise VggbenchError(
-            f"{path}: unknown key {unknown[0]!r} in {where}; allowed keys: {', '.join(sorted(allowed))}"
-        )
-    missing = sorted(required - set(table))
-    if missing:
-        raise VggbenchError(f"{path}: missing key {missing[0]!r} in {where}")
+            f"cannot read spec file {path}: {error.strerror}; make it readable or name another file"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise VggbenchError(
+            f"{path}: not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); "
+            "save it as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise VggbenchError(f"{path}: not valid TOML ({error}); fix it there") from None
 
 
 def _spec_path(name_or_path: str, spec_dir: Path) -> Path:
@@ -399,9 +613,20 @@ def _fill(value: Any, net: str) -> Any:
     return value
 
 
+def _unique(names: list[str], table: str, path: Path) -> None:
+    """Arms and evaluations are found by name, so two of one name would be one."""
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise VggbenchError(
+                f"{path}: {table} {index + 1} name: {name!r} is also {table} {names.index(name) + 1}'s; "
+                "give each its own name"
+            )
+
+
 def _arms(tables: list[dict[str, Any]], path: Path) -> tuple[Arm, ...]:
-    arms = tuple(_arm(table, f"arms[{index}]", path) for index, table in enumerate(tables))
+    arms = tuple(_arm(table, f"[[arms]] {index}", path) for index, table in enumerate(tables, 1))
     names = [a.name for a in arms]
+    _unique(names, "[[arms]]", path)
     for index, arm in enumerate(arms):
         if arm.depends_on and arm.depends_on not in names:
             raise VggbenchError(
@@ -417,90 +642,32 @@ def _arms(tables: list[dict[str, Any]], path: Path) -> tuple[Arm, ...]:
 
 
 def _arm(table: dict[str, Any], where: str, path: Path) -> Arm:
-    _check_keys(table, _ARM_KEYS, _REQUIRED_ARM_KEYS, where, path)
+    _check_table(table, _ARM_SCHEMA, where, path)
+    if ("preinit_from" in table) != (table.get("init") == "preinit"):
+        raise VggbenchError(
+            f'{path}: {where}: init = "preinit" and preinit_from go together; set both or neither'
+        )
     refs = {}
     for key in ("paper", "paper_multi"):
         if key in table:
-            _check_keys(table[key], _PAPER_REF_KEYS, _PAPER_REF_KEYS, f"{where}.{key}", path)
+            _check_table(table[key], _PAPER_REF_SCHEMA, where, path, prefix=f"{key}.")
             refs[key] = PaperRef(**table[key])
-    name = f"{where} ({table['name']!r})"
-    if "lrn_alpha" in table and not _positive(table["lrn_alpha"]):
-        raise VggbenchError(
-            f"{path}: lrn_alpha = {table['lrn_alpha']!r} in {name} must be a positive number; "
-            f"Krizhevsky's (the paper's) is {paper.LRN_ALPHA}"
-        )
-    _check_budget_values(table, name, str(path))
+            if refs[key].result() is None:
+                raise VggbenchError(
+                    f"{path}: {where} {key}: Table {refs[key].table} has no row for net "
+                    f"{refs[key].net!r} at scale {refs[key].scale!r}; see vggbench/paper.py"
+                )
     return Arm(**{**table, **refs})
-
-
-def _positive(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    )
-
-
-def _check_budget_values(values: dict[str, Any], where: str, path: str, cli: bool = False) -> None:
-    """The numbers a preset, a spec's presets table, an arm or the command line may set: init
-    std, input range, fine-tuning lr and epochs. An error names the file (or option) and the fix."""
-    checks = {
-        "init_std": (_positive, f"must be a positive number; the paper's is {DEFAULT_INIT_STD}"),
-        "input_range": (
-            lambda v: v in INPUT_RANGES,
-            f"is not an input range; choose {' or '.join(INPUT_RANGES)}",
-        ),
-        "finetune_lr": (
-            _positive,
-            "must be a positive number; the paper fine-tunes at 1e-3 (leave it out for lr / 10)",
-        ),
-        "finetune_epochs": (
-            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-            "must be a whole number of at least 1 (leave it out for the preset's epochs)",
-        ),
-        "patience": (
-            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-            "must be a whole number of epochs, at least 1 (the paper does not say; 1 suits short epochs)",
-        ),
-        "max_lr_decreases": (
-            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-            "must be a whole number, at least 0 (the paper's is 3)",
-        ),
-        "bf16": (lambda v: isinstance(v, bool), "must be true or false (bf16 autocast on a GPU)"),
-        "stop": (
-            lambda v: v in STOP_RULES,
-            f"is not a stopping rule; choose {' or '.join(STOP_RULES)} (the paper's)",
-        ),
-    }
-    for key, (ok, fix) in checks.items():
-        if key in values and values[key] is not None and not ok(values[key]):
-            what = (
-                f"--{key.replace('_', '-')} {values[key]}"
-                if cli
-                else f"{path}: {key} = {values[key]!r} in {where}"
-            )
-            raise VggbenchError(f"{what} {fix}")
 
 
 def _evaluations(tables: list[dict[str, Any]], arms: tuple[Arm, ...], path: Path) -> tuple[EvalProtocol, ...]:
     names = [a.name for a in arms]
     protocols = []
-    for index, table in enumerate(tables):
-        where = f"evaluations[{index}]"
-        _check_keys(table, _EVALUATION_KEYS, _REQUIRED_EVALUATION_KEYS, where, path)
-        max_images = table.get("max_images")
-        if max_images is not None and (
-            not isinstance(max_images, int) or isinstance(max_images, bool) or max_images < 1
-        ):
-            raise VggbenchError(
-                f"{path}: max_images = {max_images!r} in {where} must be a whole number of at least 1 "
-                "(e.g. 2000), or left out for the whole validation split"
-            )
+    for index, table in enumerate(tables, 1):
+        where = f"[[evaluations]] {index}"
+        _check_table(table, _EVALUATION_SCHEMA, where, path)
         only = table.get("arms")
         if only is not None:
-            if not isinstance(only, list) or not only:
-                raise VggbenchError(
-                    f"{path}: arms in {where} must be a list of arm names, e.g. arms = [{names[0]!r}]; "
-                    "leave it out to evaluate every arm"
-                )
             unknown = [a for a in only if a not in names]
             if unknown:
                 raise VggbenchError(
@@ -509,6 +676,7 @@ def _evaluations(tables: list[dict[str, Any]], arms: tuple[Arm, ...], path: Path
                 )
             only = tuple(only)
         protocols.append(EvalProtocol(**{**table, "arms": only}))
+    _unique([p.name for p in protocols], "[[evaluations]]", path)
     return tuple(protocols)
 
 
@@ -517,14 +685,10 @@ def _comparisons(
 ) -> tuple[Comparison, ...]:
     arm_names, evaluation_names = {a.name for a in arms}, {e.name for e in evaluations}
     comparisons = []
-    for index, table in enumerate(tables):
-        where = f"comparisons[{index}]"
-        _check_keys(table, _COMPARISON_KEYS, _REQUIRED_COMPARISON_KEYS, where, path)
+    for index, table in enumerate(tables, 1):
+        where = f"[[comparisons]] {index}"
+        _check_table(table, _COMPARISON_SCHEMA, where, path)
         comparison = Comparison(**table)
-        if comparison.expect not in EXPECTATIONS:
-            raise VggbenchError(
-                f"{path}: {where}.expect {comparison.expect!r}; choose one of {', '.join(EXPECTATIONS)}"
-            )
         unknown = {comparison.baseline, comparison.treatment} - arm_names
         if unknown:
             raise VggbenchError(
@@ -545,10 +709,18 @@ def _comparisons(
     return tuple(comparisons)
 
 
-def _spec_presets(presets: dict[str, dict[str, Any]], path: Path) -> dict[str, dict[str, Any]]:
+def _check_presets(presets: dict[str, dict[str, Any]], table: str, path: Path) -> dict[str, dict[str, Any]]:
+    """Presets of the known names with budget keys; `table` is how the file names one ("presets.")."""
     for preset, values in presets.items():
-        _check_keys(values, PRESET_KEYS, set(), f"presets.{preset}", path)
-        _check_budget_values(values, f"presets.{preset}", str(path))
+        if not isinstance(values, dict):
+            raise VggbenchError(
+                f"{path}: {table}{preset}: expected a table [{table}{preset}], found {_described(values)}"
+            )
+        if preset not in PRESETS:
+            raise VggbenchError(
+                f"{path}: [{table}{preset}]: unknown preset {preset!r}; name one of {', '.join(PRESETS)}"
+            )
+        _check_table(values, BUDGET_SCHEMA, f"[{table}{preset}]", path)
     return presets
 
 
