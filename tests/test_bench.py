@@ -15,7 +15,7 @@ from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec
 
 #: The smallest useful point: A at width 1/32 (2 to 16 channels), crop 32.
-TINY = dict(steps=1, warmup=0, repeats=1, eval_images=1, device="cpu")
+TINY = dict(steps=1, warmup=0, repeats=1, eval_images=1, device="cpu", folders=())  # folders: test_bench_data
 TINY_ARGS = [
     "--config",
     "A",

@@ -11,7 +11,12 @@ Parts (each a list of rows in one JSON record saved under results/bench/):
   timed alone (synchronised on GPUs), steps x repeats of each; the ratio is the median over the
   adjacent pairs of bare time / our time, so a drift of the machine's speed (other work on a shared
   machine) hits both sides alike.
-- data: the fast path's augmentation alone (images/s) against the model's training throughput.
+- data: the loader alone (images/s: batches read, decoded and augmented, no model) against the model's
+  training throughput, and data time as a share of a training step (data and step one after the
+  other, as in `train`'s loop): the in-memory fast path, then image folders streamed through
+  DataLoader workers that decode every JPEG, decoded once into the cache (the first decode's time
+  in its row) and, on a GPU, streamed with nvJPEG decoding against the CPU-worker path. The
+  folders are generated JPEGs (10,000 at 32 px, 2,000 at 256-500 px) unless --data-folder names some.
 - eval: dense vs multi-crop vs both over the jitter test scales, per image, as wall time and MACs,
   through evaluate.engine.evaluate_batches.
 
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -38,7 +45,9 @@ import torch.nn.functional as F
 from vggbench import paper, runtime
 from vggbench.counting import macs_per_pass
 from vggbench.data import RGBStats, TrainAugment, TrainLoader, eval_preprocess
-from vggbench.data.synthetic import make_split
+from vggbench.data.cache import CACHED, CacheOptions, cached_train_set
+from vggbench.data.sources import load_imagefolder
+from vggbench.data.synthetic import make_split, write_jpeg_folder
 from vggbench.errors import VggbenchError
 from vggbench.evaluate import engine, protocols
 from vggbench.models import ModelSpec, build_model
@@ -94,6 +103,9 @@ class BenchOptions:
     train_scale: str = "256:512"  # the fast path's augmentation (paper units)
     eval_images: int = 8
     seed: int = 0
+    #: data: the ImageFolders to stream and cache; None: the generated ones (GENERATED_FOLDERS), (): none
+    folders: tuple[str, ...] | None = None
+    workers: int | None = None  # data: a streamed folder's DataLoader workers (default: the cores, at most 8)
 
     def check(self) -> BenchOptions:
         if self.device not in DEVICES:
@@ -110,6 +122,15 @@ class BenchOptions:
             raise VggbenchError(f"classes {self.classes} must be at least 1")
         if self.eval_images < 1:
             raise VggbenchError(f"eval images {self.eval_images} must be at least 1")
+        if self.workers is not None and self.workers < 0:
+            raise VggbenchError(
+                f"--workers {self.workers} must be at least 0 (0 decodes in the main process)"
+            )
+        for folder in self.folders or ():
+            if not Path(folder).is_dir():
+                raise VggbenchError(
+                    f"--data-folder {folder} is not a folder; name an ImageFolder (train/, val/)"
+                )
         parse_train_scale(self.train_scale)
         return self
 
@@ -316,9 +337,13 @@ def fast_path_loader(
     (CIFAR-like), augmented with the paper's TrainAugment at the options' training scale."""
     count = images or batch * 8
     imageset = make_split(count, spec.crop, spec.num_classes, options.seed, stream=0)
+    return TrainLoader(imageset, bench_augment(spec, options), batch, device, seed=options.seed)
+
+
+def bench_augment(spec: ModelSpec, options: BenchOptions) -> TrainAugment:
+    """The paper's TrainAugment at the options' training scale, with fixed colour statistics."""
     stats = RGBStats(torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.02, 0.005, 0.001]), torch.eye(3))
-    augment = TrainAugment(spec.crop, parse_train_scale(options.train_scale), stats)
-    return TrainLoader(imageset, augment, batch, device, seed=options.seed)
+    return TrainAugment(spec.crop, parse_train_scale(options.train_scale), stats)
 
 
 def endless_batches(loader: TrainLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -455,22 +480,114 @@ def measure_overhead(
     )
 
 
+def data_share(data_images_per_s: float, train_images_per_s: float | None) -> float | None:
+    """Data time as a share of a training step when the two run one after the other:
+    (1 / data rate) / (1 / data rate + 1 / train rate)."""
+    if not train_images_per_s:
+        return None
+    return train_images_per_s / (data_images_per_s + train_images_per_s)
+
+
+def _data_row(
+    case: Case,
+    options: BenchOptions,
+    source: str,
+    folder: str,
+    ips: float,
+    train_ips: float | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return _row(
+        case,
+        case.batch,
+        source=source,
+        folder=folder,
+        train_scale=options.train_scale,
+        augment_images_per_s=ips,
+        train_images_per_s=train_ips,
+        augment_over_train=ips / train_ips if train_ips else None,
+        data_share_of_step=data_share(ips, train_ips),
+        **{"images": None, "workers": None, "first_decode_s": None, **extra},
+    )
+
+
+def _loader_rate(loader: TrainLoader, case: Case, options: BenchOptions, device: torch.device) -> float:
+    batches = iter(endless_batches(loader))
+    return case.batch * options.steps / timed(lambda: next(batches), options.steps, options.warmup, device)
+
+
 def measure_augmentation(
     case: Case, options: BenchOptions, device: torch.device, train_images_per_s: float | None
 ) -> dict[str, Any]:
     """The fast path alone (gather + TrainAugment on the device) against the model's training throughput."""
+    loader = fast_path_loader(case.spec(options), case.batch, device, options)
+    ips = _loader_rate(loader, case, options, device)
+    return _data_row(case, options, IN_MEMORY_SOURCE, "synthetic tensors", ips, train_images_per_s)
+
+
+#: The data part's generated folders, as the data-speed issue asks: (images, shorter sides in px).
+GENERATED_FOLDERS = ((10_000, (32, 32)), (2_000, (256, 500)))
+IN_MEMORY_SOURCE, STREAMED_SOURCE, CACHED_SOURCE = "in memory", "folder, streamed", "folder, cached"
+GPU_DECODED_SOURCE = "folder, streamed, GPU decode"
+
+
+def bench_folders(options: BenchOptions, scratch: Path) -> list[tuple[str, Path]]:
+    """(label, path) of each folder to measure: --data-folder's, or GENERATED_FOLDERS written into
+    scratch (JPEGs of the synthetic classes, 10 val images)."""
+    if options.folders is not None:
+        return [(folder, Path(folder)) for folder in options.folders]
+    out = []
+    for count, (low, high) in GENERATED_FOLDERS:
+        sides = f"{low}" if low == high else f"{low}-{high}"
+        path = write_jpeg_folder(scratch / f"{count}-{sides}", count, (low, high), seed=options.seed, val=10)
+        out.append((f"{count:,} JPEGs at {sides} px", path))
+    return out
+
+
+def measure_folder(
+    case: Case,
+    options: BenchOptions,
+    device: torch.device,
+    train_images_per_s: float | None,
+    label: str,
+    path: Path,
+    scratch: Path,
+) -> list[dict[str, Any]]:
+    """A folder streamed (workers decode each file, every epoch), and decoded once into the cache
+    (`train --cache-budget`, under scratch) then read from it; on a GPU also streamed with nvJPEG."""
     spec = case.spec(options)
-    batches = iter(endless_batches(fast_path_loader(spec, case.batch, device, options)))
-    seconds = timed(lambda: next(batches), options.steps, options.warmup, device)
-    ips = case.batch * options.steps / seconds
-    return _row(
-        case,
-        case.batch,
-        train_scale=options.train_scale,
-        augment_images_per_s=ips,
-        train_images_per_s=train_images_per_s,
-        augment_over_train=ips / train_images_per_s if train_images_per_s else None,
-    )
+    augment = bench_augment(spec, options)
+    train_set = load_imagefolder(path, skip_bad_images=False, val_split=None).train
+    workers = options.workers if options.workers is not None else min(8, os.cpu_count() or 1)
+    common = dict(images=len(train_set))
+    rows = []
+    streams = [(STREAMED_SOURCE, False)] + ([(GPU_DECODED_SOURCE, True)] if device.type == "cuda" else [])
+    for source, gpu_decode in streams:
+        loader = TrainLoader(
+            train_set, augment, case.batch, device, options.seed, workers=workers, gpu_decode=gpu_decode
+        )
+        ips = _loader_rate(loader, case, options, device)
+        rows.append(
+            _data_row(case, options, source, label, ips, train_images_per_s, workers=workers, **common)
+        )
+    s_max = parse_train_scale(options.train_scale).pixels(spec.crop)[1]
+    cached = cached_train_set(train_set, s_max, CacheOptions("auto", scratch / "cache"), device=device)
+    if cached.path == CACHED:
+        loader = TrainLoader(cached.imageset, augment, case.batch, device, options.seed)
+        ips = _loader_rate(loader, case, options, device)
+        rows.append(
+            _data_row(
+                case,
+                options,
+                CACHED_SOURCE,
+                label,
+                ips,
+                train_images_per_s,
+                first_decode_s=cached.decode_s,
+                **common,
+            )
+        )
+    return rows
 
 
 EVAL_METHODS = (protocols.DENSE, protocols.MULTI_CROP, protocols.BOTH)
@@ -601,11 +718,20 @@ def run_bench(
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # as training does: fastest conv algorithms
+    scratch = tempfile.TemporaryDirectory(prefix="vggbench-bench-")  # generated folders, their caches
     try:
         record = _new_record(options, parts, device)
         say = progress or (lambda _: None)
+        folders: list[tuple[str, Path]] = []
+        if "data" in parts:
+            say(
+                "data: generating the image folders"
+                if options.folders is None
+                else "data: scanning the folders"
+            )
+            folders = bench_folders(options, Path(scratch.name))
         for case in points:
-            _measure_case(record, case, options, device, parts, say)
+            _measure_case(record, case, options, device, parts, say, folders, Path(scratch.name))
         if "eval" in parts:
             evaluated = set()
             for case in points:  # one evaluation per net, width and crop (its batch caps the passes)
@@ -619,6 +745,7 @@ def run_bench(
         )
         return record
     finally:
+        scratch.cleanup()
         torch.set_num_threads(previous_threads)
         torch.backends.cudnn.benchmark = previous_cudnn
 
@@ -652,8 +779,11 @@ def _measure_case(
     device: torch.device,
     parts: Sequence[str],
     say: Callable[[str], None],
+    folders: Sequence[tuple[str, Path]] = (),
+    scratch: Path = Path("."),
 ) -> None:
-    """The train, infer, overhead and data parts for one case, appended to the record."""
+    """The train, infer, overhead and data parts for one case, appended to the record (the data
+    part's folders, with scratch for their caches)."""
     notes = record["notes"]
     train: dict[str, Any] = {}
     if "train" in parts or "data" in parts:  # data compares with the training throughput
@@ -668,8 +798,12 @@ def _measure_case(
         say(f"overhead {case.label} batch {case.batch}")
         record["overhead"].append(measure_overhead(case, options, device, notes))
     if "data" in parts:
-        say(f"data {case.label} batch {case.batch}")
+        say(f"data {case.label} batch {case.batch}: in memory")
         record["data"].append(measure_augmentation(case, options, device, train["images_per_s"]))
+        for label, path in folders:
+            say(f"data {case.label} batch {case.batch}: {label}")
+            rows = measure_folder(case, options, device, train["images_per_s"], label, path, scratch)
+            record["data"].extend(rows)
 
 
 def save_bench(record: dict[str, Any], results_dir: Path) -> Path:
@@ -703,6 +837,11 @@ HEADERS = {
     "augment_images_per_s": "augment img/s",
     "train_images_per_s": "train img/s",
     "augment_over_train": "augment / train",
+    "source": "data from",
+    "folder": "images",
+    "workers": "workers",
+    "first_decode_s": "first decode s",
+    "data_share_of_step": "data share of step",
     "method": "method",
     "test_scales_px": "Q (px)",
     "forward_passes_per_image": "passes/image",
@@ -731,7 +870,16 @@ COLUMNS: dict[str, list[str]] = {
     ],
     "data": [
         *_CASE_COLUMNS,
-        *("batch", "train_scale", "augment_images_per_s", "train_images_per_s", "augment_over_train"),
+        *(
+            "batch",
+            "source",
+            "folder",
+            "workers",
+            "train_scale",
+            "augment_images_per_s",
+            "train_images_per_s",
+        ),
+        *("augment_over_train", "data_share_of_step", "first_decode_s"),
     ],
     "eval": [
         *_CASE_COLUMNS,
@@ -762,18 +910,19 @@ def bench_frame(records: Sequence[dict[str, Any]], part: str = "throughput") -> 
     frame = pd.DataFrame(rows, columns=COLUMNS[part])
     if part == "eval" and len(frame):
         frame["test_scales_px"] = frame["test_scales_px"].map(lambda q: ",".join(map(str, q)))
-    for column in ("mfu", "augment_over_train"):
+    for column in ("mfu", "augment_over_train", "data_share_of_step", "first_decode_s"):
         if column in frame:
             frame[column] = frame[column].astype("Float64")
-    if "batch" in frame:
-        frame["batch"] = frame["batch"].astype("Int64")
+    for column in ("batch", "workers"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
     return frame
 
 
 TITLES = {
     "throughput": "Throughput (train: forward, loss, backward, SGD step; infer: forward)",
     "overhead": "Overhead: our training step vs a bare PyTorch loop (ratio of throughputs, interleaved)",
-    "data": "Data: the in-memory fast path's augmentation alone vs training throughput",
+    "data": "Data: the loader alone (read, decode, augment) vs training throughput, per source",
     "eval": "Evaluation cost per image at the jitter test scales",
 }
 
@@ -788,6 +937,14 @@ def _for_display(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("step_ratio", "data_ratio", "augment_over_train", "time_vs_dense", "macs_vs_dense"):
         if column in frame:
             frame[column] = frame[column].map(lambda v: "-" if v is None or v != v else f"{v:.3g}")
+    if "data_share_of_step" in frame:
+        frame["data_share_of_step"] = frame["data_share_of_step"].map(
+            lambda v: "-" if v is None or v is pd.NA or v != v else f"{100 * v:.1f}%"
+        )
+    if "first_decode_s" in frame:
+        frame["first_decode_s"] = frame["first_decode_s"].map(
+            lambda v: "-" if v is None or v is pd.NA or v != v else f"{v:.1f}"
+        )
     if "mfu" in frame:
         frame["mfu"] = frame["mfu"].map(lambda v: "n/a" if v is None or v is pd.NA else f"{100 * v:.1f}%")
     return frame

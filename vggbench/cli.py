@@ -1060,6 +1060,7 @@ def eval_command(
     epilog=_examples(
         "vggbench bench --config A,D --width 0.125 --crop 32 --batch 64",
         "vggbench bench --parts overhead,data --steps 20 --repeats 3",
+        "vggbench bench --parts data --config A --width 0.125 --crop 32 --batch 256 --data-folder ~/cifar10",
         "vggbench bench --config D --width 1 --crop 224 --batch 256 --device cuda --bf16 --channels-last",
     )
 )
@@ -1110,13 +1111,26 @@ def bench(
     eval_images: int = typer.Option(
         8, help="images per evaluation-cost measurement", rich_help_panel=EVALUATION
     ),
+    data_folder: list[str] = typer.Option(
+        None,
+        "--data-folder",
+        help="data: an ImageFolder to stream and cache (repeatable; default: generated JPEG folders, "
+        "10,000 at 32 px and 2,000 at 256-500 px; none: the in-memory path only)",
+        rich_help_panel=EVALUATION,
+        metavar="PATH",
+    ),
+    workers: int = typer.Option(
+        None,
+        help="data: DataLoader workers of a streamed folder (default: the cores, at most 8)",
+        rich_help_panel=EVALUATION,
+    ),
     device: str = typer.Option(
         "auto", help="auto (cuda if available), cpu or cuda", rich_help_panel=RUN_CONTROL
     ),
     channels_last: bool = typer.Option(
-        False,
-        "--channels-last",
-        help="channels_last memory format (model and input)",
+        True,
+        "--channels-last/--no-channels-last",
+        help="channels_last memory format (model and input), as train's default",
         rich_help_panel=RUN_CONTROL,
     ),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast", rich_help_panel=RUN_CONTROL),
@@ -1149,6 +1163,8 @@ def bench(
         repeats=repeats,
         classes=classes,
         eval_images=eval_images,
+        folders=None if not data_folder else tuple(f for f in data_folder if f != "none"),
+        workers=workers,
     ).check()
     points = bench_lib.cases(
         bench_lib.parse_list(config, str, "config"),

@@ -211,7 +211,8 @@ def load_spec(
     default = raw.get("default", choices[0])
     if default not in choices:
         raise VggbenchError(
-            f"{path}: default: expected one of the choices ({', '.join(choices)}), found {_described(default)}"
+            f"{path}: default: expected one of the choices ({', '.join(choices)}), "
+            f"found {_described(default)}"
         )
     chosen = _chosen_net(net or default, choices, path)
     spec_chain = raw.get("chain", True)

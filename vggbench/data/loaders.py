@@ -117,6 +117,7 @@ class TrainLoader:
         world_size: int = 1,
         drop_last: bool = True,
         workers: int = 0,
+        gpu_decode: bool = True,
     ) -> None:
         if batch_size < 1:
             raise VggbenchError(f"batch size {batch_size} must be at least 1")
@@ -133,6 +134,7 @@ class TrainLoader:
         self.world_size = world_size
         self.drop_last = drop_last
         self.workers = workers
+        self.gpu_decode = gpu_decode  # False: a GPU's streamed batches are decoded by the workers (bench)
         self.global_batch = batch_size * world_size
         n = len(imageset)
         if n == 0 or (drop_last and n < self.global_batch):
@@ -182,7 +184,7 @@ class TrainLoader:
             return
         mine = [batch[start:stop].tolist() for batch, (start, stop) in zip(batches, bounds)]
         packed = self.imageset if isinstance(self.imageset, PackedImages) else None
-        on_device = packed is None and decodes_on_device(self.imageset, self.device)
+        on_device = packed is None and self.gpu_decode and decodes_on_device(self.imageset, self.device)
         if packed is not None:  # decoded already: gathered here, no workers
             stream = iter((packed.gather(ids, self.device), packed.labels[ids]) for ids in mine)
         else:

@@ -10,6 +10,7 @@ colours kept apart, and Gaussian pixel (luminance) noise. Everything is vectoris
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
@@ -116,3 +117,32 @@ def make_split(count: int, size: int, num_classes: int, seed: int, stream: int) 
     for start in range(0, count, chunk):
         images[start : start + chunk] = _generate(labels[start : start + chunk], size, generator)
     return TensorImages(images, labels)
+
+
+def write_jpeg_folder(
+    root: Path,
+    count: int,
+    sides: tuple[int, int] = (32, 32),
+    num_classes: int = 10,
+    seed: int = 0,
+    val: int = 0,
+    quality: int = 90,
+) -> Path:
+    """An ImageFolder of the generator's images as JPEGs (root/train/<class>/<i>.jpg, and `val`
+    images under root/val), for the data benchmarks: each image's shorter side is drawn from
+    `sides` (inclusive) and its aspect from [1, 4/3], like photos; deterministic by seed."""
+    from PIL import Image  # lazy: only writing a folder needs PIL here
+
+    names = class_names(num_classes)
+    generator = torch.Generator().manual_seed(mix_seed("jpeg-folder", seed))
+    for split, n in (("train", count), ("val", val)):
+        for folder in names if n else ():
+            (Path(root) / split / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            label = i % num_classes
+            short = int(torch.randint(sides[0], sides[1] + 1, (1,), generator=generator))
+            long = int(short * (1 + torch.rand(1, generator=generator).item() / 3))
+            image = _generate(torch.tensor([label]), long, generator)[0, :, :short, :]
+            path = Path(root) / split / names[label] / f"{i:06d}.jpg"
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(path, quality=quality)
+    return Path(root)
