@@ -24,7 +24,7 @@ def _digests(root):
 
 
 def test_a_generated_folder_has_its_count_sides_aspects_and_is_deterministic(tmp_path):
-    root = write_jpeg_folder(tmp_path / "a", 40, (20, 30), num_classes=4, seed=3, val=8)
+    root = write_jpeg_folder(tmp_path / "a", 40, (20, 30), num_classes=4, seed=3, val=8, max_aspect=4 / 3)
     train = sorted((root / "train").rglob("*.jpg"))
     assert len(train) == 40 and len(list((root / "val").rglob("*.jpg"))) == 8
     assert sorted(p.name for p in (root / "train").iterdir()) == sorted(class_names(4))
@@ -34,12 +34,11 @@ def test_a_generated_folder_has_its_count_sides_aspects_and_is_deterministic(tmp
             assert image.format == "JPEG" and image.mode == "RGB"
             width, height = image.size
         assert 20 <= height <= 30 and height <= width <= height * 4 / 3  # shorter side, photo aspect
-    assert _digests(root) == _digests(
-        write_jpeg_folder(tmp_path / "b", 40, (20, 30), num_classes=4, seed=3, val=8)
-    )
-    assert _digests(root) != _digests(
-        write_jpeg_folder(tmp_path / "c", 40, (20, 30), num_classes=4, seed=4, val=8)
-    )
+    same = dict(num_classes=4, val=8, max_aspect=4 / 3)
+    assert _digests(root) == _digests(write_jpeg_folder(tmp_path / "b", 40, (20, 30), seed=3, **same))
+    assert _digests(root) != _digests(write_jpeg_folder(tmp_path / "c", 40, (20, 30), seed=4, **same))
+    square = write_jpeg_folder(tmp_path / "d", 8, (24, 24), num_classes=2)  # CIFAR's shape
+    assert {Image.open(p).size for p in square.rglob("*.jpg")} == {(24, 24)}
 
 
 def test_data_share_is_data_time_over_data_plus_step_time():
@@ -86,7 +85,7 @@ def test_the_data_table_shows_each_source(folder_record):
 
 
 def test_without_folders_the_generated_ones_are_measured(monkeypatch):
-    monkeypatch.setattr(bench, "GENERATED_FOLDERS", ((24, (32, 32)), (16, (40, 56))))
+    monkeypatch.setattr(bench, "GENERATED_FOLDERS", ((24, (32, 32), 1.0), (16, (40, 56), 4 / 3)))
     options = bench.BenchOptions(**TINY)
     record = bench.run_bench(bench.cases(["A"], [1 / 32], [32], [8]), options, ["data"])
     labels = [row["folder"] for row in record["data"][1:]]

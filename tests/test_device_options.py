@@ -80,13 +80,14 @@ def test_bf16_autocast_computes_the_convs_in_bf16():
 
 
 def test_run_id_has_bf16_only_when_on():
-    # ids computed by the code before these options existed (main at ff058f2): fp32 runs keep them
-    assert TrainConfig().run_id == "7004ff850673"
-    d = dict(net="D", width=0.125, crop=32, data="fashion-mnist")
-    assert TrainConfig(**d, compile=True).run_id == "c9f07b145ff6"
-    assert TrainConfig(**d, channels_last=False).run_id == TrainConfig(**d, channels_last=True).run_id
-    assert TrainConfig(**d, bf16=False).run_id == "c9f07b145ff6"
-    assert TrainConfig(**d, bf16=True).run_id != "c9f07b145ff6"
+    # ids of schema 4 (the data fingerprint in every id); fp32 ids have no bf16 key, as before it existed
+    assert TrainConfig().run_id == "b3db16c7ae7a"
+    d = dict(net="D", width=0.125, crop=32, data="synthetic")
+    fp32 = TrainConfig(**d).run_id
+    assert TrainConfig(**d, compile=True).run_id == fp32
+    assert TrainConfig(**d, channels_last=False).run_id == TrainConfig(**d, channels_last=True).run_id == fp32
+    assert TrainConfig(**d, bf16=False).run_id == fp32 != TrainConfig(**d, bf16=True).run_id
+    assert "bf16" not in TrainConfig(**d).identity() and TrainConfig(**d, bf16=True).identity()["bf16"]
     assert TrainConfig().channels_last and not TrainConfig().compile and not TrainConfig().bf16
 
 

@@ -123,7 +123,7 @@ def write_fashion_mnist(root, seed: int = 0):
     return raw
 
 
-def test_packaged_files_keep_their_id_in_another_data_root_and_change_with_their_bytes(tmp_path):
+def test_packaged_files_keep_their_id_in_another_data_root_and_change_it_with_their_bytes(tmp_path):
     raw = write_fashion_mnist(tmp_path / "one")
     other = tmp_path / "two" / "FashionMNIST" / "raw"
     shutil.copytree(raw, other, copy_function=shutil.copyfile)  # other mtimes, same bytes
@@ -134,8 +134,7 @@ def test_packaged_files_keep_their_id_in_another_data_root_and_change_with_their
     changed = write_fashion_mnist(tmp_path / "three", seed=1)
     three = TrainConfig(data="fashion-mnist", data_root=str(changed.parent.parent))
     assert three.to_dict()["data_fingerprint"] != fingerprints[0]
-    # a packaged set's fingerprint is recorded, not part of the id (store.fingerprint_in_id)
-    assert three.run_id == one.run_id
+    assert three.run_id != one.run_id  # other bytes: another run
 
 
 def test_the_synthetic_fingerprint_is_its_generators(monkeypatch):
@@ -145,19 +144,16 @@ def test_the_synthetic_fingerprint_is_its_generators(monkeypatch):
     )
     before = TrainConfig().run_id
     monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
-    assert data_fingerprint("synthetic") != first and TrainConfig().run_id == before
+    assert data_fingerprint("synthetic") != first and TrainConfig().run_id != before
 
 
-def test_reusing_a_packaged_run_whose_data_changed_says_so(cli, tmp_path, monkeypatch):
+def test_a_generated_set_whose_generator_changed_trains_a_new_run(cli, tmp_path, monkeypatch):
     argv = [*TINY_TRAIN, "--data", "synthetic", "--results-dir", str(tmp_path)]
-    argv.remove("--quiet")
     first = cli(*argv)
-    assert first.code == 0 and "changed since it trained" not in first.err, first.err
     monkeypatch.setattr(synthetic, "GENERATOR_VERSION", synthetic.GENERATOR_VERSION + 1)
-    again = cli(*argv)
-    notes = [line for line in again.err.splitlines() if "changed since it trained" in line]
-    assert again.code == 0 and len(notes) == 1 and "--force retrains it" in notes[0], again.err
-    assert len(list((tmp_path / "runs").glob("*.json"))) == 1  # reused, not retrained
+    again = cli(*argv, "--format", "json")
+    assert first.code == again.code == 0, again.err
+    assert "(stored" not in again.out and len(list((tmp_path / "runs").glob("*.json"))) == 2
 
 
 def test_a_stored_config_keeps_the_fingerprint_it_trained_on(folder):

@@ -525,8 +525,9 @@ def measure_augmentation(
     return _data_row(case, options, IN_MEMORY_SOURCE, "synthetic tensors", ips, train_images_per_s)
 
 
-#: The data part's generated folders, as the data-speed issue asks: (images, shorter sides in px).
-GENERATED_FOLDERS = ((10_000, (32, 32)), (2_000, (256, 500)))
+#: The data part's generated folders, as the data-speed issue asks: (images, shorter sides in px, the
+#: largest aspect): square 32-px images as CIFAR's, and photo-like ones as ImageNet's.
+GENERATED_FOLDERS = ((10_000, (32, 32), 1.0), (2_000, (256, 500), 4 / 3))
 IN_MEMORY_SOURCE, STREAMED_SOURCE, CACHED_SOURCE = "in memory", "folder, streamed", "folder, cached"
 GPU_DECODED_SOURCE = "folder, streamed, GPU decode"
 
@@ -537,9 +538,10 @@ def bench_folders(options: BenchOptions, scratch: Path) -> list[tuple[str, Path]
     if options.folders is not None:
         return [(folder, Path(folder)) for folder in options.folders]
     out = []
-    for count, (low, high) in GENERATED_FOLDERS:
+    for count, (low, high), aspect in GENERATED_FOLDERS:
         sides = f"{low}" if low == high else f"{low}-{high}"
-        path = write_jpeg_folder(scratch / f"{count}-{sides}", count, (low, high), seed=options.seed, val=10)
+        folder = scratch / f"{count}-{sides}"
+        path = write_jpeg_folder(folder, count, (low, high), seed=options.seed, val=10, max_aspect=aspect)
         out.append((f"{count:,} JPEGs at {sides} px", path))
     return out
 
@@ -573,6 +575,7 @@ def measure_folder(
     s_max = parse_train_scale(options.train_scale).pixels(spec.crop)[1]
     cached = cached_train_set(train_set, s_max, CacheOptions("auto", scratch / "cache"), device=device)
     if cached.path == CACHED:
+        decode_s = cached.decode_s if cached.built else None  # None: built for an earlier case
         loader = TrainLoader(cached.imageset, augment, case.batch, device, options.seed)
         ips = _loader_rate(loader, case, options, device)
         rows.append(
@@ -583,7 +586,7 @@ def measure_folder(
                 label,
                 ips,
                 train_images_per_s,
-                first_decode_s=cached.decode_s,
+                first_decode_s=decode_s,
                 **common,
             )
         )

@@ -1059,7 +1059,6 @@ def eval_command(
 @app.command(
     epilog=_examples(
         "vggbench bench --config A,D --width 0.125 --crop 32 --batch 64",
-        "vggbench bench --parts overhead,data --steps 20 --repeats 3",
         "vggbench bench --parts data --config A --width 0.125 --crop 32 --batch 256 --data-folder ~/cifar10",
         "vggbench bench --config D --width 1 --crop 224 --batch 256 --device cuda --bf16 --channels-last",
     )

@@ -26,21 +26,14 @@ from vggbench.errors import VggbenchError
 
 DEFAULT_ROOT = Path("results")
 RUNS, EVALS = "runs", "evals"
-SCHEMA = 3  # 3: the paper's 0-255 input, LRN alpha, width-scaled init; 2: typed records; 1: untyped dicts
+SCHEMA = 4  # 4: the data fingerprint in every run id; 3: the paper's 0-255 input, LRN alpha, width-scaled
+#: init; 2: typed records; 1: untyped dicts
 
 
 def record_id(config: dict[str, Any], length: int = 12) -> str:
     """A stable id for a config: the hash of its canonical JSON."""
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:length]
-
-
-def fingerprint_in_id(data_spec: str) -> bool:
-    """Whether a run's data fingerprint enters its id: for image folders, whose files users change
-    (the reuse of stale runs the reliability issue found). Packaged sets (Fashion-MNIST, CIFAR) and
-    synthetic images record theirs, and a reuse on changed files is said, but their ids stay those of
-    the stored reference runs until results/ is next regenerated (see README)."""
-    return str(data_spec).strip().lower().startswith("imagefolder:")
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -390,8 +383,6 @@ class RunRecord:
         """The config without what differs between seeds of one recipe (the seed, and the ids of the
         runs it started from, which differ by seed): runs with equal keys are repeats over seeds."""
         key = {k: v for k, v in self.config.items() if k not in ("seed", "init_from", "preinit_from")}
-        if not fingerprint_in_id(self.config.get("data", "")):
-            key.pop("data_fingerprint", None)  # not part of the id, and absent from older records
         key.pop("channels_last", None)  # an execution field that records before it existed lack
         if not key.get("bf16"):
             key.pop("bf16", None)  # fp32, as every record made before the option existed

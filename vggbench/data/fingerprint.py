@@ -1,6 +1,6 @@
 """Fingerprints of a run's data: short hashes that change when the images change, so that a stored
-run is only reused for the data it trained on. Every run records its data's; an image folder's enters
-`TrainConfig.run_id` (`store.fingerprint_in_id`), and other sets' are checked when a run is reused.
+run is only reused for the data it trained on. Every run records its data's, and it enters the run's
+id (`TrainConfig.run_id`): changed files train a new run.
 
 - Folders (ImageFolder trees): the sorted list of the image files under the given splits, each with
   its path relative to the folder, its size and its mtime in ns. No file is read: a scan costs one

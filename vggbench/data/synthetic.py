@@ -126,11 +126,13 @@ def write_jpeg_folder(
     num_classes: int = 10,
     seed: int = 0,
     val: int = 0,
+    max_aspect: float = 1.0,
     quality: int = 90,
 ) -> Path:
     """An ImageFolder of the generator's images as JPEGs (root/train/<class>/<i>.jpg, and `val`
     images under root/val), for the data benchmarks: each image's shorter side is drawn from
-    `sides` (inclusive) and its aspect from [1, 4/3], like photos; deterministic by seed."""
+    `sides` (inclusive) and its aspect from [1, max_aspect] (1: square, as CIFAR's; 4/3: like
+    photos); deterministic by seed."""
     from PIL import Image  # lazy: only writing a folder needs PIL here
 
     names = class_names(num_classes)
@@ -141,7 +143,7 @@ def write_jpeg_folder(
         for i in range(n):
             label = i % num_classes
             short = int(torch.randint(sides[0], sides[1] + 1, (1,), generator=generator))
-            long = int(short * (1 + torch.rand(1, generator=generator).item() / 3))
+            long = int(short * (1 + torch.rand(1, generator=generator).item() * (max_aspect - 1)))
             image = _generate(torch.tensor([label]), long, generator)[0, :, :short, :]
             path = Path(root) / split / names[label] / f"{i:06d}.jpg"
             Image.fromarray(image.permute(1, 2, 0).numpy()).save(path, quality=quality)

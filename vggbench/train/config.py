@@ -9,7 +9,7 @@ from typing import Any
 from vggbench import paper, store
 from vggbench.checks import SEED_LIMIT, in_range, positive, valid_seed
 from vggbench.data import INPUT_RANGES
-from vggbench.data.sources import check_data_options, data_fingerprint, split_sizes
+from vggbench.data.sources import check_data_options, data_fingerprint, data_kind, split_sizes
 from vggbench.errors import VggbenchError
 from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, ModelSpec
 from vggbench.scales import TrainScale, parse_train_scale
@@ -230,14 +230,11 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The fields of the resolved config that define the result; options that a run ignores are
-        left out, and so is an image folder's location (its fingerprint says which files it holds).
-        Packaged and synthetic sets keep their fingerprint out of the id (`store.fingerprint_in_id`)."""
+        left out, and so is an image folder's location (its fingerprint says which files it holds)."""
         resolved = self.resolved()
         out = {f.name: getattr(resolved, f.name) for f in fields(self) if f.metadata.get("identity", True)}
-        if store.fingerprint_in_id(out["data"]):
+        if data_kind(out["data"]) == "imagefolder":
             out["data"] = "imagefolder"
-        else:
-            out.pop("data_fingerprint")
         if self.init != "paper":
             out.pop("init_std")
         if self.init != "preinit":

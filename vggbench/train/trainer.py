@@ -29,7 +29,6 @@ from vggbench.data import (
     rgb_statistics,
 )
 from vggbench.data.cache import CacheOptions, TrainSet, cached_train_set
-from vggbench.data.fingerprint import changed_since_training
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.sources import load_run
 from vggbench.locks import run_lock
@@ -224,14 +223,6 @@ def train(
         stored = store.read_run(results_dir, config.run_id)
         if stored is not None and stored.status == "complete":
             _remove_stale_checkpoint(results_dir, config.run_id, last, quiet)
-            if stored.data_fingerprint and stored.data_fingerprint != config.data_fingerprint:
-                changed = changed_since_training(
-                    stored.id, config.data, stored.data_fingerprint, config.data_fingerprint
-                )
-                log.line(
-                    f"note: {changed}; the stored run is reused (its id does not include a packaged "
-                    "set's fingerprint): --force retrains it"
-                )
             return stored
     checkpoint = checkpoint_to_resume(results_dir, config, resume) if resume or not force else None
     target = resolve_device(device, dist)
