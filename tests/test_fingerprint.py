@@ -193,6 +193,26 @@ def test_train_says_once_that_limit_val_exceeds_the_set(cli, tmp_path):
     assert json.loads(cli(*argv).out)["id"] == record["id"]
 
 
+def test_eval_says_once_that_limit_val_exceeds_the_set_and_records_no_limit(cli, tmp_path):
+    argv = [*TINY_TRAIN, "--data", "synthetic", "--limit-train", "8", "--results-dir", str(tmp_path)]
+    run = json.loads(cli(*argv).out)["id"]
+    evaluate = ["eval", run, "--method", "center", "--device", "cpu", "--format", "json"]
+    evaluate += ["--results-dir", str(tmp_path)]
+    above = cli(*evaluate, "--limit-val", "1000000")
+    assert above.code == 0, above.err
+    notes = [line for line in above.err.splitlines() if "--limit-val" in line]
+    assert notes == [
+        "note: --limit-val 1000000 is more than the 128 val images of synthetic: using all 128 "
+        "(the evaluation is the one without --limit-val)"
+    ]
+    (record,) = json.loads(above.out)
+    assert record["limits"]["limit_val"] is None and record["images"] == 128
+    (without,) = json.loads(cli(*evaluate).out)
+    assert without["id"] == record["id"]
+    (below,) = json.loads(cli(*evaluate, "--limit-val", "64").out)
+    assert below["limits"]["limit_val"] == 64 and below["images"] == 64 and below["id"] != record["id"]
+
+
 # --- End to end: a changed folder trains a new run; eval of the old run says the data changed --------
 
 

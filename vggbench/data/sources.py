@@ -409,6 +409,15 @@ def data_fingerprint(
 _split_sizes_memo: dict[tuple, tuple[int, int]] = {}
 
 
+def beyond_split(split: str, limit: int, size: int, spec: str, what: str) -> str:
+    """The one wording for a --limit-train / --limit-val above its split (train's and eval's note):
+    the whole split is used, and the run or evaluation is the one without the limit."""
+    return (
+        f"--limit-{split} {limit} is more than the {size} {split} images of {spec}: using all {size} "
+        f"(the {what} is the one without --limit-{split})"
+    )
+
+
 def split_sizes(
     spec: str, root: Path | str | None, val_split: float | None, skip_bad_images: bool, data_fingerprint_: str
 ) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from vggbench import paper, store
 from vggbench.checks import positive
 from vggbench.data import DATA_SEED, Dataset, stratified_subset
 from vggbench.data.fingerprint import changed_since_training
-from vggbench.data.sources import data_fingerprint
+from vggbench.data.sources import beyond_split, data_fingerprint, split_sizes
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.engine import (
     IMAGENET_NORMALIZATION,
@@ -291,6 +291,20 @@ def val_subset(dataset: Dataset, max_images: int | None) -> tuple[Dataset, int |
     return replace(dataset, val=val), max_images, counts
 
 
+def _val_limit(limit_val: int | None, data: DataSource, say: Callable[[str], None] | None) -> int | None:
+    """--limit-val, or None where it takes the whole validation split (said when above it), so that
+    the evaluation is recorded as the one without it, as train records its run."""
+    if limit_val is None:
+        return None
+    found = data_fingerprint(data.spec, data.root, val_split=data.val_split)
+    _, size = split_sizes(data.spec, data.root, data.val_split, data.skip_bad_images, found)
+    if limit_val < size:
+        return limit_val
+    if limit_val > size and say:
+        say(beyond_split("val", limit_val, size, data.spec, "evaluation"))
+    return None
+
+
 def _check_options(options: EvalOptions) -> None:
     parse_methods(options.methods)
     if options.batch < 1:
@@ -340,13 +354,14 @@ def run_eval(
     for group in _groups(options, find_sources(options)):
         data = _eval_data(options, group[0])
         _note_changed_data(group, data, say)
-        dataset, max_images, counts = val_subset(load_data(data, options.limit_val), options.max_images)
+        limit_val = _val_limit(options.limit_val, data, say)
+        dataset, max_images, counts = val_subset(load_data(data, limit_val), options.max_images)
         if options.max_images is not None and max_images is None and say:
             say(
                 f"--max-images {options.max_images} is at least the {len(dataset.val)} validation images "
                 f"of {dataset.name}: evaluating all of them"
             )
-        limits = EvalLimits(options.limit_val, max_images, data.val_split, data.limit_train)
+        limits = EvalLimits(limit_val, max_images, data.val_split, data.limit_train)
         run = _EvalJob(
             dataset,
             data,

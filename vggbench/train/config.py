@@ -9,7 +9,7 @@ from typing import Any
 from vggbench import paper, store
 from vggbench.checks import SEED_LIMIT, in_range, positive, valid_seed
 from vggbench.data import INPUT_RANGES
-from vggbench.data.sources import check_data_options, data_fingerprint, data_kind, split_sizes
+from vggbench.data.sources import beyond_split, check_data_options, data_fingerprint, data_kind, split_sizes
 from vggbench.errors import VggbenchError
 from vggbench.models import INIT_SCHEMES, PREINIT_MAPPINGS, ModelSpec
 from vggbench.scales import TrainScale, parse_train_scale
@@ -213,10 +213,7 @@ class TrainConfig:
                 if limit is not None and limit >= size:
                     limits[f"limit_{split}"] = None
                     if limit > size and say:
-                        say(
-                            f"--limit-{split} {limit} is more than the {size} {split} images of {self.data}: "
-                            f"using all {size} (the run is the one without --limit-{split})"
-                        )
+                        say(beyond_split(split, limit, size, self.data, "run"))
         return replace(self, data_fingerprint=found, **limits)
 
     def to_dict(self) -> dict[str, Any]:
