@@ -103,3 +103,14 @@ def test_without_folders_the_generated_ones_are_measured(monkeypatch):
 def test_bad_data_options_are_one_line(cli, tmp_path, args, fragments):
     result = cli("bench", "--parts", "data", *args, "--no-save", "--results-dir", str(tmp_path))
     assert_one_line_error(result, *fragments)
+
+
+def test_a_folder_over_the_cache_budget_has_no_cached_row_and_a_note(tmp_path, monkeypatch):
+    from vggbench.data import cache
+
+    monkeypatch.setattr(cache, "available_ram", lambda: 1)  # auto: half of 1 byte
+    folder = write_jpeg_folder(tmp_path / "f", 16, (32, 32), num_classes=2, val=2)
+    options = bench.BenchOptions(**TINY, folders=(str(folder),))
+    record = bench.run_bench(bench.cases(["A"], [1 / 32], [32], [8]), options, ["data"])
+    assert [row["source"] for row in record["data"]][-1] == bench.STREAMED_SOURCE
+    assert any("exceed the cache budget" in note for note in record["notes"])

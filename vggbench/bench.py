@@ -554,9 +554,11 @@ def measure_folder(
     label: str,
     path: Path,
     scratch: Path,
+    notes: list[str],
 ) -> list[dict[str, Any]]:
     """A folder streamed (workers decode each file, every epoch), and decoded once into the cache
-    (`train --cache-budget`, under scratch) then read from it; on a GPU also streamed with nvJPEG."""
+    (`train --cache-budget`, under scratch) then read from it; on a GPU also streamed with nvJPEG.
+    A folder the cache does not take (over the budget) has no cached row, and `notes` say why."""
     spec = case.spec(options)
     augment = bench_augment(spec, options)
     train_set = load_imagefolder(path, skip_bad_images=False, val_split=None).train
@@ -573,7 +575,8 @@ def measure_folder(
             _data_row(case, options, source, label, ips, train_images_per_s, workers=workers, **common)
         )
     s_max = parse_train_scale(options.train_scale).pixels(spec.crop)[1]
-    cached = cached_train_set(train_set, s_max, CacheOptions("auto", scratch / "cache"), device=device)
+    cache = CacheOptions("auto", scratch / "cache")
+    cached = cached_train_set(train_set, s_max, cache, device=device, warn=notes.append, note=notes.append)
     if cached.path == CACHED:
         decode_s = cached.decode_s if cached.built else None  # None: built for an earlier case
         loader = TrainLoader(cached.imageset, augment, case.batch, device, options.seed)
@@ -805,7 +808,7 @@ def _measure_case(
         record["data"].append(measure_augmentation(case, options, device, train["images_per_s"]))
         for label, path in folders:
             say(f"data {case.label} batch {case.batch}: {label}")
-            rows = measure_folder(case, options, device, train["images_per_s"], label, path, scratch)
+            rows = measure_folder(case, options, device, train["images_per_s"], label, path, scratch, notes)
             record["data"].extend(rows)
 
 
