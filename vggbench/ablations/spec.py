@@ -18,6 +18,7 @@ import tomllib
 
 from vggbench import paper
 from vggbench.architectures import ARCHITECTURES, get_architecture
+from vggbench.checks import in_range
 from vggbench.data import INPUT_RANGES
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.protocols import METHODS
@@ -327,7 +328,7 @@ class Key:
 
 def _is_number(value: Any) -> bool:
     """TOML's true is an int to Python, and inf and nan are floats: a number is neither."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return in_range(value)
 
 
 def _is_whole(value: Any) -> bool:
