@@ -11,7 +11,7 @@ import os
 import queue
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ class SweepArgs:
     shard: tuple[int, int] = (1, 1)
     device: str = "auto"
     quiet: bool = False
+
+    def sweep_options(self, **changes: Any) -> dict[str, Any]:
+        """The keywords of `train_sweep` / `run_ablation` after the spec (with `changes`)."""
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
+        return {**options, **changes}
 
 
 def check_jobs(jobs: int) -> None:
@@ -105,16 +110,8 @@ def run_workers(
             errors[worker.name] = f"stopped with exit code {worker.exitcode}"
     if errors:
         raise VggbenchError("; ".join(f"{name}: {error}" for name, error in sorted(errors.items())))
-    return run_ablation(
-        args.spec,
-        seeds=args.seeds,
-        preset=args.preset,
-        overrides=args.overrides,
-        results_dir=args.results_dir,
-        shard=args.shard,
-        device=args.device,
-        quiet=True,
-    )  # every run is stored by now: this reads them and analyses
+    # every run is stored by now: this reads them and analyses
+    return run_ablation(args.spec, **args.sweep_options(quiet=True))
 
 
 def _follow(workers: list, events: Any, on_run: Callable[[int, SweepStep], None] | None) -> dict[str, str]:
@@ -139,17 +136,7 @@ def _worker(index: int, args: SweepArgs, events: Any) -> None:
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        train_sweep(
-            args.spec,
-            seeds=args.seeds,
-            preset=args.preset,
-            overrides=args.overrides,
-            results_dir=args.results_dir,
-            shard=args.shard,
-            device=args.device,
-            quiet=args.quiet,
-            on_run=lambda step: events.put(("run", index, step)),
-        )
+        train_sweep(args.spec, **args.sweep_options(on_run=lambda step: events.put(("run", index, step))))
     except KeyboardInterrupt as interrupted:
         events.put(("error", index, str(interrupted) or "interrupted"))
         sys.exit(130)
@@ -232,13 +219,4 @@ def wait_for(jobs: list) -> None:
 
 def array_task(args: SweepArgs) -> AblationRecord:
     """One array task: its shard's runs, then the analysis of the store."""
-    return run_ablation(
-        args.spec,
-        seeds=args.seeds,
-        preset=args.preset,
-        overrides=args.overrides,
-        results_dir=args.results_dir,
-        shard=args.shard,
-        device=args.device,
-        quiet=args.quiet,
-    )
+    return run_ablation(args.spec, **args.sweep_options())
