@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from vggbench import paper, runtime
 from vggbench.counting import macs_per_pass
-from vggbench.data import RGBStats, TrainAugment, TrainLoader, eval_preprocess
+from vggbench.data import ImageSet, RGBStats, TrainAugment, TrainLoader, eval_preprocess
 from vggbench.data.cache import CACHED, CacheOptions, cached_train_set
 from vggbench.data.sources import load_imagefolder
 from vggbench.data.synthetic import make_split, write_jpeg_folder
@@ -532,11 +532,20 @@ IN_MEMORY_SOURCE, STREAMED_SOURCE, CACHED_SOURCE = "in memory", "folder, streame
 GPU_DECODED_SOURCE = "folder, streamed, GPU decode"
 
 
-def bench_folders(options: BenchOptions, scratch: Path) -> list[tuple[str, Path]]:
-    """(label, path) of each folder to measure: --data-folder's, or GENERATED_FOLDERS written into
-    scratch (JPEGs of the synthetic classes, 10 val images)."""
+def bench_folders(options: BenchOptions, scratch: Path) -> list[tuple[str, ImageSet]]:
+    """(label, training images) of each folder to measure, scanned once for every case:
+    --data-folder's, or GENERATED_FOLDERS written into scratch (JPEGs of the synthetic classes,
+    10 val images)."""
     if options.folders is not None:
-        return [(folder, Path(folder)) for folder in options.folders]
+        paths = [(folder, Path(folder)) for folder in options.folders]
+    else:
+        paths = _generated_folders(options, scratch)
+    return [
+        (label, load_imagefolder(path, skip_bad_images=False, val_split=None).train) for label, path in paths
+    ]
+
+
+def _generated_folders(options: BenchOptions, scratch: Path) -> list[tuple[str, Path]]:
     out = []
     for count, (low, high), aspect in GENERATED_FOLDERS:
         sides = f"{low}" if low == high else f"{low}-{high}"
@@ -552,7 +561,7 @@ def measure_folder(
     device: torch.device,
     train_images_per_s: float | None,
     label: str,
-    path: Path,
+    train_set: ImageSet,
     scratch: Path,
     notes: list[str],
 ) -> list[dict[str, Any]]:
@@ -561,7 +570,6 @@ def measure_folder(
     A folder the cache does not take (over the budget) has no cached row, and `notes` say why."""
     spec = case.spec(options)
     augment = bench_augment(spec, options)
-    train_set = load_imagefolder(path, skip_bad_images=False, val_split=None).train
     workers = options.workers if options.workers is not None else min(8, os.cpu_count() or 1)
     common = dict(images=len(train_set))
     rows = []
@@ -728,7 +736,7 @@ def run_bench(
     try:
         record = _new_record(options, parts, device)
         say = progress or (lambda _: None)
-        folders: list[tuple[str, Path]] = []
+        folders: list[tuple[str, ImageSet]] = []
         if "data" in parts:
             say(
                 "data: generating the image folders"
@@ -785,7 +793,7 @@ def _measure_case(
     device: torch.device,
     parts: Sequence[str],
     say: Callable[[str], None],
-    folders: Sequence[tuple[str, Path]] = (),
+    folders: Sequence[tuple[str, ImageSet]] = (),
     scratch: Path = Path("."),
 ) -> None:
     """The train, infer, overhead and data parts for one case, appended to the record (the data
@@ -806,9 +814,11 @@ def _measure_case(
     if "data" in parts:
         say(f"data {case.label} batch {case.batch}: in memory")
         record["data"].append(measure_augmentation(case, options, device, train["images_per_s"]))
-        for label, path in folders:
+        for label, train_set in folders:
             say(f"data {case.label} batch {case.batch}: {label}")
-            rows = measure_folder(case, options, device, train["images_per_s"], label, path, scratch, notes)
+            rows = measure_folder(
+                case, options, device, train["images_per_s"], label, train_set, scratch, notes
+            )
             record["data"].extend(rows)
 
 
