@@ -111,7 +111,8 @@ def test_an_arms_own_lr_beats_the_finetune_lr(tmp_path):
     assert (configs["D S=384"].lr, configs["D jitter"].lr) == (0.0025, 0.0005)
 
 
-def test_from_scratch_drops_the_chain_and_gets_other_runs(tmp_path):
+def test_from_scratch_drops_the_chain_and_gets_other_runs(tmp_path, generated_fashion_mnist):
+    # the quick preset's runs are on Fashion-MNIST: its ids need the files, not the real images
     chained, scratch = load_spec("jitter"), load_spec("jitter", chain=False)
     assert [a.init_from for a in scratch.arms] == [None, None, None]
     assert not scratch.chain and scratch.design == FROM_SCRATCH

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import typer.main
+from conftest import needs_fashion_mnist, write_idx
 from PIL import Image
 
 from vggbench.cli import app
@@ -288,12 +289,6 @@ def test_synthetic_is_deterministic_cheap_and_balanced():
     assert small.train.images.shape == (100, 3, 32, 32) and small.num_classes == 25
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as handle:
-        handle.write(header + array.astype(np.uint8).tobytes())
-
-
 def test_idx_parsing_and_a_torchvision_style_fashion_mnist_root(tmp_path):
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
@@ -323,10 +318,8 @@ def test_missing_fashion_mnist_names_the_folder_and_the_fix(tmp_path):
     assert str(tmp_path) in str(error.value)
 
 
-@pytest.mark.skipif(
-    not DEBIAN_FASHION_MNIST.is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
-)
 def test_real_fashion_mnist_limited():
+    needs_fashion_mnist()
     assert read_idx(DEBIAN_FASHION_MNIST / "train-labels-idx1-ubyte.gz").shape == (60000,)
     data = load_dataset("fashion-mnist", limit_train=1000)
     assert len(data.train) == 1000 and len(data.val) == 10000

@@ -13,9 +13,8 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, write_fashion_mnist
 from imagefolders import write_class, write_image_folder
-from test_data import write_idx
 
 from vggbench import store
 from vggbench.data import fingerprint, load_dataset, synthetic
@@ -110,17 +109,6 @@ def test_folder_images_fingerprint_follows_files_labels_and_subsets(folder):
 
 
 # --- Packaged and synthetic sets ----------------------------------------------------------------------
-
-
-def write_fashion_mnist(root, seed: int = 0):
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    write_idx(raw / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (20, 28, 28)))
-    write_idx(raw / "train-labels-idx1-ubyte.gz", np.arange(20) % 10)
-    write_idx(raw / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (10, 28, 28)))
-    write_idx(raw / "t10k-labels-idx1-ubyte.gz", np.arange(10))
-    return raw
 
 
 def test_packaged_files_keep_their_id_in_another_data_root_and_change_it_with_their_bytes(tmp_path):

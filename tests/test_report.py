@@ -1,12 +1,12 @@
 """The report's tables from typed records: Tables 3-6 beside the paper, the ablation tables, and
 the whole report rendered from a store."""
 
-import shutil
 import subprocess
 from dataclasses import replace
 
 import pandas as pd
 import pytest
+from conftest import needs_tool
 
 from vggbench.ablations.spec import Budget
 from vggbench.ablations.stats import (
@@ -703,11 +703,10 @@ def test_latex_tables_name_their_needs_have_human_columns_and_no_record_ids(tmp_
     table3 = (tmp_path / "tables" / "table3.tex").read_text()
     assert "e0" not in table3 and "record" not in table3
     assert "record" in (tmp_path / "REPORT.md").read_text()  # the Markdown keeps the id to find it by
-    if shutil.which("pdflatex") is None:
-        pytest.skip("pdflatex is not installed: the tables were checked but not compiled")
+    pdflatex = needs_tool("pdflatex")  # the tables were checked above; compiling needs TeX
     (tmp_path / "doc.tex").write_text(_latex_document(tables))
     run = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -333,3 +333,69 @@ def test_preset_match_uses_the_shared_budget_only():
     assert runs.matches_preset(make_run(ID_A, lr=0.1, epochs=3, init="kaiming"), quick)
     assert not runs.matches_preset(make_run(ID_A, limit_val=500), quick)
     assert not runs.matches_preset(make_run(ID_A, stop="epochs"), quick)
+
+
+# --- runs diff: does a store reproduce a reference? --------------------------------------------------
+
+
+def _seeds(root, errors_by_seed: dict[int, tuple[float, ...]]) -> list[str]:
+    """Runs of one recipe (A, seeds as given) in a store; their ids (made up, one per seed)."""
+    ids = []
+    for seed, errors in errors_by_seed.items():
+        run_id = f"5eed{seed:08d}"
+        store.write_run(root, make_run(run_id, errors=errors, seed=seed))
+        ids.append(run_id)
+    return ids
+
+
+def test_runs_diff_identical_then_the_largest_drift_beside_the_seed_spread(cli, tmp_path):
+    from vggbench.reproduce import compare_stores, reproduction_line
+
+    reference, ours = tmp_path / "reference", tmp_path / "ours"
+    _seeds(reference, {0: (80.0, 40.0), 1: (80.0, 42.0), 2: (80.0, 44.0)})  # final std 2.0 points
+    _seeds(ours, {0: (80.0, 40.0), 1: (80.0, 42.0)})
+    store.write_run(ours, make_run(ID_C, errors=(70.0, 30.0)))  # not in the reference
+    result = compare_stores(ours, reference)
+    assert [r.id for r in result.runs] == ["5eed00000000", "5eed00000001"] and result.unshared == 1
+    assert result.identical and [r.seed_spread for r in result.runs] == [2.0, 2.0]
+    assert reproduction_line(result) == (
+        f"2 of 3 runs in {ours} are in {reference}: identical (every epoch's val errors equal)"
+    )
+    # a drift of 1.5 points at seed 1 (std 2.0: within), then 2.5 at seed 0 (outside)
+    store.write_run(ours, make_run("5eed00000001", errors=(80.0, 43.5), seed=1))
+    result = compare_stores(ours, reference)
+    assert not result.identical and result.largest().difference == 1.5
+    assert reproduction_line(result) == (
+        f"2 of 3 runs in {ours} are in {reference}: 1 differs, largest difference +1.50 points of final "
+        "val top-1 error (A 5eed00000001), within the seed-to-seed spread (std 2.00 points)"
+    )
+    store.write_run(ours, make_run("5eed00000000", errors=(80.0, 37.5), seed=0))
+    result = cli("runs", "diff", str(reference), "--results-dir", str(ours))
+    assert result.code == 0 and result.out.strip().endswith(
+        "2 differ, largest difference -2.50 points of final val top-1 error (A 5eed00000000), "
+        "outside the seed-to-seed spread (std 2.00 points)"
+    )
+
+
+def test_runs_diff_of_a_single_seed_or_no_shared_runs_says_so(tmp_path):
+    from vggbench.reproduce import compare_stores, reproduction_line
+
+    reference, ours = tmp_path / "reference", tmp_path / "ours"
+    _seeds(reference, {0: (80.0, 40.0)})
+    _seeds(ours, {0: (80.0, 41.0)})
+    assert reproduction_line(compare_stores(ours, reference)).endswith(
+        "no seed-to-seed spread to judge it by (one seed of its recipe in the reference)"
+    )
+    store.write_run(ours / "other", make_run(ID_C))
+    assert reproduction_line(compare_stores(ours / "other", reference)) == (
+        f"0 of 1 runs in {ours / 'other'} are in {reference}: nothing to compare "
+        "(other ids: another budget or data)"
+    )
+
+
+@pytest.mark.parametrize("empty", ["ours", "reference"])
+def test_runs_diff_of_an_empty_store_is_a_one_line_error(cli, tmp_path, empty):
+    _seeds(tmp_path / ("reference" if empty == "ours" else "ours"), {0: (80.0, 40.0)})
+    (tmp_path / empty).mkdir(exist_ok=True)
+    result = cli("runs", "diff", str(tmp_path / "reference"), "--results-dir", str(tmp_path / "ours"))
+    assert_one_line_error(result, f"no runs in {tmp_path / empty / 'runs'}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import assert_one_line_error, train_argv
+from conftest import assert_one_line_error, needs_fashion_mnist, train_argv
 
 from vggbench import paper, store
 from vggbench.errors import VggbenchError
@@ -356,20 +356,11 @@ def test_two_gloo_processes_give_the_weights_of_one_process_on_the_same_global_b
 # --- Learning and the CLI -------------------------------------------------------------------------------
 
 
-def _fashion_mnist_or_skip() -> None:
-    from vggbench.data import load_dataset
-
-    try:
-        load_dataset("fashion-mnist", limit_train=1, limit_val=1)
-    except VggbenchError as error:
-        pytest.skip(f"Fashion-MNIST is not installed (make data): {error}")
-
-
 @pytest.mark.slow
 def test_the_default_init_learns_where_the_papers_normal_init_stays_at_chance(tmp_path):
     # The synthetic set is too hard for a BN-free VGG in a test's budget (a BN net needs ~200 steps
     # to leave chance), so this uses 2048 Fashion-MNIST images: 160 steps of batch 64 (~15 s each).
-    _fashion_mnist_or_skip()
+    needs_fashion_mnist()
     setting = dict(
         width=1 / 8,
         data="fashion-mnist",

@@ -1292,6 +1292,23 @@ def runs_compare(
 
 
 @runs_app.command(
+    "diff",
+    epilog=_examples(
+        "vggbench runs diff results --results-dir build/demo",
+    ),
+)
+def runs_diff(
+    reference: Path = typer.Argument(..., help="the reference store, e.g. results", metavar="REFERENCE"),
+    results_dir: Path = RESULTS_DIR_OPTION,
+) -> None:
+    """This store's runs beside the reference's runs of the same ids, in one line: identical, or the
+    largest difference of the final val top-1 error and whether it lies within the seed-to-seed spread."""
+    from vggbench.reproduce import compare_stores, reproduction_line  # lazy: keeps CLI start-up fast
+
+    echo(reproduction_line(compare_stores(results_dir, reference)))
+
+
+@runs_app.command(
     "export",
     epilog=_examples(
         "vggbench runs export --format csv --out records.csv",

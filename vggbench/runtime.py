@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from vggbench import capabilities
 from vggbench.errors import VggbenchError
 
 
@@ -163,7 +164,10 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
 
 def bf16_supported(device: torch.device) -> bool:
     """Whether the device computes in bf16: the GPU's own report on cuda; on a CPU, oneDNN's check
-    for bf16 instructions (without them autocast would run emulated and slowly, if at all)."""
+    for bf16 instructions (without them autocast would run emulated and slowly, if at all).
+    VGGBENCH_ABSENT=bf16 says no on any device (capabilities.py)."""
+    if capabilities.absent("bf16"):
+        return False
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vggbench import capabilities
 from vggbench.data import fingerprint, synthetic
 from vggbench.data.imagesets import FolderImages, ImageSet, TensorImages, stratified_split, stratified_subset
 from vggbench.errors import VggbenchError
@@ -112,6 +113,8 @@ def fashion_mnist_folders(root: Path | None) -> list[Path]:
     if root is not None:
         root = Path(root)
         return [root / "FashionMNIST" / "raw", root / "fashion-mnist", root]
+    if capabilities.absent("fashion-mnist"):
+        return []  # VGGBENCH_ABSENT hides the default folders
     return [DEBIAN_FASHION_MNIST, DEFAULT_ROOT / "FashionMNIST" / "raw"]
 
 
@@ -128,7 +131,8 @@ def fashion_mnist_files(root: Path | None, download: bool) -> dict[str, tuple[Pa
         if images_path is None or labels_path is None:
             missing = images_stem if images_path is None else labels_stem
             raise VggbenchError(
-                f"Fashion-MNIST file {missing}(.gz) not found in {', '.join(str(f) for f in folders)}; "
+                f"Fashion-MNIST file {missing}(.gz) not found in "
+                f"{', '.join(str(f) for f in folders) or 'the default folders (hidden by VGGBENCH_ABSENT)'}; "
                 "install Debian's dataset-fashion-mnist (make data) or pass --data-root / --download"
             )
         files[split] = (images_path, labels_path)
