@@ -11,11 +11,14 @@ from vggbench.ablations.spec import SPEC_DIR, Budget, available_ablations, load_
 from vggbench.ablations.stats import (
     Difference,
     difference,
+    equivalence_power,
+    equivalence_seeds_needed,
     paper_difference,
     power_target,
     read_ablations,
     seeds_for,
     seeds_needed,
+    slope_text,
     verdict,
     zero_variance_note,
 )
@@ -143,6 +146,51 @@ def test_seeds_needed_by_hand():
     assert seeds_needed(2.0, 7.0) == 3
     # s 0.288675, delta 0.4: n = 6: ((2.570582 + 0.919544) * 0.721688)^2 = 6.34 > 6; n = 7: 5.85
     assert seeds_needed(0.28867513459481287, 0.4) == 7
+
+
+def _interval_rates(std: float, n: int, margin: float, draws: int = 100_000) -> tuple[float, float]:
+    """Simulated: over `draws` samples of n paired differences ~ N(0, std^2) (the arms truly equal),
+    how often the 95% t-interval lies inside (-margin, margin) ("similar" consistent) and how often
+    its lower end is above -margin ("no_better" consistent)."""
+    import numpy as np
+    from scipy import stats as scipy_stats
+
+    x = np.random.default_rng(n).normal(0.0, std, (draws, n))
+    mean, half = x.mean(1), scipy_stats.t.ppf(0.975, n - 1) * x.std(1, ddof=1) / math.sqrt(n)
+    return float(np.mean((mean - half > -margin) & (mean + half < margin))), float(
+        np.mean(mean - half > -margin)
+    )
+
+
+@pytest.mark.parametrize("std, margin, n", [(0.5, 0.5, 13), (1.0, 2.0, 5), (2.0, 1.5, 21)])
+def test_seeds_for_similar_give_two_one_sided_tests_80_percent_power(std, margin, n):
+    assert equivalence_seeds_needed(std, margin) == n
+    assert _interval_rates(std, n, margin)[0] >= 0.80 > _interval_rates(std, n - 1, margin)[0]
+    # the exact power agrees with the simulation
+    assert equivalence_power(std, margin, n) == pytest.approx(_interval_rates(std, n, margin)[0], abs=0.005)
+
+
+@pytest.mark.parametrize("std, margin, n", [(0.5, 0.5, 10), (1.0, 2.0, 5), (0.8, 1.0, 8)])
+def test_seeds_for_no_better_give_its_one_sided_test_80_percent_power(std, margin, n):
+    assert seeds_needed(std, margin) == n
+    assert _interval_rates(std, n, margin)[1] >= 0.80 > _interval_rates(std, n - 1, margin)[1]
+
+
+def test_seeds_for_similar_is_sized_by_its_own_test():
+    # the init ablation's spread and margin (issue 23): the shift formula said 15 seeds, at which
+    # the interval lies inside +-1 point 66% of the time; two one-sided tests need 19
+    assert seeds_needed(1.235, 1.0) == 15 and equivalence_power(1.235, 1.0, 15) == pytest.approx(
+        0.661, abs=1e-3
+    )
+    assert equivalence_seeds_needed(1.235, 1.0) == 19
+    assert equivalence_power(1.235, 1.0, 18) < 0.80 <= equivalence_power(1.235, 1.0, 19)
+    measured = difference({0: 10.0, 1: 11.0, 2: 12.0}, {0: 9.0, 1: 9.5, 2: 11.0})  # std 0.2887
+    assert seeds_for(measured, 0.4, "similar") == (equivalence_seeds_needed(measured.std, 0.4), None)
+    assert seeds_for(measured, 0.4, "similar")[0] > seeds_for(measured, 0.4, "no_better")[0] == 7
+
+
+def test_slopes_keep_their_sign_when_small():
+    assert [slope_text(x) for x in (3.14, 0.05, 0.025, 0.0012, 0.0)] == ["3.1", "0.1", "0.025", "0.0012", "0"]
 
 
 def test_seeds_for_says_why_when_it_cannot_size_a_sample():

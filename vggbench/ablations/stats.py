@@ -175,15 +175,54 @@ def seeds_needed(std: float, delta: float) -> int:
     return n
 
 
-def seeds_for(diff: Difference, target: float | None) -> tuple[int | None, str | None]:
-    """`seeds_needed` for our observed spread and the paper's difference (`power_target`), or None
-    and why it cannot be said."""
+def equivalence_power(std: float, margin: float, n: int) -> float:
+    """The power of `verdict`'s "similar" test over n paired seeds when the arms are truly equal:
+    the chance that the 95% interval lies inside (-margin, +margin), i.e. two one-sided tests (TOST)
+    at 2.5% each. With the mean ~ N(0, std^2 / n) and s^2 ~ std^2 chi2_{n-1} / (n-1) independent:
+    E_V[2 Phi(a - t sqrt(V / (n-1))) - 1] over V ~ chi2_{n-1} where that is positive, with
+    a = sqrt(n) margin / std and t = t_{0.975,n-1}; integrated numerically (exact, not a bound)."""
+    from scipy import integrate  # lazy: scipy takes most of a second to import
+    from scipy import stats as scipy_stats
+
+    t = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+    a = math.sqrt(n) * margin / std
+    top = (n - 1) * (a / t) ** 2  # beyond it the interval is wider than the margins allow
+
+    def inside(v: float) -> float:
+        return (2 * scipy_stats.norm.cdf(a - t * math.sqrt(v / (n - 1))) - 1) * scipy_stats.chi2.pdf(v, n - 1)
+
+    return float(integrate.quad(inside, 0, top, limit=200)[0])
+
+
+def equivalence_seeds_needed(std: float, margin: float) -> int:
+    """The smallest n >= 2 at which `equivalence_power` reaches 80%. It grows with n, so the search
+    starts at the normal approximation ((z_0.975 + z_0.90) std / margin)^2 and steps to the edge."""
+    from scipy import stats as scipy_stats  # lazy: scipy.stats takes most of a second to import
+
+    z = scipy_stats.norm.ppf
+    n = max(2, math.floor(((z(0.5 + CONFIDENCE / 2) + z(0.5 + POWER / 2)) * std / margin) ** 2))
+    if equivalence_power(std, margin, n) >= POWER:
+        while n > 2 and equivalence_power(std, margin, n - 1) >= POWER:
+            n -= 1
+        return n
+    while equivalence_power(std, margin, n) < POWER:
+        n += 1
+    return n
+
+
+def seeds_for(diff: Difference, target: float | None, expect: str = "lower") -> tuple[int | None, str | None]:
+    """The seeds that give the comparison's own test 80% power, for our observed spread and the
+    target (`power_target`): "lower" detects the paper's gap and "no_better" rules out a gain of the
+    margin, each a one-sided t-test sized by `seeds_needed`; "similar" shows equality within the
+    margin, two one-sided tests (`equivalence_seeds_needed`). Or None and why it cannot be said."""
     if target is None:
         return None, "the paper gives no difference for this comparison to size a sample by"
     if diff.zero_variance:
         return None, "zero variance between seeds: no spread to size a sample by"
     if diff.std is None:
         return None, "one seed: no seed-to-seed spread yet; run --seeds 3 or more"
+    if expect == "similar":
+        return equivalence_seeds_needed(diff.std, target), None
     return seeds_needed(diff.std, target), None
 
 
@@ -199,6 +238,14 @@ def paper_difference(spec: AblationSpec, comparison: Comparison) -> float | None
             return None
         numbers.append(row.top1)
     return round(numbers[1] - numbers[0], 2)
+
+
+def slope_text(points_per_epoch: float) -> str:
+    """A slope to one decimal, or to two significant digits where one decimal would round it to 0.0
+    and hide its sign (a slope of -0.025 is "0.025", not "0.0")."""
+    if round(points_per_epoch, 1) != 0:
+        return f"{points_per_epoch:.1f}"
+    return f"{points_per_epoch:.2g}"
 
 
 # --- The runs behind an arm -----------------------------------------------------------------------
@@ -281,7 +328,7 @@ class ArmResult:
             text += f" ({len(unfinished)} of {len(self.stopped_by)} seeds)"
         slopes = [self.val_slopes[i] for i in unfinished if self.val_slopes[i] is not None]
         if slopes and statistics.fmean(slopes) < 0:
-            text += f", error still falling {-statistics.fmean(slopes):.1f} points/epoch"
+            text += f", error still falling {slope_text(-statistics.fmean(slopes))} points/epoch"
         return text.replace("stopped by the stalled", "stalled")
 
 

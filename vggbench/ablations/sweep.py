@@ -513,7 +513,7 @@ def _comparison_result(
         else:
             note = ONE_SEED_NOTE if diff.ci95_low is None else None
         target = power_target(comparison.expect, _paper_gap(spec, comparison), comparison.margin)
-        needed, seeds_note = seeds_for(diff, target)
+        needed, seeds_note = seeds_for(diff, target, comparison.expect)
         judged, unconverged = at_budget(judged, [base_arm, treat_arm])
         note = "; ".join(text for text in (unconverged, note) if text) or None
     return ComparisonResult(
