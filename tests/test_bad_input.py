@@ -186,6 +186,11 @@ CASES = [
     (_eval(R1, "--batch", "0"), ["batch 0 must be at least 1"]),
     (_eval(R1, "--method", "sideways"), ["sideways"]),
     (_eval(R1, "--scales", "huge"), ["huge"]),
+    (
+        _eval(R1, "--scales", "256,256"),
+        ["bad test scales '256,256'", "256 is given twice", "give each scale once"],
+    ),
+    (_eval(R1, "--scales", "288,256,288"), ["288 is given twice"]),
     (_eval(R1, "--norm", "zscore"), ["unknown normalisation 'zscore'"]),
     (_eval(R1, "--format", "xml"), ["unknown format 'xml'"]),
     (_eval(R1, "--scale", "512:256"), ["reversed"]),

@@ -113,6 +113,31 @@ def test_pca_shift_with_fixed_alpha_is_the_hand_formula(input_range, scale):
         assert torch.allclose(out[i], expected.view(3, 1, 1).expand(3, 32, 32), atol=1e-6 * scale)
 
 
+def test_the_pca_shifts_std_for_a_known_covariance_is_alpha_times_the_01_eigenvalue_times_255():
+    """The unit of the colour shift, stated: eigenvalues of the covariance on the [0, 1] scale, the
+    shift scaled by 255 on 0-255 input. A grey set (R = G = B) of pixel std 90 grey levels, as
+    Fashion-MNIST's, has one component: eigenvalue 3 x 90^2 / 255^2 = 0.3737 on [0, 1]. Its shift has
+    std 0.1 x 0.3737 x 255 = 9.53 grey levels along that component (sqrt-eigenvalue variants give
+    0.1 x sqrt(0.3737) x 255 = 15.6)."""
+    from vggbench.data.stats import stats_from_moments
+
+    grey = torch.full((3, 3), 90.0**2, dtype=torch.float64)  # covariance on 0..255: R, G, B equal
+    mean = torch.full((3,), 72.9, dtype=torch.float64)
+    stats = stats_from_moments(1, mean, grey + torch.outer(mean, mean))
+    assert stats.eigval[0].item() == pytest.approx(3 * 90**2 / 255**2, rel=1e-6)
+    augment = TrainAugment(32, FIXED_AT_CROP, stats, flip=False)  # pca_std 0.1, input 0-255
+    component = stats.eigvec[:, 0]
+    assert torch.allclose(component.abs(), torch.full((3,), 3**-0.5), atol=1e-6)
+    # alpha ~ N(0, 0.1) along the first component: the shift's std is the shift at alpha = 0.1
+    shift = augment.colour_shift(torch.tensor([[augment.pca_std, 0.0, 0.0]]))[0] * augment.pixel_max
+    assert (shift @ component).item() == pytest.approx(0.1 * 3 * 90**2 / 255**2 * 255, rel=1e-5)
+    assert (shift @ component).item() == pytest.approx(9.53, abs=0.005)
+    # and by sampling: the std of the shift along the component over many images
+    alphas = torch.randn(200_000, 3, generator=torch.Generator().manual_seed(0)) * augment.pca_std
+    along = augment.colour_shift(alphas) @ component * augment.pixel_max
+    assert along.std().item() == pytest.approx(9.53, rel=0.01)
+
+
 def test_the_default_input_is_pixels_on_0_255_minus_the_mean():
     stats = RGBStats(torch.tensor([0.5, 0.4, 0.3]), torch.zeros(3), torch.eye(3))
     images = torch.full((1, 3, 32, 32), 200, dtype=torch.uint8)

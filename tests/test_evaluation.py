@@ -269,6 +269,8 @@ def test_cost_per_image_of_each_method():
 def test_bad_input_raises_one_error_type():
     with pytest.raises(VggbenchError, match="below the crop"):
         protocols.check_scales([224, 200], 224)
+    with pytest.raises(VggbenchError, match="test scale 37 px is given twice"):
+        protocols.check_scales([37, 55, 37], 32)  # e.g. paper scales 256 and 257 at crop 32
     with pytest.raises(VggbenchError, match="unknown method"):
         protocols.parse_methods(["dense,sparse"])
     with pytest.raises(VggbenchError, match="bad test scales"):

@@ -90,6 +90,12 @@ def test_scales(spec: str, train: TrainScale) -> tuple[int, ...]:
         values = tuple(int(v) for v in name.split(","))
     except ValueError:
         raise VggbenchError(f"bad test scales {spec!r}: expected {QSET_HELP}") from None
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise VggbenchError(
+            f"bad test scales {spec!r}: {repeated[0]} is given twice; give each scale once (the "
+            "posteriors are averaged over distinct scales), e.g. 224,256,288"
+        )
     if any(v < paper.PAPER_CROP for v in values):
         raise VggbenchError(
             f"bad test scales {spec!r}: a test scale below the crop ({paper.PAPER_CROP} in paper units) "

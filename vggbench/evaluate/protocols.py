@@ -58,7 +58,8 @@ def base_methods(methods: Iterable[str]) -> list[str]:
 
 
 def check_scales(scales_px: Sequence[int], crop: int) -> tuple[int, ...]:
-    """Test scales in pixels: at least one, none below the crop."""
+    """Test scales in pixels: at least one, none below the crop, none twice (the engine averages
+    each model's posteriors over its scales with weight 1 / their number, which a repeat would skew)."""
     scales = tuple(int(q) for q in scales_px)
     if not scales:
         raise VggbenchError("no test scale given; use --scales single, multi, jitter or e.g. 224,256,288")
@@ -68,6 +69,12 @@ def check_scales(scales_px: Sequence[int], crop: int) -> tuple[int, ...]:
             f"test scale {small[0]} px is below the crop ({crop} px): a crop cannot be cut from a "
             "smaller image; "
             f"use scales of at least {crop} px (224 in paper units)"
+        )
+    repeated = sorted({q for q in scales if scales.count(q) > 1})
+    if repeated:
+        raise VggbenchError(
+            f"test scale {repeated[0]} px is given twice (two scales that round to the same pixels at "
+            "this crop count once); give each scale once"
         )
     return scales
 
