@@ -9,11 +9,13 @@ from test_report import make_eval, make_run
 
 from vggbench.ablations.spec import SPEC_DIR, Budget, available_ablations, load_spec, preset_budget
 from vggbench.ablations.stats import (
+    PAPER_GAP,
     Difference,
     difference,
     equivalence_power,
     equivalence_seeds_needed,
     paper_difference,
+    paper_gap,
     power_target,
     read_ablations,
     seeds_for,
@@ -189,6 +191,37 @@ def test_seeds_for_similar_is_sized_by_its_own_test():
     assert seeds_for(measured, 0.4, "similar")[0] > seeds_for(measured, 0.4, "no_better")[0] == 7
 
 
+@pytest.mark.parametrize(
+    "low, high, paper, where",
+    [
+        (-1.92, 1.72, -7.0, "smaller"),  # conv5x5 at quick: B - B-5x5 straddles 0, the paper's -7 is out
+        (9.1, 12.5, -1.5, "opposite"),  # the whole interval on the other side of 0
+        (-0.5, 0.5, 1.0, "smaller"),
+        (-3.0, -2.0, -1.5, "larger"),
+        (2.0, 3.0, 1.5, "larger"),
+        (-8.0, -6.0, -7.0, "inside"),
+        (-7.0, -6.0, -7.0, "inside"),  # an end of the interval counts as inside
+        (-1.0, 1.0, None, None),
+    ],
+)
+def test_paper_gap_places_the_papers_difference_against_our_interval(low, high, paper, where):
+    diff = Difference((low + high) / 2, low, high, True, 3, 1.0)
+    assert paper_gap(diff, paper) == where
+    assert where is None or PAPER_GAP[where].startswith(("consistent", "excludes"))
+
+
+def test_paper_gap_needs_an_interval():
+    assert paper_gap(Difference(1.0, None, None, True, 1), -7.0) is None
+    assert paper_gap(Difference(-7.0, None, None, True, 3, 0.0, zero_variance=True), -7.0) is None
+
+
+def test_records_without_paper_gap_still_read():
+    from pathlib import Path
+
+    records = read_ablations(Path(__file__).resolve().parent.parent / "results")
+    assert records and all(c.paper_gap in (None, *PAPER_GAP) for r in records for c in r.comparisons)
+
+
 def test_slopes_keep_their_sign_when_small():
     assert [slope_text(x) for x in (3.14, 0.05, 0.025, 0.0012, 0.0)] == ["3.1", "0.1", "0.025", "0.0012", "0"]
 
@@ -298,6 +331,9 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
     assert (lower.verdict, lower.note, lower.paper_top1) == ("consistent", None, pytest.approx(-0.4))
     assert (lower.seeds_needed, lower.seeds_note) == (7, None)  # see test_seeds_needed_by_hand
     assert lower.seeds_target == pytest.approx(0.4)  # sized for the paper's gap
+    # ours -2.17 [-2.88, -1.45] against the paper's -0.4: the same sign, larger than the paper's
+    assert (lower.paper_gap, lower.paper_gap_top1) == ("larger", pytest.approx(-0.4))
+    assert similar.paper_gap is None  # stalled: no reading of its size
     assert (similar.verdict, similar.note) == (
         "stalled",
         "stalled: arm 'E glorot' seeds 1, 2 stayed at chance",

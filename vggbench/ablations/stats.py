@@ -131,6 +131,31 @@ def verdict(diff: Difference, expect: str, margin: float = 1.0) -> str:
     raise VggbenchError(f"unknown expectation {expect!r}; choose one of {', '.join(EXPECTATIONS)}")
 
 
+#: Where the paper's difference falls against our interval (`paper_gap`), and how the report says it.
+PAPER_GAP = {
+    "inside": "consistent with the paper's size",
+    "smaller": "excludes the paper's gap: ours is smaller",
+    "larger": "excludes the paper's gap: ours is larger",
+    "opposite": "excludes the paper's gap: ours has the opposite sign",
+}
+
+
+def paper_gap(diff: Difference, paper_top1: float | None) -> str | None:
+    """Where the paper's treatment - baseline difference falls against our 95% interval: "inside"
+    it; outside it "opposite" (our whole interval on the other side of 0), "smaller" (our interval
+    between 0 and the paper's gap, or straddling 0) or "larger" (beyond the paper's gap). None where
+    there is no paper difference or no interval. The sign verdict tests direction; this tests size."""
+    low, high = diff.ci95_low, diff.ci95_high
+    if paper_top1 is None or low is None or high is None or diff.zero_variance:
+        return None
+    if low <= paper_top1 <= high:
+        return "inside"
+    if (paper_top1 < 0 < low) or (paper_top1 > 0 > high):
+        return "opposite"
+    beyond = high < paper_top1 if paper_top1 < 0 else low > paper_top1
+    return "larger" if beyond else "smaller"
+
+
 def at_budget(judged: str, arms: list[ArmResult]) -> tuple[str, str | None]:
     """A verdict qualified by convergence: about the paper's claim when every seed of both arms
     ended by its stopping rule, else "... at this budget" with what had not converged."""
@@ -350,6 +375,12 @@ class ComparisonResult:
     seeds_note: str | None = None  # why seeds_needed is None
     seeds_target: float | None = None  # the difference (points) seeds_needed is sized to detect
     converged: bool = True  # both arms' seeds all ended by the paper's stopping rule
+    #: where the paper's difference falls against our interval (`paper_gap`: inside, smaller,
+    #: larger, opposite); None without a paper difference or an interval, and in records before it
+    paper_gap: str | None = None
+    #: the paper's treatment - baseline that paper_gap placed: paper_top1, or where the paper did not
+    #: measure this evaluation (it measured dense only) its gap under another of the spec's
+    paper_gap_top1: float | None = None
 
 
 @dataclass

@@ -38,6 +38,7 @@ from vggbench.ablations.stats import (
     difference,
     fine_tune_chain,
     paper_difference,
+    paper_gap,
     power_target,
     seeds_for,
     summarize,
@@ -500,7 +501,7 @@ def _comparison_result(
     base = found[(comparison.baseline, comparison.evaluation)]
     treat = found[(comparison.treatment, comparison.evaluation)]
     diff = difference({s: r.top1_err for s, r in base.items()}, {s: r.top1_err for s, r in treat.items()})
-    paper_top1 = paper_difference(spec, comparison)
+    paper_top1, gap = paper_difference(spec, comparison), _paper_gap(spec, comparison)
     stalled = [arm for arm in (base_arm, treat_arm) if arm.stalled_seeds]
     if stalled:
         note = "stalled: " + " and ".join(_stalled_seeds(arm) for arm in stalled) + " stayed at chance"
@@ -512,7 +513,7 @@ def _comparison_result(
             note = zero_variance_note(diff)
         else:
             note = ONE_SEED_NOTE if diff.ci95_low is None else None
-        target = power_target(comparison.expect, _paper_gap(spec, comparison), comparison.margin)
+        target = power_target(comparison.expect, gap, comparison.margin)
         needed, seeds_note = seeds_for(diff, target, comparison.expect)
         judged, unconverged = at_budget(judged, [base_arm, treat_arm])
         note = "; ".join(text for text in (unconverged, note) if text) or None
@@ -530,6 +531,8 @@ def _comparison_result(
         seeds_note=seeds_note,
         seeds_target=target,
         converged=base_arm.converged and treat_arm.converged,
+        paper_gap=None if judged == STALLED else paper_gap(diff, gap),
+        paper_gap_top1=gap,
     )
 
 
