@@ -25,6 +25,7 @@ from vggbench.ablations.stats import (
     zero_variance_note,
 )
 from vggbench.ablations.sweep import analyse, budget_label, parse_shard, sweep, train_config
+from vggbench.ablations.testability import claim_kinds, untestable_reason
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import run_identity
 from vggbench.store import read_evals, read_run, read_runs, record_id, write_eval, write_run
@@ -289,13 +290,9 @@ expect = "similar"
 """
 
 
-def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
-    """A sweep's runs and evaluations written straight to the store (no training): a fine-tuned arm's
-    chain and epochs, a stalled arm without a verdict, and the seeds the other comparison needs."""
-    (tmp_path / "chain.toml").write_text(CHAIN_SPEC)
-    spec = load_spec(str(tmp_path / "chain.toml"))
-    budget = Budget(data="synthetic", width=0.125, crop=32, epochs=2, batch=8, lr=0.01)
-    errors = {"E S=256": [50.0, 52.0, 54.0], "E S=384": [48.0, 49.5, 52.0], "E glorot": [55.0, 89.5, 60.0]}
+def _store_sweep(root, spec, budget: Budget, errors: dict[str, list[float]]) -> dict[tuple[str, int], str]:
+    """A sweep's runs and their single-scale dense evaluations (top-1 errors per arm and seed), written
+    straight to the store; E glorot's seed 2 warned that it was not learning. The run ids by (arm, seed)."""
     run_ids: dict[tuple[str, int], str] = {}
     for seed in range(3):
         for arm in spec.arms:
@@ -311,11 +308,24 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
                 seed=seed,
                 stopped_by="schedule",
             )
-            write_run(tmp_path, run)
+            write_run(root, run)
             run_ids[(arm.name, seed)] = run.id
             identity = run_identity(run, "dense", "single")
             top1 = errors[arm.name][seed]
-            write_eval(tmp_path, make_eval(id=record_id(identity), runs=[run.id], top1_err=top1, seconds=1.5))
+            write_eval(root, make_eval(id=record_id(identity), runs=[run.id], top1_err=top1, seconds=1.5))
+    return run_ids
+
+
+CHAIN_ERRORS = {"E S=256": [50.0, 52.0, 54.0], "E S=384": [48.0, 49.5, 52.0], "E glorot": [55.0, 89.5, 60.0]}
+
+
+def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
+    """A sweep's runs and evaluations written straight to the store (no training): a fine-tuned arm's
+    chain and epochs, a stalled arm without a verdict, and the seeds the other comparison needs."""
+    (tmp_path / "chain.toml").write_text(CHAIN_SPEC)
+    spec = load_spec(str(tmp_path / "chain.toml"))
+    budget = Budget(data="synthetic", width=0.125, crop=128, epochs=2, batch=8, lr=0.01)  # dense is testable
+    run_ids = _store_sweep(tmp_path, spec, budget, CHAIN_ERRORS)
     record = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
     base, tuned, glorot = record.arms
     assert (base.chain, base.total_epochs) == (["S=256"], 2)
@@ -341,7 +351,7 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
     assert similar.seeds_needed is None
     assert (record.verdict, record.runs_found, record.runs_expected) == ("consistent", 9, 9)
     # a budget of the test's own against the (packaged) smoke preset: its label names the changes
-    assert record.budget_label == "smoke+width=0.125+batch=8+lr=0.01+limit-train=none+limit-val=none"
+    assert record.budget_label == "smoke+width=0.125+crop=128+batch=8+lr=0.01+limit-train=none+limit-val=none"
     assert record.cost.eval_s == pytest.approx(9 * 1.5)
     assert read_ablations(tmp_path) == [record]
     # one seed of the base arm at chance: the lower comparison is stalled too, naming that arm
@@ -359,12 +369,41 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
     )
 
 
+def test_a_claim_the_budget_cannot_test_is_measured_but_gets_no_verdict(tmp_path):
+    """At crop 32 the dense protocol is geometry (testability.py): the same errors as above are still
+    measured, with the same interval, but neither comparison gets a verdict, only the reason."""
+    (tmp_path / "chain.toml").write_text(CHAIN_SPEC)
+    spec = load_spec(str(tmp_path / "chain.toml"))
+    budget = Budget(data="synthetic", width=0.125, crop=32, epochs=2, batch=8, lr=0.01)
+    _store_sweep(tmp_path, spec, budget, CHAIN_ERRORS)
+    record = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
+    lower, similar = record.comparisons
+    assert lower.difference.top1 == pytest.approx(-13 / 6)  # measured as before
+    assert (lower.difference.ci95_low, lower.difference.ci95_high) == pytest.approx(
+        (-2.8838, -1.4496), abs=1e-4
+    )
+    reason = (
+        "not testable at this budget: crop 32 px: below 128 px the dense score map is a few overlapping "
+        "windows, not the paper's protocol (read the center crop or multi-crop instead)"
+    )
+    for comparison in (lower, similar):  # similar's stalled arm does not hide why it is untestable
+        assert (comparison.verdict, comparison.note) == ("not testable", reason)
+        assert (comparison.seeds_needed, comparison.seeds_note) == (None, "not testable at this budget")
+        assert comparison.paper_gap is None
+    assert record.verdict == "not testable"
+    # on Fashion-MNIST the scale claim is untestable for its data too, at any crop
+    fashion = Budget(data="fashion-mnist", width=0.125, crop=128, epochs=2, batch=8, lr=0.01)
+    assert untestable_reason(claim_kinds(["256", "384"], "dense"), fashion.data, fashion.crop) == (
+        "Fashion-MNIST: centered garments that fill the frame, no scale variation to act on"
+    )
+
+
 def test_a_verdict_on_arms_that_did_not_converge_is_about_the_budget(tmp_path):
     """One seed of the fine-tuned arm hit the epoch cap with its error still falling: the same
     interval now reads 'consistent at this budget' and says what had not converged."""
     test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path)
     spec = load_spec(str(tmp_path / "chain.toml"))
-    budget = Budget(data="synthetic", width=0.125, crop=32, epochs=2, batch=8, lr=0.01)
+    budget = Budget(data="synthetic", width=0.125, crop=128, epochs=2, batch=8, lr=0.01)  # dense is testable
     base = read_run(
         tmp_path, analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path).arms[0].runs[0]
     )

@@ -31,6 +31,7 @@ ZERO_SPREAD = 1e-9  # points: a spread below this is float rounding of equal err
 TOP5_MAX_CLASSES = 10  # top-5 error is shown only for datasets with more classes
 SCHEDULE = "schedule"  # a run's stopped_by when the paper's stopping rule ended it: converged
 STALLED = "stalled"  # the verdict of a comparison with an arm at chance
+UNTESTABLE = "not testable"  # the verdict of a comparison the budget cannot test (testability.py)
 AT_BUDGET = "at this budget"  # follows a verdict whose arms had not all converged
 ABLATIONS = "ablations"  # the store's folder of ablation records
 

@@ -27,6 +27,7 @@ from vggbench.ablations.spec import (
 from vggbench.ablations.stats import (
     ABLATIONS,
     STALLED,
+    UNTESTABLE,
     AblationRecord,
     ArmResult,
     ComparisonResult,
@@ -46,6 +47,7 @@ from vggbench.ablations.stats import (
     write_ablation,
     zero_variance_note,
 )
+from vggbench.ablations.testability import NOT_TESTABLE, claim_kinds, not_testable, untestable_reason
 from vggbench.data import Dataset
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import evaluate_run, stored_evaluation
@@ -362,6 +364,7 @@ def _analyse(
             arms[(comparison.baseline, comparison.evaluation)],
             arms[(comparison.treatment, comparison.evaluation)],
             found,
+            budget,
         )
         for comparison in spec.comparisons
         if (comparison.baseline, comparison.evaluation) in arms
@@ -494,16 +497,27 @@ def _arm_result(
 
 
 def _comparison_result(
-    spec: AblationSpec, comparison: Comparison, base_arm: ArmResult, treat_arm: ArmResult, found: Found
+    spec: AblationSpec,
+    comparison: Comparison,
+    base_arm: ArmResult,
+    treat_arm: ArmResult,
+    found: Found,
+    budget: Budget,
 ) -> ComparisonResult:
-    """The difference and its verdict: "stalled" when either arm has a seed at chance, inconclusive
+    """The difference and its verdict: "not testable" when the budget cannot test the claim
+    (testability.py; still measured), "stalled" when either arm has a seed at chance, inconclusive
     with a note for one seed or zero variance; and the seeds that would resolve it."""
     base = found[(comparison.baseline, comparison.evaluation)]
     treat = found[(comparison.treatment, comparison.evaluation)]
     diff = difference({s: r.top1_err for s, r in base.items()}, {s: r.top1_err for s, r in treat.items()})
     paper_top1, gap = paper_difference(spec, comparison), _paper_gap(spec, comparison)
+    kinds = claim_kinds((base_arm.scale, treat_arm.scale), spec.evaluation(comparison.evaluation).method)
+    untestable = untestable_reason(kinds, budget.data, budget.crop)
     stalled = [arm for arm in (base_arm, treat_arm) if arm.stalled_seeds]
-    if stalled:
+    if untestable:
+        note = not_testable(untestable)
+        judged, needed, seeds_note, target = UNTESTABLE, None, NOT_TESTABLE, None
+    elif stalled:
         note = "stalled: " + " and ".join(_stalled_seeds(arm) for arm in stalled) + " stayed at chance"
         judged, needed, seeds_note = STALLED, None, "an arm stalled: its spread says nothing"
         target = None
@@ -531,7 +545,7 @@ def _comparison_result(
         seeds_note=seeds_note,
         seeds_target=target,
         converged=base_arm.converged and treat_arm.converged,
-        paper_gap=None if judged == STALLED else paper_gap(diff, gap),
+        paper_gap=None if judged in (STALLED, UNTESTABLE) else paper_gap(diff, gap),
         paper_gap_top1=gap,
     )
 
