@@ -83,17 +83,44 @@ def test_curves_figure_draws_its_data_names_the_budget_and_saves_png_and_pdf(tmp
     assert pdf.read_bytes().startswith(b"%PDF")
 
 
+DEPTH_MACS = {"A": 1e6, "B": 1.5e6, "D": 2e6, "E": 2.5e6}  # deeper nets cost more: a cost figure
 DEPTH = replace(
     KNOWN,
     ablation="depth",
     seeds=3,
     arms=[
-        arm_result(name=net, net=net, evaluation="dense", top1_mean=m, top1_std=s, paper_top1=p)
+        arm_result(
+            name=net,
+            net=net,
+            evaluation="dense",
+            top1_mean=m,
+            top1_std=s,
+            paper_top1=p,
+            macs_per_image=DEPTH_MACS[net],
+        )
         for net, m, s, p in (("A", 20.0, 1.0, 29.6), ("E", 17.5, 2.0, 27.3), ("B", 18.0, 0.5, 28.7))
     ]
-    + [arm_result(name="D", net="D", evaluation="dense", top1_mean=17.0, top1_std=None, paper_top1=27.0)]
     + [
-        arm_result(name=net, net=net, evaluation="center", top1_mean=m, top1_std=None, paper_top1=None)
+        arm_result(
+            name="D",
+            net="D",
+            evaluation="dense",
+            top1_mean=17.0,
+            top1_std=None,
+            paper_top1=27.0,
+            macs_per_image=2e6,
+        )
+    ]
+    + [
+        arm_result(
+            name=net,
+            net=net,
+            evaluation="center",
+            top1_mean=m,
+            top1_std=None,
+            paper_top1=None,
+            macs_per_image=DEPTH_MACS[net] / 4,
+        )
         for net, m in (("A", 19.0), ("B", 17.0), ("D", 16.0), ("E", 16.0))
     ],
 )

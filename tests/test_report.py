@@ -390,6 +390,7 @@ KNOWN = AblationRecord(
             top5_std=0.0,
             paper_top1=29.7,
             paper_top5=10.5,
+            macs_per_image=2,  # twice A's: costs far enough apart for an error-vs-cost figure
         ),
     ],
     comparisons=[COMPARISON],
