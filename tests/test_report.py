@@ -1,8 +1,10 @@
 """The report's tables from typed records: Tables 3-6 beside the paper, the ablation tables, and
 the whole report rendered from a store."""
 
+import re
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -388,6 +390,7 @@ KNOWN = AblationRecord(
             top5_std=0.0,
             paper_top1=29.7,
             paper_top5=10.5,
+            macs_per_image=2,  # twice A's: costs far enough apart for an error-vs-cost figure
         ),
     ],
     comparisons=[COMPARISON],
@@ -684,6 +687,30 @@ def _latex_document(tables) -> str:
     return f"{preamble}\\begin{{document}}\n{inputs}\\end{{document}}\n"
 
 
+def _compile_alone(table: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[float]]:
+    """pdflatex on `table` alone in a plain article with booktabs: the run, and how many points too
+    wide each overfull \\hbox of its log is."""
+    folder = tmp_path / f"compile-{table.stem}"
+    folder.mkdir()
+    (folder / "doc.tex").write_text(_latex_document([table.resolve()]))
+    run = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    log = (folder / "doc.log").read_text(errors="replace")
+    return run, [float(pt) for pt in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+
+
+def _assert_each_fits(tables: list[Path], tmp_path: Path) -> None:
+    """Each table compiles alone and runs past \\textwidth by 1pt at most."""
+    for table in tables:
+        run, overfull = _compile_alone(table, tmp_path)
+        assert run.returncode == 0, run.stdout[-2000:]
+        assert max(overfull, default=0.0) <= 1.0, f"{table.name} is {max(overfull)}pt too wide"
+
+
 def test_latex_tables_name_their_needs_have_human_columns_and_no_record_ids(tmp_path):
     write_ablation(tmp_path, KNOWN)
     write_run(tmp_path, recipe_run("r0", 0))
@@ -703,15 +730,24 @@ def test_latex_tables_name_their_needs_have_human_columns_and_no_record_ids(tmp_
     table3 = (tmp_path / "tables" / "table3.tex").read_text()
     assert "e0" not in table3 and "record" not in table3
     assert "record" in (tmp_path / "REPORT.md").read_text()  # the Markdown keeps the id to find it by
-    pdflatex = needs_tool("pdflatex")  # the tables were checked above; compiling needs TeX
-    (tmp_path / "doc.tex").write_text(_latex_document(tables))
-    run = subprocess.run(
-        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stdout[-2000:]
+    # Table 2's LaTeX leaves out the FLOPs column for width and says what it would hold
+    table2 = (tmp_path / "tables" / "table2.tex").read_text()
+    assert "FLOPs are 2 x MACs.}" in table2 and "15,218,180,096" not in table2
+    needs_tool("pdflatex")  # the tables were checked above; compiling needs TeX
+    _assert_each_fits(tables, tmp_path)
+
+
+COMMITTED = Path(__file__).parent.parent / "results"
+
+
+def test_every_latex_table_of_the_committed_report_fits_a_plain_article(tmp_path):
+    """The report of the committed store (17 tables: Tables 2-5, six ablations' arms and comparisons,
+    throughput), each compiled alone: none runs past \\textwidth (before this layout: 124 to 1,234pt)."""
+    needs_tool("pdflatex")
+    write_report(COMMITTED, tmp_path, plots=False)
+    tables = sorted((tmp_path / "tables").glob("*.tex"))
+    assert len(tables) == 17
+    _assert_each_fits(tables, tmp_path)
 
 
 def test_latex_captions_escape_latexs_special_characters():
@@ -721,3 +757,77 @@ def test_latex_captions_escape_latexs_special_characters():
         r"Simonyan \& Zisserman, 50\% of x\_1 \{a\} \textasciitilde{}\textasciicircum{} \#\$\textbackslash{}"
     )
     assert r"\caption{A \& B}" in render_latex(pd.DataFrame({"x": [1]}), caption="A & B")
+
+
+def test_latex_arrows_and_the_glyphs_of_the_default_font_encoding_are_spelt_out():
+    """Under OT1, LaTeX's default, a bare > prints as an inverted question mark ("-¿" for ->)."""
+    from vggbench.render import latex_text, render_latex
+
+    assert latex_text("S=256 -> S=384 -> jitter 256:512") == r"S=256 $\to$ S=384 $\to$ jitter 256:512"
+    assert latex_text("a < b > c | d ± 1") == r"a \textless{} b \textgreater{} c \textbar{} d $\pm$ 1"
+    frame = pd.DataFrame(
+        {"arm": ["D", "C"], "trained as -> x": ["S=256 -> S=384", "S=256"], "err": [1.0, 2.0]}
+    )
+    text = render_latex(frame, caption="A -> B")
+    assert r"\caption{A $\to$ B}" in text
+    assert r"D & S=256 $\to$ S=384 & 1.00 \\" in text and r"trained as $\to$ x" in text
+    assert "->" not in text and ">" not in text.replace(r"\textgreater{}", "")
+
+
+def test_latex_layout_moves_constant_columns_and_long_text_to_notes_and_stacks_headers():
+    from vggbench.render import SETTINGS, latex_layout, render_latex
+
+    recipe = "fashion-mnist, width 0.125, crop 32, to the paper's stopping rule, init glorot, input 0-255"
+    frame = pd.DataFrame(
+        {
+            "net": ["A", "B", "C"],
+            "method": ["dense"] * 3,  # one value in every row
+            "seeds": pd.array([3, None, 3], dtype="Int64"),  # one value wherever given
+            "paper top-1": [29.6, 28.7, 28.1],
+            "recipe": [recipe, recipe + ", fine-tuned", None],  # wider than the page: to the notes
+            "delta top-1": [1.0, -2.0, None],
+        }
+    )
+    layout = latex_layout(frame)
+    assert layout.notes == [
+        "In every row: method: dense.",
+        "Wherever given: seeds: 3.",
+        f"recipe: (a) {recipe}; (b) {recipe}, fine-tuned.",
+    ]
+    assert layout.columns == {
+        "net": ["A", "B", "C"],
+        "paper top-1": ["29.60", "28.70", "28.10"],
+        "recipe": ["(a)", "(b)", "-"],
+        "delta top-1": ["1.00", "-2.00", "-"],
+    }
+    assert (layout.setting, layout.resized) == (SETTINGS[0], False)
+    text = render_latex(frame, caption="T")
+    # headers wider than their cells go over two rows, each on its bottom rows
+    assert (
+        "\\small\n\\setlength{\\tabcolsep}{4pt}\n\\begin{tabular}{@{}lrlr@{}}\n\\toprule\n"
+        " & paper &  & delta \\\\\nnet & top-1 & recipe & top-1 \\\\\n\\midrule\n"
+        "A & 29.60 & (a) & 1.00 \\\\\nB & 28.70 & (b) & -2.00 \\\\\nC & 28.10 & - & - \\\\\n\\bottomrule\n"
+    ) in text
+    assert (
+        "\\end{tabular}\n\\par\\smallskip\n{\\footnotesize\\raggedright\nIn every row: method: dense.\\par\n"
+        in text
+    )
+    assert text.endswith("fine-tuned.\\par}\n\\end{table}\n")
+    # one row: no column is constant, but the recipe still does not fit
+    one = latex_layout(frame.head(1))
+    assert list(one.columns) == list(frame.columns) and one.notes == [f"recipe: (a) {recipe}."]
+
+
+def test_latex_layout_scales_down_a_table_nothing_else_fits():
+    """Numbers cannot move to notes: 30 columns of them are scaled to \\textwidth, and say they need
+    graphicx."""
+    from vggbench.render import SETTINGS, latex_layout
+    from vggbench.report.write import RESIZED_NOTE, latex_table
+
+    frame = pd.DataFrame({f"c{i}": [123_456_789, 2] for i in range(30)})
+    layout = latex_layout(frame)
+    assert (layout.setting, layout.resized, layout.notes) == (SETTINGS[-1], True, [])
+    text = latex_table(frame, "wide", "tab:wide")
+    assert text.startswith(LATEX_PREAMBLE + RESIZED_NOTE) and "\\resizebox{\\textwidth}{!}{%\n" in text
+    narrow = latex_table(frame.iloc[:, :3], "narrow", "tab:narrow")
+    assert RESIZED_NOTE not in narrow and "\\resizebox" not in narrow

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vggbench.errors import VggbenchError
@@ -31,11 +32,15 @@ def check_format(fmt: str, allowed: tuple[str, ...] = FORMATS) -> str:
     return fmt
 
 
+#: What a cell shows where it has no value.
+MISSING = "-"
+
+
 def _cell(value: object) -> str:
     import pandas as pd  # lazy: keeps CLI start-up fast
 
     if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return "-"
+        return MISSING
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
@@ -86,7 +91,8 @@ def render_markdown(frame: pd.DataFrame) -> str:
     return _display(frame).to_markdown(index=False, colalign=_alignment(frame)) + "\n"
 
 
-#: LaTeX's special characters in text and what stands for each (pandas escapes cells, not captions).
+#: LaTeX's special characters in text and what stands for each. Under LaTeX's default font encoding
+#: (OT1) < > | print as other glyphs (-> came out as "-¿"), so they are spelt as commands too.
 LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -98,23 +104,176 @@ LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "±": r"$\pm$",
 }
+LATEX_ARROW = r"$\to$"
 
 
 def latex_text(text: str) -> str:
-    """`text` with LaTeX's special characters escaped, e.g. for a caption."""
-    return "".join(LATEX_SPECIAL.get(char, char) for char in text)
+    """`text` with LaTeX's special characters escaped and each `->` an arrow, e.g. for a caption."""
+    return LATEX_ARROW.join("".join(LATEX_SPECIAL.get(c, c) for c in part) for part in text.split("->"))
+
+
+#: \textwidth of a plain \documentclass{article} at its default 10pt, in points.
+TEXT_WIDTH_PT = 345.0
+#: How a table may be set, roomiest first: the font size, how wide its digits are against 10pt's
+#: (Computer Modern's smaller sizes are drawn wider than a scaled 10pt) and \tabcolsep (LaTeX's
+#: default is 6pt).
+SETTINGS = (("small", 0.925, 4.0), ("footnotesize", 0.85, 4.0), ("footnotesize", 0.85, 2.5))
+#: Text columns whose widest cell is at least this wide (points at 10pt) may move to the notes.
+NOTE_MIN_PT = 80.0
+#: Widths at 10pt of Computer Modern's glyphs (cmr10), to estimate a table's width before TeX sets it.
+_CMR10 = {
+    **dict(
+        zip("abcdefghijklm", (5.0, 5.56, 4.44, 5.56, 4.44, 3.06, 5.0, 5.56, 2.78, 3.06, 5.28, 2.78, 8.33))
+    ),
+    **dict(
+        zip("nopqrstuvwxyz", (5.56, 5.0, 5.56, 5.28, 3.92, 3.94, 3.89, 5.56, 5.28, 7.22, 5.28, 5.28, 4.44))
+    ),
+    **dict.fromkeys("0123456789", 5.0),
+    **dict.fromkeys(" -", 3.33),
+    **dict.fromkeys("()", 3.89),
+    **dict.fromkeys("[].,:;'!", 2.78),
+    "/": 5.0,
+    "I": 3.61,
+    "J": 5.14,
+    **dict.fromkeys("%±+=<>", 7.78),
+}
+
+
+def _width_pt(text: str) -> float:
+    """About how wide `text` is at 10pt (capitals and other glyphs as 7.5pt, an arrow as 10pt)."""
+    return sum(_CMR10.get(c, 7.5) for c in text.replace("->", "\x00")) + 2.5 * text.count("->")
+
+
+def _widest_pt(texts: Sequence[str]) -> float:
+    return max(map(_width_pt, texts), default=0.0)
+
+
+def _header_lines(header: str, cells: Sequence[str]) -> list[str]:
+    """A header's words on as many lines as keep each within its column's widest cell (or word)."""
+    words = header.split(" ")
+    width = max(_widest_pt(cells), _widest_pt(words))
+    lines = [words[0]]
+    for word in words[1:]:
+        if _width_pt(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def _table_pt(columns: dict[str, list[str]], setting: tuple[str, float, float]) -> float:
+    """The estimated width of a table of `columns` set as `setting`, without \\tabcolsep at its edges."""
+    _, scale, tabcolsep = setting
+    cells = sum(_widest_pt([*_header_lines(header, texts), *texts]) for header, texts in columns.items())
+    return scale * cells + 2 * tabcolsep * (len(columns) - 1)
+
+
+def _note_key(index: int) -> str:
+    return f"({chr(ord('a') + index)})" if index < 26 else f"({index + 1})"
+
+
+def _one_value(columns: dict[str, list[str]], given: bool) -> dict[str, str]:
+    """The columns that hold one value in every row (`given`: in at least two rows, the others
+    missing), with that value."""
+    found = {}
+    for header, texts in columns.items():
+        values = set(texts) - {MISSING} if given else set(texts)
+        if len(values) == 1 and (not given or len(texts) - texts.count(MISSING) > 1):
+            found[header] = values.pop()
+    return found
+
+
+@dataclass
+class LatexLayout:
+    """A table laid out to fit: its columns as display text with their alignment (l or r), the notes
+    set under it, its setting (`SETTINGS`), and whether it is scaled down to \\textwidth besides."""
+
+    columns: dict[str, list[str]]
+    align: dict[str, str]
+    notes: list[str]
+    setting: tuple[str, float, float]
+    resized: bool
+
+
+def latex_layout(frame: pd.DataFrame) -> LatexLayout:
+    """How a table fits a plain article's \\textwidth, by an estimate of its width. Columns with one
+    value in every row go to the notes as that value, and so do those with one value wherever they
+    have one (in two rows or more); then, while the table is wider than \\textwidth in the tightest
+    setting, the text column with the widest cells (not the first: it names the row) goes to the notes,
+    each distinct text once under a key, (a), (b), ..., that its cells show. The table takes the
+    roomiest setting in which it fits; when none does, the tightest, scaled down to \\textwidth."""
+    shown = _display(frame)
+    columns = {str(c): list(shown[c]) for c in frame.columns}
+    align = {str(c): a[0] for c, a in zip(frame.columns, _alignment(frame))}
+    notes = []
+    for given, lead in ((False, "In every row"), (True, "Wherever given")):
+        if len(frame) < 2:
+            break
+        found = _one_value(columns, given)
+        if found and len(found) < len(columns):
+            notes.append(f"{lead}: " + "; ".join(f"{h}: {text}" for h, text in found.items()) + ".")
+            columns = {h: texts for h, texts in columns.items() if h not in found}
+    keys: dict[str, str] = {}
+    moved: set[str] = set()
+    while _table_pt(columns, SETTINGS[-1]) > TEXT_WIDTH_PT:
+        movable = [
+            h
+            for h, texts in list(columns.items())[1:]
+            if align[h] == "l" and h not in moved and _widest_pt(texts) >= NOTE_MIN_PT
+        ]
+        if not movable:
+            break
+        widest = max(movable, key=lambda h: _widest_pt(columns[h]))
+        texts = [text for text in dict.fromkeys(columns[widest]) if text != MISSING]
+        for text in texts:
+            keys.setdefault(text, _note_key(len(keys)))
+        notes.append(f"{widest}: " + "; ".join(f"{keys[text]} {text}" for text in texts) + ".")
+        columns[widest] = [keys.get(text, text) for text in columns[widest]]
+        moved.add(widest)
+    fits = [setting for setting in SETTINGS if _table_pt(columns, setting) <= TEXT_WIDTH_PT]
+    setting = fits[0] if fits else SETTINGS[-1]
+    return LatexLayout(columns, {h: align[h] for h in columns}, notes, setting, resized=not fits)
+
+
+def _latex_header_rows(columns: dict[str, list[str]]) -> list[str]:
+    """The header as rows, one per line of the tallest header, each header on its bottom lines."""
+    lines = {header: _header_lines(header, texts) for header, texts in columns.items()}
+    height = max(map(len, lines.values()))
+    padded = [[""] * (height - len(found)) + found for found in lines.values()]
+    return [" & ".join(latex_text(cell) for cell in row) + " \\\\" for row in zip(*padded)]
 
 
 def render_latex(frame: pd.DataFrame, caption: str | None = None, label: str | None = None) -> str:
-    align = "".join(a[0] for a in _alignment(frame))
-    return _display(frame).to_latex(
-        index=False,
-        caption=latex_text(caption) if caption else None,
-        label=label,
-        column_format=align,
-        escape=True,
-    )
+    """A booktabs table in a float that fits a plain article's \\textwidth (`latex_layout`): headers
+    on several rows where that narrows a column, what left the columns in notes under it, every
+    text escaped. A table scaled down (`LatexLayout.resized`) needs graphicx's \\resizebox."""
+    layout = latex_layout(frame)
+    columns = layout.columns
+    tabular = [
+        f"\\begin{{tabular}}{{@{{}}{''.join(layout.align.values())}@{{}}}}",
+        "\\toprule",
+        *_latex_header_rows(columns),
+        "\\midrule",
+        *(" & ".join(map(latex_text, row)) + " \\\\" for row in zip(*columns.values())),
+        "\\bottomrule",
+        "\\end{tabular}",
+    ]
+    if layout.resized:
+        tabular = ["\\resizebox{\\textwidth}{!}{%", *tabular, "}"]
+    lines = ["\\begin{table}", "\\centering"]
+    lines += [f"\\caption{{{latex_text(caption)}}}"] if caption else []
+    lines += [f"\\label{{{label}}}"] if label else []
+    size, _, tabcolsep = layout.setting
+    lines += [f"\\{size}", f"\\setlength{{\\tabcolsep}}{{{tabcolsep:g}pt}}", *tabular]
+    if layout.notes:
+        notes = [latex_text(note) + "\\par" for note in layout.notes]
+        lines += ["\\par\\smallskip", "{\\footnotesize\\raggedright", *notes[:-1], notes[-1] + "}"]
+    return "\n".join([*lines, "\\end{table}"]) + "\n"
 
 
 def render(frame: pd.DataFrame, fmt: str, title: str | None = None) -> str:

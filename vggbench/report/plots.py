@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from vggbench.ablations.stats import AblationRecord, ArmResult  # noqa: E402
@@ -37,6 +38,7 @@ class Figure:
     caption: str
     data: list
     paths: list[Path]
+    y_limits: list[tuple[float, float]]  # of each panel, as drawn: never below 0% error
 
 
 # --- Training curves ------------------------------------------------------------------------------
@@ -73,42 +75,103 @@ def _arms_once(record: AblationRecord) -> dict[str, list[ArmResult]]:
     return arms
 
 
+def _source(record: AblationRecord, arm: ArmResult) -> ArmResult | None:
+    """The arm `arm` was fine-tuned from: the record's arm of the same net whose chain is `arm`'s
+    without its last link (None for an arm trained from scratch, or a source the record lacks)."""
+    if len(arm.chain) < 2:
+        return None
+    return next((a for a in record.arms if a.net == arm.net and a.chain == arm.chain[:-1]), None)
+
+
+def chain_offset(record: AblationRecord, arm: ArmResult, seed: int) -> int:
+    """The epochs a seed of `arm` trained before its own run: those of its source arm's run of the
+    same seed and of that run's chain (0 from scratch). A source the record lacks counts as the
+    chain's epochs of the arm's first seed (`ArmResult.total_epochs`)."""
+    source = _source(record, arm)
+    if source is None or seed not in source.seeds:
+        return arm.total_epochs - len(arm.curves[0]) if len(arm.chain) > 1 and arm.curves else 0
+    return chain_offset(record, source, seed) + len(source.curves[source.seeds.index(seed)])
+
+
+def _chain_points(record: AblationRecord, arm: ArmResult, seed: int) -> list[tuple[int, float]]:
+    """A seed's val top-1 error on the epochs of its chain: its own epochs after `chain_offset`."""
+    offset = chain_offset(record, arm, seed)
+    curve = arm.curves[arm.seeds.index(seed)]
+    return [(offset + e.epoch, e.val_top1_err) for e in curve if not math.isnan(e.val_top1_err)]
+
+
+def _lead_in_points(record: AblationRecord, arm: ArmResult, seed: int) -> list[tuple[int, float]]:
+    """A seed's chain before its own run: its source's points and, before them, the source's lead-in."""
+    source = _source(record, arm)
+    if source is None or seed not in source.seeds:
+        return []
+    return _lead_in_points(record, source, seed) + _chain_points(record, source, seed)
+
+
+def _band(arm: str, by_epoch: dict[int, list[float]]) -> CurveBand:
+    epochs = sorted(by_epoch)
+    return CurveBand(
+        arm=arm,
+        epochs=epochs,
+        mean=[statistics.fmean(by_epoch[e]) for e in epochs],
+        low=[min(by_epoch[e]) for e in epochs],
+        high=[max(by_epoch[e]) for e in epochs],
+        seeds=[len(by_epoch[e]) for e in epochs],
+    )
+
+
+def _stalled_seeds(results: list[ArmResult]) -> set[int]:
+    return {seed for result in results for seed in result.stalled_seeds}
+
+
 def curve_data(record: AblationRecord) -> tuple[list[CurveBand], list[StalledCurve]]:
     """Each arm's band over its learning seeds, and every stalled seed's own curve (a seed stalled in
-    any evaluation of the arm). Seeds stop at different epochs under the paper's stopping rule, so
-    the later epochs average the seeds that were still training."""
+    any evaluation of the arm), on the epochs of its chain: a fine-tuned arm's after those of the
+    runs it was fine-tuned from (`chain_offset`). Seeds stop at different epochs under the paper's
+    stopping rule, so the later epochs average the seeds that were still training."""
     bands, stalled = [], []
     for name, results in _arms_once(record).items():
         arm = results[0]
-        stalled_seeds = {seed for result in results for seed in result.stalled_seeds}
         by_epoch: dict[int, list[float]] = {}
-        for seed, curve in zip(arm.seeds, arm.curves):
-            points = [(e.epoch, e.val_top1_err) for e in curve if not math.isnan(e.val_top1_err)]
-            if seed in stalled_seeds:
+        for seed in arm.seeds:
+            points = _chain_points(record, arm, seed)
+            if seed in _stalled_seeds(results):
                 stalled.append(StalledCurve(name, seed, [p[0] for p in points], [p[1] for p in points]))
                 continue
             for epoch, error in points:
                 by_epoch.setdefault(epoch, []).append(error)
         if by_epoch:
-            epochs = sorted(by_epoch)
-            bands.append(
-                CurveBand(
-                    arm=name,
-                    epochs=epochs,
-                    mean=[statistics.fmean(by_epoch[e]) for e in epochs],
-                    low=[min(by_epoch[e]) for e in epochs],
-                    high=[max(by_epoch[e]) for e in epochs],
-                    seeds=[len(by_epoch[e]) for e in epochs],
-                )
-            )
+            bands.append(_band(name, by_epoch))
     return bands, stalled
 
 
+def lead_in_data(record: AblationRecord) -> list[CurveBand]:
+    """Each fine-tuned arm's chain before it, over its learning seeds: the val top-1 error of the runs
+    it was fine-tuned from, on the epochs of the chain (drawn faded before the arm's own epochs)."""
+    lead_ins = []
+    for name, results in _arms_once(record).items():
+        arm = results[0]
+        by_epoch: dict[int, list[float]] = {}
+        for seed in set(arm.seeds) - _stalled_seeds(results):
+            for epoch, error in _lead_in_points(record, arm, seed):
+                by_epoch.setdefault(epoch, []).append(error)
+        if by_epoch:
+            lead_ins.append(_band(name, by_epoch))
+    return lead_ins
+
+
 def training_curves(record: AblationRecord, out_dir: Path) -> Figure:
-    """Val top-1 error per epoch: a mean line and a min-max band per arm, stalled seeds dashed."""
+    """Val top-1 error per epoch of the chain: a mean line and a min-max band per arm, stalled seeds
+    dashed, a fine-tuned arm's chain before it faded."""
     bands, stalled = curve_data(record)
+    lead_ins = lead_in_data(record)
     colours = _colours(list(_arms_once(record)))
     figure, axis = plt.subplots(figsize=(6, 4))
+    for index, lead_in in enumerate(lead_ins):
+        label = "faded: the runs each arm was fine-tuned from" if index == 0 else None
+        axis.plot(
+            lead_in.epochs, lead_in.mean, color=colours[lead_in.arm], alpha=0.35, linewidth=1, label=label
+        )
     for band in bands:
         colour = colours[band.arm]
         axis.fill_between(band.epochs, band.low, band.high, color=colour, alpha=0.25, linewidth=0)
@@ -123,7 +186,8 @@ def training_curves(record: AblationRecord, out_dir: Path) -> Figure:
             label=f"{curve.arm} seed {curve.seed} (stalled)",
         )
     title = f"Training curves: {_subject(record)}"
-    axis.set(xlabel="epoch", ylabel="val top-1 error (%, center crop)", title=title)
+    xlabel = "epoch of the fine-tuning chain" if lead_ins else "epoch"
+    axis.set(xlabel=xlabel, ylabel="val top-1 error (%, center crop)", title=title)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.legend(fontsize=7)
     caption = (
@@ -131,10 +195,16 @@ def training_curves(record: AblationRecord, out_dir: Path) -> Figure:
         "over an arm's seeds that trained that epoch (seeds stop at different epochs under the stopping "
         "rule, so the last epochs may average fewer); band: the minimum to maximum over those seeds."
     )
+    if lead_ins:
+        caption += (
+            " A fine-tuned arm is drawn on the epochs of its chain: each seed's epochs follow those of the "
+            "runs it was fine-tuned from, whose mean error is drawn faded in the arm's colour."
+        )
     if stalled:
         names = ", ".join(f"{c.arm} seed {c.seed}" for c in stalled)
         caption += f" Dashed, left out of the mean and band: seeds that stalled at chance ({names})."
-    return _save(figure, out_dir, _stem("curves", record), title, caption, [*bands, *stalled])
+    data = [*bands, *stalled, *lead_ins]
+    return _save(figure, out_dir, _stem("curves", record), title, caption, data)
 
 
 # --- Error vs depth -------------------------------------------------------------------------------
@@ -195,6 +265,13 @@ def common_span(panels: list[list[DepthSeries]]) -> float:
     return 1.2 * max(max(widths), 1.0)
 
 
+def panel_limits(panel: list[DepthSeries], span: float) -> tuple[float, float]:
+    """A panel's y limits: `span` points centred on its errors, moved up to start at 0% when they
+    would reach below it."""
+    low = max(0.0, statistics.fmean(_extent(panel)) - span / 2)
+    return low, low + span
+
+
 def error_vs_depth(record: AblationRecord, out_dir: Path) -> Figure:
     """Ours (left) and the paper's (right) top-1 error against depth, on y axes of the same span."""
     ours, paper = depth_data(record)
@@ -206,10 +283,9 @@ def error_vs_depth(record: AblationRecord, out_dir: Path) -> Figure:
             colour = "#555555" if s.label == PAPER_DEPTH_LABEL else OKABE_ITO[index % len(OKABE_ITO)]
             bars = [d or 0 for d in s.spread]
             axis.errorbar(s.depths, s.errors, yerr=bars, marker="o", capsize=3, color=colour, label=s.label)
-            for net, x, y in zip(s.nets, s.depths, s.errors):
-                axis.annotate(net, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        middle = statistics.fmean(_extent(panel))
-        axis.set_ylim(middle - span / 2, middle + span / 2)
+        for net, x, y in zip(panel[0].nets, panel[0].depths, panel[0].errors):  # once per panel
+            axis.annotate(net, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        axis.set_ylim(*panel_limits(panel, span))
         axis.set(xlabel="weight layers", ylabel="top-1 error (%)")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=7)
@@ -254,34 +330,51 @@ def cost_data(record: AblationRecord) -> list[CostPoint]:
     ]
 
 
+#: A cost figure needs costs at least this many times apart: closer ones fill its axis with a
+#: difference the table states as well (conv5x5: 3.8 and 4.1 million MACs).
+MIN_COST_RATIO = 1.1
+MARKERS = "os^Dv<>P*Xh"
+
+
+def says_something(points: list[CostPoint]) -> bool:
+    """Whether an error-vs-cost figure shows more than the table: costs `MIN_COST_RATIO` apart or more."""
+    macs = [p.macs for p in points]
+    return bool(macs) and max(macs) >= MIN_COST_RATIO * min(macs)
+
+
 def error_vs_cost(record: AblationRecord, out_dir: Path) -> Figure:
-    """Every arm x evaluation as a labelled point: top-1 error against MACs per image (drawn in millions)."""
+    """Every arm x evaluation as a point: top-1 error against MACs per image (drawn in millions),
+    colour for the evaluation and marker for the arm, named in the legend (no labels to collide)."""
     points = cost_data(record)
     evaluations = list(dict.fromkeys(p.evaluation for p in points))
+    arms = list(dict.fromkeys(p.arm for p in points))
     figure, axis = plt.subplots(figsize=(6, 4))
-    for index, evaluation in enumerate(evaluations):
-        mine = [p for p in points if p.evaluation == evaluation]
+    for p in points:
         axis.errorbar(
-            [p.macs / 1e6 for p in mine],
-            [p.error for p in mine],
-            yerr=[p.std or 0 for p in mine],
-            fmt="os^Dv<>"[index % 7],
+            p.macs / 1e6,
+            p.error,
+            yerr=p.std or 0,
+            fmt=MARKERS[arms.index(p.arm) % len(MARKERS)],
             capsize=3,
-            color=OKABE_ITO[index % len(OKABE_ITO)],
-            label=evaluation,
+            color=OKABE_ITO[evaluations.index(p.evaluation) % len(OKABE_ITO)],
         )
-        for p in mine:
-            axis.annotate(
-                p.arm, (p.macs / 1e6, p.error), textcoords="offset points", xytext=(5, 3), fontsize=7
-            )
     macs = [p.macs for p in points]
     if max(macs) > 10 * min(macs):
         axis.set_xscale("log")
     title = f"Error vs cost: {_subject(record)}"
     axis.set(xlabel="million MACs per image (all forward passes)", ylabel="top-1 error (%)", title=title)
-    axis.legend(fontsize=7)
+    colour_keys = [
+        Line2D([], [], color=OKABE_ITO[i % len(OKABE_ITO)], marker="s", linestyle="", label=evaluation)
+        for i, evaluation in enumerate(evaluations)
+    ]
+    marker_keys = [
+        Line2D([], [], color="#555555", marker=MARKERS[i % len(MARKERS)], linestyle="", label=arm)
+        for i, arm in enumerate(arms)
+    ]
+    axis.add_artist(axis.legend(handles=colour_keys, fontsize=7, title="evaluation", title_fontsize=7))
+    axis.legend(handles=marker_keys, fontsize=7, title="arm", title_fontsize=7, loc="lower right")
     caption = (
-        "Each point is an arm (named) under one evaluation (colour): its top-1 error, the mean over "
+        "Each point is an arm (marker) under one evaluation (colour): its top-1 error, the mean over "
         f"{record.seeds} seeds with bars ±1 sample standard deviation, against the multiply-accumulates "
         "one image costs under that evaluation's protocol, every forward pass counted."
     )
@@ -309,17 +402,22 @@ def _stem(kind: str, record: AblationRecord) -> str:
 
 
 def _save(figure, out_dir: Path, stem: str, title: str, caption: str, data: list) -> Figure:
+    """Both files of a figure, every panel's y axis starting at 0% error or above."""
+    for axis in figure.axes:
+        low, high = axis.get_ylim()
+        axis.set_ylim(max(low, 0.0), high)
     figure.tight_layout()
     paths = [out_dir / f"{stem}.{kind}" for kind in FILE_TYPES]
     for path, kind in zip(paths, FILE_TYPES):  # atomic: a failed write leaves the old figure whole
         atomic_write(path, lambda handle, kind=kind: figure.savefig(handle, format=kind, dpi=DPI))
+    limits = [tuple(map(float, axis.get_ylim())) for axis in figure.axes]
     plt.close(figure)
-    return Figure(stem, title, caption, data, paths)
+    return Figure(stem, title, caption, data, paths, limits)
 
 
 def ablation_figures(record: AblationRecord, out_dir: Path) -> list[Figure]:
     """Every figure a record can fill: its training curves, error vs depth where its nets span
-    MIN_DEPTHS depths or more, and error vs cost."""
+    MIN_DEPTHS depths or more, and error vs cost where it says something (`says_something`)."""
     if not record.arms:
         return []
     figures = []
@@ -327,5 +425,6 @@ def ablation_figures(record: AblationRecord, out_dir: Path) -> list[Figure]:
         figures.append(training_curves(record, out_dir))
     if len({_depth(arm.net) for arm in record.arms}) >= MIN_DEPTHS:
         figures.append(error_vs_depth(record, out_dir))
-    figures.append(error_vs_cost(record, out_dir))
+    if says_something(cost_data(record)):
+        figures.append(error_vs_cost(record, out_dir))
     return figures

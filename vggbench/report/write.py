@@ -17,6 +17,7 @@ from vggbench.ablations.stats import ABLATIONS, AT_BUDGET, AblationRecord, read_
 from vggbench.bench import HEADERS as BENCH_HEADERS
 from vggbench.bench import KIND as BENCH
 from vggbench.bench import bench_frame
+from vggbench.counts import HEADERS as COUNT_HEADERS
 from vggbench.counts import display, params_frame
 from vggbench.errors import VggbenchError
 from vggbench.render import render_latex, render_markdown
@@ -78,11 +79,15 @@ SUMMARY_NOTE = (
 )
 #: The first lines of every .tex the report writes: what a document needs to \input it.
 LATEX_PREAMBLE = (
-    "% Written by `vggbench report`. Needs \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule)\n"
-    "% and UTF-8 input (LaTeX's default since 2018) for the ± of mean ± std; \\input it in an article.\n"
+    "% Written by `vggbench report`. Needs \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule);\n"
+    "% sized to fit \\textwidth of a plain 10pt article; \\input it in an article.\n"
 )
+#: The line a table scaled down to \textwidth adds to LATEX_PREAMBLE.
+RESIZED_NOTE = "% Scaled to \\textwidth by \\resizebox: needs \\usepackage{graphicx} too.\n"
 #: Columns the LaTeX tables leave out: record ids are for finding records in the store, not for a paper.
 LATEX_DROPPED = ("record",)
+#: Table 2's column that its LaTeX leaves out for width, said in its caption instead: twice the MACs.
+TABLE2_FLOPS = COUNT_HEADERS["flops"]
 
 
 @dataclass
@@ -97,7 +102,8 @@ class LatexTable:
 def latex_table(frame: pd.DataFrame, caption: str, label: str) -> str:
     """A table to \\input in a LaTeX document: the packages it needs first, no record ids."""
     kept = frame.drop(columns=[c for c in LATEX_DROPPED if c in frame.columns])
-    return LATEX_PREAMBLE + render_latex(kept, caption=caption.replace("`", ""), label=label)
+    body = render_latex(kept, caption=caption.replace("`", ""), label=label)
+    return LATEX_PREAMBLE + (RESIZED_NOTE if "\\resizebox" in body else "") + body
 
 
 def write_table2(out_dir: Path, frame: pd.DataFrame | None = None) -> list[Path]:
@@ -111,7 +117,8 @@ def write_table2(out_dir: Path, frame: pd.DataFrame | None = None) -> list[Path]
     atomic_write_text(
         md, f"# Table 2: parameters\n\n{caption} MACs are multiply-accumulates.\n\n" + render_markdown(frame)
     )
-    atomic_write_text(tex, latex_table(frame, caption, "tab:params"))
+    narrower = frame.drop(columns=[TABLE2_FLOPS])
+    atomic_write_text(tex, latex_table(narrower, f"{caption} FLOPs are 2 x MACs.", "tab:params"))
     return [md, tex]
 
 
