@@ -14,8 +14,8 @@ from vggbench.ablations.testability import (
 )
 
 DENSE_REASON = (
-    "crop 32 px: below 128 px the dense score map is a few overlapping windows, not the paper's "
-    "protocol (read the center crop or multi-crop instead)"
+    "crop 32 px: below 128 px dense evaluation's score map is a few windows reaching past the "
+    "image into zero padding, not the paper's protocol (read the center crop or multi-crop instead)"
 )
 
 

@@ -65,8 +65,9 @@ def untestable_reason(
             reasons.append(NO_SCALE_VARIATION[data_kind(data)])
         elif kind == DENSE and crop < DENSE_MIN_CROP:
             reasons.append(
-                f"crop {crop} px: below {DENSE_MIN_CROP} px the dense score map is a few overlapping "
-                "windows, not the paper's protocol (read the center crop or multi-crop instead)"
+                f"crop {crop} px: below {DENSE_MIN_CROP} px dense evaluation's score map is a few windows "
+                "reaching past the image into zero padding, not the paper's protocol (read the center crop "
+                "or multi-crop instead)"
             )
     return "; ".join(reasons) or None
 

@@ -13,15 +13,19 @@ import pandas as pd
 
 from vggbench import paper
 from vggbench.ablations.stats import (
+    AT_BUDGET,
     CONFIDENCE,
+    PAPER_GAP,
     POWER,
     STALLED,
+    UNTESTABLE,
     AblationRecord,
     ArmResult,
     ComparisonResult,
     chain_epochs,
     chain_labels,
     fine_tune_chain,
+    paper_gap,
     top5_comparable,
 )
 from vggbench.errors import VggbenchError
@@ -284,6 +288,7 @@ COMPARISON_COLUMNS = [
     "ours (points)",
     "95% CI",
     "paper (points)",
+    "paper's size",
     "verdict",
     "seeds needed",
 ]
@@ -341,6 +346,7 @@ def ablation_comparisons_frame(record: AblationRecord) -> pd.DataFrame:
             "ours (points)": round(c.difference.top1, 2),
             "95% CI": _interval(c),
             "paper (points)": c.paper_top1,
+            "paper's size": PAPER_SIZE_SHORT.get(gap_of(c) or "", "-"),
             "verdict": c.verdict,
             "seeds needed": c.seeds_needed,
         }
@@ -356,12 +362,14 @@ def seeds_advice(comparison: ComparisonResult, seeds: int) -> str:
         return f"seeds needed unknown: {comparison.seeds_note}"
     target = comparison.seeds_target
     if comparison.expect == "lower":
-        what = f"the paper's {target:.1f}-point gap"
+        what = f"detect the paper's {target:.1f}-point gap"
+    elif comparison.expect == "similar":
+        what = f"show the arms equal within +-{target:.1f} points (the claim's margin)"
     else:
-        what = f"a {target:.1f}-point difference (the claim's margin)"
+        what = f"rule out a gain of {target:.1f} points (the claim's margin)"
     if comparison.seeds_needed > seeds:
-        return f"to resolve {what} at this budget, run --seeds {comparison.seeds_needed}"
-    return f"--seeds {seeds} already has 80% power to detect {what} at this budget"
+        return f"to {what} at this budget, run --seeds {comparison.seeds_needed}"
+    return f"--seeds {seeds} already has 80% power to {what} at this budget"
 
 
 def detectable_difference(std: float, n: int) -> float:
@@ -385,19 +393,66 @@ def resolution(comparison: ComparisonResult, seeds: int) -> str:
     return f"{diff.n} seeds resolve differences of {smallest:.1f} points or more; {advice}"
 
 
+#: paper_gap's classes as the comparisons table shows them.
+PAPER_SIZE_SHORT = {
+    "inside": "inside ours",
+    "smaller": "outside: ours smaller",
+    "larger": "outside: ours larger",
+    "opposite": "outside: opposite sign",
+}
+
+
+def gap_of(c: ComparisonResult) -> str | None:
+    """Where the paper's difference falls against our interval (`stats.paper_gap`), as recorded, or
+    computed from paper_top1 for records made before it was recorded; None for stalled and
+    untestable comparisons, which are not read."""
+    if c.verdict in (STALLED, UNTESTABLE):
+        return None
+    return c.paper_gap or paper_gap(c.difference, c.paper_top1)
+
+
+def _paper_number(c: ComparisonResult) -> str:
+    """The paper's difference beside ours, and where it falls against our interval."""
+    number = c.paper_top1 if c.paper_top1 is not None else c.paper_gap_top1
+    if number is None:
+        return "the paper gives no number"
+    text = f"paper {number:+.1f}" + (" (its dense protocol)" if c.paper_top1 is None else "")
+    gap = gap_of(c)
+    return text + (f": {PAPER_GAP[gap]}" if gap else "")
+
+
+def summary_comparison(record: AblationRecord) -> ComparisonResult | None:
+    """The comparison the summary reads for an ablation: the first the budget can test (the specs
+    list the paper's protocol first, then the center crop valid at small crops), else the first."""
+    testable = [c for c in record.comparisons if c.verdict != UNTESTABLE]
+    return (testable or record.comparisons or [None])[0]
+
+
+def summary_group(record: AblationRecord) -> str:
+    """Which part of the summary an ablation's line goes to: "tested", "budget" (an arm had not
+    converged) or "untestable"."""
+    c = summary_comparison(record)
+    if c is not None and c.verdict == UNTESTABLE:
+        return "untestable"
+    if c is not None and c.verdict.endswith(AT_BUDGET):
+        return "budget"
+    return "tested"
+
+
 def headline(record: AblationRecord) -> str:
-    """One line for the report's summary: the ablation and budget, its first comparison's verdict
-    and interval beside the paper's, what the budget can resolve, and what had not converged."""
+    """One line for the report's summary: the ablation and budget, the comparison it reads
+    (`summary_comparison`) and how it was measured, its verdict or why the budget cannot test it,
+    our difference and interval beside the paper's, and whether the paper's size is inside it."""
     name = f"`{record.ablation}` ({record.net}, {record.label})"
-    if not record.comparisons:
+    c = summary_comparison(record)
+    if c is None:
         runs = f"{record.runs_found} of {record.runs_expected} runs"
         return f"{name}: no comparison has both arms in the store yet ({runs})"
-    c = record.comparisons[0]
-    paper_gap = f"; paper {c.paper_top1:+.1f}" if c.paper_top1 is not None else "; the paper gives no number"
-    line = (
-        f"{name}, {c.treatment} - {c.baseline}, {c.evaluation}: **{c.verdict}**, ours "
-        f"{c.difference.top1:+.2f} points, 95% CI {_interval(c)}{paper_gap}. {resolution(c, record.seeds)}"
-    )
+    measured = f"ours {c.difference.top1:+.2f} points, 95% CI {_interval(c)}; {_paper_number(c)}"
+    what = f"{c.treatment} - {c.baseline}, {c.evaluation}"
+    if c.verdict == UNTESTABLE:
+        return f"{name}: {c.note}. Measured all the same, {what}: {measured}."
+    line = f"{name}: {what}: **{c.verdict}**, {measured}"
     return line + (f"; {c.note}." if c.note else ".")
 
 

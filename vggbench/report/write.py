@@ -13,7 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from vggbench import fs, paper
-from vggbench.ablations.stats import ABLATIONS, AT_BUDGET, AblationRecord, read_ablations
+from vggbench.ablations.stats import (
+    ABLATIONS,
+    AT_BUDGET,
+    PAPER_GAP,
+    UNTESTABLE,
+    AblationRecord,
+    read_ablations,
+)
 from vggbench.bench import HEADERS as BENCH_HEADERS
 from vggbench.bench import KIND as BENCH
 from vggbench.bench import bench_frame
@@ -29,9 +36,13 @@ from vggbench.report.tables import (
     ablation_budget_line,
     ablation_comparisons_frame,
     ablation_notes,
+    gap_of,
     headline,
     paper_table_frame,
+    resolution,
     seeds_advice,
+    summary_comparison,
+    summary_group,
 )
 from vggbench.store import (
     EVALS,
@@ -59,24 +70,34 @@ PAPER_TABLES_NOTE = (
 )
 TABLE5_NOTE = " Table 5 adds what each method costs: MACs and wall-clock milliseconds per image, ours."
 THROUGHPUT_NOTE = "Measured by `vggbench bench`; each row names its machine."
-HEADLINES_NOTE = (
-    "One line per ablation and budget: its first comparison's verdict, our difference with its 95% "
-    "interval beside the paper's, and what the budget's seeds can resolve (the smallest difference "
-    "that a paired two-sided t-test at the 95% level detects with 80% power, at the seed-to-seed "
-    "spread we measured). Every comparison follows, grouped by the evidence behind its verdict."
+VOCABULARY = (
+    "How to read a verdict. Each compares treatment - baseline top-1 error (points) over seeds with "
+    "its 95% interval (paired by seed). **consistent** / **contradicts**: the interval decides the "
+    "paper's claim (a lower error; no gain beyond the margin; equal within the margin) its way or "
+    "against it; **inconclusive**: it does not (it straddles the claim, or one seed, or zero "
+    "variance); **stalled**: a seed of an arm stayed within 1 point of chance error or its training "
+    "warned, and an arm that learnt nothing says nothing of the claim; **not testable at this "
+    "budget**: the budget cannot test the claim (scale claims on images whose objects do not vary in "
+    "size, dense claims below crop 128), measured and shown all the same; **at this budget**: an arm "
+    "had not converged (a seed hit the epoch cap), so the verdict is about this budget, not the "
+    "paper's claim. Beside the sign, the paper's size: whether the paper's difference lies inside "
+    "our interval (consistent with the paper's size) or outside it (ours smaller, larger, or of the "
+    "opposite sign). Each line reads the first comparison the budget can test; every comparison "
+    "follows."
 )
 SUMMARY_NOTE = (
-    "A verdict has evidence when the 95% interval of treatment - baseline top-1 error decides the "
-    "paper's claim; a comparison is stalled when a seed of either arm stayed within 1 point of chance "
-    "error in that evaluation or its training warned that it was not learning (an arm that learnt "
-    "nothing says nothing of the claim), and inconclusive otherwise (one seed, zero variance, or an "
-    "interval that straddles the claim). A verdict is about the paper's claim only when every seed of "
-    "both arms ended by the paper's stopping rule (the plateau after the third lr decrease); otherwise "
-    "it is marked 'at this budget' with what had not converged. Seeds needed: the seeds at which a "
-    "paired two-sided t-test at the 95% level has 80% power, at the seed-to-seed spread we measured, "
-    "to detect the paper's difference (claims of a lower error) or the comparison's margin (claims of "
-    "no gain or of equal errors: an equivalence-style target)."
+    "Seeds needed: the seeds at which the comparison's own test has 80% power at the seed-to-seed "
+    "spread we measured: a one-sided t-test at 2.5% to detect the paper's difference (claims of a "
+    "lower error) or to rule out a gain of the margin (claims of no gain), and two one-sided tests to "
+    "show equality within the margin (claims of equal errors). None for comparisons the budget cannot "
+    "test."
 )
+#: The summary's parts, by `summary_group`, in order.
+SUMMARY_GROUPS = {
+    "tested": "What this budget tests",
+    "budget": "At this budget only (an arm had not converged)",
+    "untestable": "Not testable at this budget",
+}
 #: The first lines of every .tex the report writes: what a document needs to \input it.
 LATEX_PREAMBLE = (
     "% Written by `vggbench report`. Needs \\usepackage{booktabs} (\\toprule, \\midrule, \\bottomrule);\n"
@@ -200,12 +221,23 @@ def _paper_table_sections(
 
 
 def _summary_sections(records: list[AblationRecord]) -> tuple[list[str], list[LatexTable]]:
-    """The report's first section: one headline per ablation and budget (`headline`), then every
-    comparison, the verdicts with evidence apart from the stalled and inconclusive ones, the latter
-    with why and the seeds that would resolve them."""
+    """The report's first section, one screen: the verdict vocabulary, then one line per ablation and
+    budget (`headline`) under what the budget can test, what it tests only at this budget and what
+    it cannot test; then every comparison, grouped by the evidence behind its verdict."""
     if not records:
         return [], []
-    evidence, budget, without = [], [], []
+    text = f"## Summary of the ablations\n\n{VOCABULARY}\n\n"
+    for group, title in SUMMARY_GROUPS.items():
+        lines = [f"- {headline(r)}" for r in records if summary_group(r) == group]
+        text += f"### {title}\n\n" + ("\n".join(lines) or "- none") + "\n\n"
+    return [text + _every_comparison(records)], []
+
+
+def _every_comparison(records: list[AblationRecord]) -> str:
+    """Every comparison of every ablation, grouped: verdicts with evidence about converged nets,
+    about this budget only, those without evidence (with the seeds that would resolve them), and
+    those the budget cannot test (with why)."""
+    groups: dict[str, list[str]] = {"evidence": [], "budget": [], "without": [], "untestable": []}
     for record in records:
         for c in record.comparisons:
             item = (
@@ -213,23 +245,27 @@ def _summary_sections(records: list[AblationRecord]) -> tuple[list[str], list[La
                 f"{c.evaluation}: **{c.verdict}** (ours {c.difference.top1:+.2f} points"
             )
             item += f", paper {c.paper_top1:+.1f})" if c.paper_top1 is not None else ")"
-            if c.verdict in EVIDENCE:
-                evidence.append(item)
+            gap = gap_of(c)
+            item += f", {PAPER_GAP[gap]}" if gap else ""
+            if c.verdict == UNTESTABLE:
+                groups["untestable"].append(item + f"; {c.note}")
+            elif c.verdict in EVIDENCE:
+                groups["evidence"].append(item)
             elif c.verdict.removesuffix(f" {AT_BUDGET}") in EVIDENCE:
-                budget.append(item + f"; {c.note}")
+                groups["budget"].append(item + f"; {c.note}")
             else:
-                without.append(
-                    item + (f"; {c.note}" if c.note else "") + f"; {seeds_advice(c, record.seeds)}"
-                )
-    text = f"## Summary of the ablations\n\n{HEADLINES_NOTE}\n\n"
-    text += "\n".join(f"- {headline(record)}" for record in records) + "\n\n"
-    text += f"### Every comparison\n\n{SUMMARY_NOTE}\n\n"
-    text += "Verdicts about converged nets (every seed ended by the paper's stopping rule):\n\n"
-    text += ("\n".join(evidence) or "- none") + "\n\n"
-    text += "Verdicts about this budget only (an arm had not converged):\n\n"
-    text += ("\n".join(budget) or "- none") + "\n\n"
-    text += "Without evidence (stalled or inconclusive):\n\n" + ("\n".join(without) or "- none") + "\n"
-    return [text], []
+                advice = seeds_advice(c, record.seeds)
+                groups["without"].append(item + (f"; {c.note}" if c.note else "") + f"; {advice}")
+    titles = {
+        "evidence": "Verdicts about converged nets (every seed ended by the paper's stopping rule):",
+        "budget": "Verdicts about this budget only (an arm had not converged):",
+        "without": "Without evidence (stalled or inconclusive):",
+        "untestable": "Not testable at this budget (measured, no verdict):",
+    }
+    text = f"### Every comparison\n\n{SUMMARY_NOTE}\n\n"
+    return (
+        text + "\n\n".join(f"{titles[k]}\n\n" + ("\n".join(v) or "- none") for k, v in groups.items()) + "\n"
+    )
 
 
 def _figure_markdown(figure: Figure) -> str:
@@ -250,6 +286,10 @@ def _ablation_sections(
         note = f"Paper ({record.paper.section}): {record.paper.claim}\n\n"
         note += f"Measured on {ablation_budget_line(record)}."
         note += "".join(f"\n\nNote: {text}." for text in ablation_notes(record))
+        read = summary_comparison(record)
+        if read is not None and read.verdict != UNTESTABLE:
+            note += f"\n\nSeeds, for {read.treatment} - {read.baseline} ({read.evaluation}): "
+            note += f"{resolution(read, record.seeds)}."
         arms, comparisons = ablation_arms_frame(record), ablation_comparisons_frame(record)
         text = _section(heading, arms, note) + render_markdown(comparisons) + "\n"
         markdown.append(text + "".join(_figure_markdown(f) for f in figures.get(record.id, [])))
