@@ -14,7 +14,8 @@ import pytest
 from conftest import assert_one_line_error
 
 from vggbench import counting, counts
-from vggbench.cli import SweepBars, TrainBars, _gpu_scale_note, app, version
+from vggbench.cli import SweepBars, TrainBars, app, version
+from vggbench.cli.common import gpu_scale_note as _gpu_scale_note
 
 COMMANDS = [
     ["params"],
