@@ -4,12 +4,16 @@ and Ctrl-C carried to `app.run` with what was saved."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from vggbench.recipe import DATA, EVALUATION, MODEL, OUTPUT, RECIPE, RUN_CONTROL
+from vggbench.recipe import DATA, EVALUATION, MODEL, OUTPUT, RECIPE, RUN_CONTROL, Setting
 from vggbench.render import FORMATS
 
 __all__ = ["DATA", "EVALUATION", "MODEL", "OUTPUT", "RECIPE", "RUN_CONTROL"]
@@ -74,3 +78,51 @@ def resumable(resume_flag: str | None, kept: str = ""):
     except KeyboardInterrupt as error:
         saved = getattr(error, "saved", None) or "interrupted"
         raise Interrupted(f"{saved}; {kept}" if kept else saved, resume_flag) from None
+
+
+# --- Options built from the recipe's settings -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a command whose options are built (`with_params`): its name, type and
+    typer.Option or typer.Argument."""
+
+    name: str
+    type: Any
+    default: Any
+
+
+def setting_param(setting: Setting, help: str | None = None, default: Any = None) -> Param:
+    """A recipe setting as an option: train's (its default, help and flag) or, with `help`, an
+    override of another command (default None: the command's own value applies)."""
+    if help is None:
+        default = setting.default if setting.shown else None
+    elif setting.type is bool:
+        default = False
+    option = typer.Option(
+        default,
+        setting.option,
+        help=help or setting.help,
+        rich_help_panel=setting.panel,
+        metavar=setting.metavar,
+    )
+    return Param(setting.name, setting.cli_type or setting.type, option)
+
+
+def with_params(params: list[Param]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command taking **options the signature that typer reads its options from."""
+
+    def give(command: Callable[..., None]) -> Callable[..., None]:
+        command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(
+                    p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.type
+                )
+                for p in params
+            ]
+        )
+        command.__annotations__ = {p.name: p.type for p in params} | {"return": None}
+        return command
+
+    return give
