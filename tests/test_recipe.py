@@ -88,3 +88,14 @@ def test_the_recipe_facts_agree_with_the_modules_that_use_them():
 
 def test_one_at_chance_rule():
     assert recipe.at_chance(89.0, 10) and recipe.at_chance(90.0, 10) and not recipe.at_chance(88.9, 10)
+
+
+def test_the_throughput_table_names_the_net_of_records_that_say_config():
+    """Bench records written before the rename of their net's column say `config`: the table (and
+    the report's Throughput table) shows their net, not "-"."""
+    from vggbench.bench.tables import bench_frame
+
+    row = {"config": "A", "width": 0.125, "crop": 32, "batch": 8, "mode": "train", "images_per_s": 10.0}
+    record = {"kind": "bench", "machine_name": "m", "options": {"device": "cpu"}, "train": [row]}
+    frame = bench_frame([record, {**record, "train": [{**row, "net": "D", "config": None}]}])
+    assert list(frame["net"]) == ["A", "D"] and "config" not in frame

@@ -50,9 +50,9 @@ from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import evaluate_run, stored_evaluation
 from vggbench.evaluate.sources import load_data
 from vggbench.locks import LOCK_FILE, FileLock, run_lock
-from vggbench.recipe import preset_settings
+from vggbench.recipe import at_chance, preset_settings
 from vggbench.store import DataSource, EvalRecord, RunRecord, read_run, record_id
-from vggbench.train.trainer import EpochHook, Progress, at_chance
+from vggbench.train.trainer import EpochHook, Progress
 
 ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a verdict"
 

@@ -113,10 +113,12 @@ def bench(
     ),
 ) -> None:
     """Throughput, our loop's overhead, data and evaluation cost, MFU on GPUs (see `vggbench.bench`)."""
-    from vggbench import bench as bench_lib  # lazy: keeps CLI start-up fast
+    # lazy: keeps CLI start-up fast
+    from vggbench.bench import measure, tables
+    from vggbench.bench import run as bench_run
 
-    check_format(fmt, bench_lib.BENCH_FORMATS)
-    options = bench_lib.BenchOptions(
+    check_format(fmt, tables.BENCH_FORMATS)
+    options = measure.BenchOptions(
         device=device,
         channels_last=channels_last,
         bf16=bf16,
@@ -130,18 +132,18 @@ def bench(
         folders=None if not data_folder else tuple(f for f in data_folder if f != "none"),
         workers=workers,
     ).check()
-    points = bench_lib.cases(
-        bench_lib.parse_list(config, str, "config"),
-        bench_lib.parse_list(width, float, "width"),
-        bench_lib.parse_list(crop, int, "crop"),
-        bench_lib.parse_list(batch, int, "batch"),
+    points = bench_run.cases(
+        bench_run.parse_list(config, str, "config"),
+        bench_run.parse_list(width, float, "width"),
+        bench_run.parse_list(crop, int, "crop"),
+        bench_run.parse_list(batch, int, "batch"),
         classes,
     )
     if save:  # before minutes of measuring, not after
-        writable_folder(Path(results_dir) / bench_lib.KIND)
-    record = bench_lib.run_bench(
+        writable_folder(Path(results_dir) / tables.KIND)
+    record = bench_run.run_bench(
         points, options, parts, progress=lambda line: sys.stderr.write(f"bench: {line}\n")
     )
-    echo(bench_lib.render_bench(record, fmt))
+    echo(tables.render_bench(record, fmt))
     if save:
-        wrote(bench_lib.save_bench(record, results_dir))
+        wrote(bench_run.save_bench(record, results_dir))

@@ -25,9 +25,9 @@ from vggbench.ablations.stats import (
     top5_comparable,
 )
 from vggbench.errors import VggbenchError
+from vggbench.recipe import CHANCE_POINTS
 from vggbench.scales import to_pixels
 from vggbench.store import EvalRecord, RunRecord
-from vggbench.train.trainer import CHANCE_POINTS
 
 # --- Evaluations: the `eval` table and the paper's Tables 3-6 ---------------------------------
 

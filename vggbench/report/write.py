@@ -14,9 +14,9 @@ import pandas as pd
 
 from vggbench import fs, paper
 from vggbench.ablations.stats import ABLATIONS, AT_BUDGET, AblationRecord, read_ablations
-from vggbench.bench import HEADERS as BENCH_HEADERS
-from vggbench.bench import KIND as BENCH
-from vggbench.bench import bench_frame
+from vggbench.bench.tables import HEADERS as BENCH_HEADERS
+from vggbench.bench.tables import KIND as BENCH
+from vggbench.bench.tables import bench_frame
 from vggbench.counts import display, params_frame
 from vggbench.errors import VggbenchError
 from vggbench.render import render_latex, render_markdown
