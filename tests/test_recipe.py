@@ -99,3 +99,16 @@ def test_the_throughput_table_names_the_net_of_records_that_say_config():
     record = {"kind": "bench", "machine_name": "m", "options": {"device": "cpu"}, "train": [row]}
     frame = bench_frame([record, {**record, "train": [{**row, "net": "D", "config": None}]}])
     assert list(frame["net"]) == ["A", "D"] and "config" not in frame
+
+
+def test_committed_run_ids_are_recomputed_from_their_stored_configs():
+    """The schema changed how TrainConfig is built, not what a run is: the reference runs' ids (results/)
+    follow from their stored configs (which hold the data's fingerprint: no data is read)."""
+    import json
+    from pathlib import Path
+
+    paths = sorted((Path(__file__).resolve().parent.parent / "results" / "runs").glob("*.json"))
+    assert len(paths) >= 10
+    for path in paths:
+        record = json.loads(path.read_text())
+        assert TrainConfig.from_dict(record["config"]).run_id == record["id"] == path.stem, path.name
