@@ -383,9 +383,9 @@ def test_a_claim_the_budget_cannot_test_is_measured_but_gets_no_verdict(tmp_path
         (-2.8838, -1.4496), abs=1e-4
     )
     reason = (
-        "not testable at this budget: crop 32 px: below 128 px dense evaluation's score map is a few windows "
-        "reaching past the image into zero padding, not the paper's protocol (read the center crop or multi-crop "
-        "instead)"
+        "not testable at this budget: crop 32 px: below 128 px dense evaluation's score map is a few "
+        "windows reaching past the image into zero padding, not the paper's protocol (read the center "
+        "crop or multi-crop instead)"
     )
     for comparison in (lower, similar):  # similar's stalled arm does not hide why it is untestable
         assert (comparison.verdict, comparison.note) == ("not testable", reason)

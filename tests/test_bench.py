@@ -10,7 +10,10 @@ import torch
 from conftest import assert_one_line_error
 from test_counting import TOTAL_MACS_224
 
-from vggbench import bench, runtime
+from vggbench import runtime
+from vggbench.bench import measure as bench_measure
+from vggbench.bench import run as bench_run
+from vggbench.bench import tables as bench_tables
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec
 
@@ -42,7 +45,9 @@ ROW_KEYS = {"net", "width", "crop", "batch", "requested_batch", "halved"}
 @pytest.fixture(scope="module")
 def record():
     """One whole (tiny) bench run, every part, shared by the shape tests."""
-    return bench.run_bench(bench.cases(["A"], [1 / 32], [32], [4]), bench.BenchOptions(**TINY))
+    return bench_run.run_bench(
+        bench_run.cases(["A"], [1 / 32], [32], [4]), bench_measure.BenchOptions(**TINY)
+    )
 
 
 # --- The record ------------------------------------------------------------------------------
@@ -51,13 +56,13 @@ def record():
 def test_record_has_every_part_with_its_fields(record):
     assert record["kind"] == "bench"
     assert {"id", "created", "machine", "machine_name", "torch_version", "options", "notes"} <= set(record)
-    assert record["options"]["device"] == "cpu" and record["options"]["parts"] == list(bench.PARTS)
+    assert record["options"]["device"] == "cpu" and record["options"]["parts"] == list(bench_run.PARTS)
     assert record["torch_version"] == torch.__version__
     (train,), (infer,), (overhead,), (data,) = (record[p] for p in ("train", "infer", "overhead", "data"))
     assert ROW_KEYS | {"mode", "images_per_s", "ms_per_step", "macs_per_image", "gflops", "mfu"} <= set(train)
     assert train["mode"] == "train" and infer["mode"] == "infer"
     assert train["batch"] == train["requested_batch"] == 4 and not train["halved"]
-    assert train["macs_per_image"] == bench.macs_per_image(ModelSpec("A", 10, 1 / 32, 32))
+    assert train["macs_per_image"] == bench_measure.macs_per_image(ModelSpec("A", 10, 1 / 32, 32))
     assert train["images_per_s"] > 0 and infer["images_per_s"] > 0
     assert train["mfu"] is None  # CPU: not applicable
     assert any("MFU does not apply" in note for note in record["notes"])
@@ -91,26 +96,28 @@ def test_evaluation_rows_compare_dense_multi_crop_and_both(record):
 
 
 def test_record_is_plain_json(record):
-    assert json.loads(bench.render_bench(record, "json")) == json.loads(json.dumps(record, default=str))
+    assert json.loads(bench_tables.render_bench(record, "json")) == json.loads(
+        json.dumps(record, default=str)
+    )
 
 
 def test_markdown_renders_a_table_per_part_and_names_the_machine(record):
-    text = bench.render_bench(record, "markdown")
+    text = bench_tables.render_bench(record, "markdown")
     assert record["machine_name"] in text
-    for title in bench.TITLES.values():
+    for title in bench_tables.TITLES.values():
         assert title in text
     assert "| net" in text and "|:" in text
 
 
 def test_bench_frame_for_the_report(record):
-    frame = bench.bench_frame([record, {"kind": "eval"}])
+    frame = bench_tables.bench_frame([record, {"kind": "eval"}])
     assert list(frame["mode"]) == ["train", "infer"]
     assert {"machine", "device", "options", "net", "images_per_s", "mfu"} <= set(frame.columns)
     assert set(frame["options"]) == {"eager fp32"}
-    assert len(bench.bench_frame([record], "eval")) == 3
-    assert len(bench.bench_frame([], "overhead")) == 0
+    assert len(bench_tables.bench_frame([record], "eval")) == 3
+    assert len(bench_tables.bench_frame([], "overhead")) == 0
     with pytest.raises(VggbenchError, match="unknown bench table"):
-        bench.bench_frame([record], "nope")
+        bench_tables.bench_frame([record], "nope")
 
 
 def test_cli_prints_json_and_saves_the_same_record(cli, tmp_path):
@@ -162,7 +169,7 @@ def fake_oom(limit: int):
 def test_out_of_memory_halves_the_batch_and_says_so():
     measure, tried = fake_oom(limit=50)
     notes: list[str] = []
-    assert bench.with_oom_halving(measure, 256, notes, "train D") == ("ran 32", 32)
+    assert bench_measure.with_oom_halving(measure, 256, notes, "train D") == ("ran 32", 32)
     assert tried == [256, 128, 64, 32]
     assert notes == [
         "train D: batch 256 ran out of memory; halved to 128",
@@ -172,11 +179,11 @@ def test_out_of_memory_halves_the_batch_and_says_so():
 
 
 def test_cpu_allocator_failure_counts_as_out_of_memory():
-    assert bench.is_out_of_memory(
+    assert bench_measure.is_out_of_memory(
         RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1")
     )
-    assert bench.is_out_of_memory(RuntimeError("CUDA error: out of memory"))
-    assert not bench.is_out_of_memory(RuntimeError("shape mismatch"))
+    assert bench_measure.is_out_of_memory(RuntimeError("CUDA error: out of memory"))
+    assert not bench_measure.is_out_of_memory(RuntimeError("shape mismatch"))
 
 
 def test_other_errors_propagate_and_batch_one_oom_is_a_clear_error():
@@ -184,22 +191,22 @@ def test_other_errors_propagate_and_batch_one_oom_is_a_clear_error():
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
     with pytest.raises(RuntimeError, match="shapes"):
-        bench.with_oom_halving(broken, 8)
+        bench_measure.with_oom_halving(broken, 8)
     measure, tried = fake_oom(limit=0)
     with pytest.raises(VggbenchError, match="out of memory even at batch 1"):
-        bench.with_oom_halving(measure, 4)
+        bench_measure.with_oom_halving(measure, 4)
     assert tried == [4, 2, 1]
 
 
 def test_a_measurement_that_runs_out_of_memory_reports_the_halved_batch(monkeypatch, cli):
-    real = bench.synthetic_batch
+    real = bench_measure.synthetic_batch
 
     def oom_above_8(spec, batch, device, options):
         if batch > 8:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
         return real(spec, batch, device, options)
 
-    monkeypatch.setattr(bench, "synthetic_batch", oom_above_8)
+    monkeypatch.setattr(bench_measure, "synthetic_batch", oom_above_8)
     args = [a if a != "4" else "32" for a in TINY_ARGS]  # --batch 32
     result = cli("bench", *args, "--parts", "train,infer", "--format", "json", "--no-save")
     assert result.code == 0, result.err
@@ -214,20 +221,20 @@ def test_a_measurement_that_runs_out_of_memory_reports_the_halved_batch(monkeypa
 
 
 def test_mfu_is_images_per_second_times_six_macs_over_the_peak():
-    assert bench.mfu(1000, 1e9, 6e12) == pytest.approx(1.0)
-    assert bench.mfu(500, 2e9, 12e12) == pytest.approx(0.5)
-    assert bench.training_flops_per_image(7) == 42
-    assert bench.mfu(1000, 1e9, None) is None
+    assert bench_measure.mfu(1000, 1e9, 6e12) == pytest.approx(1.0)
+    assert bench_measure.mfu(500, 2e9, 12e12) == pytest.approx(0.5)
+    assert bench_measure.training_flops_per_image(7) == 42
+    assert bench_measure.mfu(1000, 1e9, None) is None
 
 
 def test_the_issue_goal_d_at_224_on_an_h100():
     """D at 224: 15.47 GMACs; 40% of 989 TFLOP/s is about 4,260 img/s."""
-    macs = bench.macs_per_image(ModelSpec("D", 1000, 1.0, 224))
+    macs = bench_measure.macs_per_image(ModelSpec("D", 1000, 1.0, 224))
     assert macs == TOTAL_MACS_224["D"]
-    peak = bench.peak_bf16_flops("NVIDIA H100 80GB HBM3")
+    peak = bench_measure.peak_bf16_flops("NVIDIA H100 80GB HBM3")
     assert peak == 989e12
-    assert bench.mfu(4260, macs, peak) == pytest.approx(4260 * 6 * 15_470_264_320 / 989e12)
-    assert bench.mfu(4260, macs, peak) == pytest.approx(0.40, abs=0.001)
+    assert bench_measure.mfu(4260, macs, peak) == pytest.approx(4260 * 6 * 15_470_264_320 / 989e12)
+    assert bench_measure.mfu(4260, macs, peak) == pytest.approx(0.40, abs=0.001)
 
 
 @pytest.mark.parametrize(
@@ -245,12 +252,12 @@ def test_the_issue_goal_d_at_224_on_an_h100():
     ],
 )
 def test_peak_table_by_device_name(name, peak):
-    assert bench.peak_bf16_flops(name) == peak
+    assert bench_measure.peak_bf16_flops(name) == peak
 
 
 def test_no_mfu_without_a_peak_on_a_gpu(monkeypatch):
-    monkeypatch.setattr(bench, "peak_bf16_flops", lambda name: None)
-    assert bench.mfu(100.0, 1e9, bench.peak_bf16_flops("Mystery GPU")) is None
+    monkeypatch.setattr(bench_measure, "peak_bf16_flops", lambda name: None)
+    assert bench_measure.mfu(100.0, 1e9, bench_measure.peak_bf16_flops("Mystery GPU")) is None
 
 
 # --- Machine, timing helpers, options ----------------------------------------------------------
@@ -283,19 +290,19 @@ def test_machine_info_names_cpu_cores_gpu_and_torch():
 def test_interleaved_alternates_the_order_and_the_ratio_pairs_repeats():
     calls = []
     steps = {"bare": lambda: calls.append("bare"), "ours": lambda: calls.append("ours")}
-    seconds = bench.interleaved(steps, n_steps=1, warmup=1, repeats=4, device=torch.device("cpu"))
+    seconds = bench_measure.interleaved(steps, n_steps=1, warmup=1, repeats=4, device=torch.device("cpu"))
     assert calls == ["bare", "ours"] + ["bare", "ours", "ours", "bare", "bare", "ours", "ours", "bare"]
     assert all(len(v) == 4 for v in seconds.values())
     # ours twice as slow in every pair except one outlier: the median pair ratio ignores it
-    assert bench.paired_ratio([2.0, 2.0, 4.0, 2.0, 0.5], [1.0, 1.0, 1.0, 1.0, 1.0]) == 0.5
+    assert bench_measure.paired_ratio([2.0, 2.0, 4.0, 2.0, 0.5], [1.0, 1.0, 1.0, 1.0, 1.0]) == 0.5
 
 
 def test_parse_lists_and_cases():
-    assert bench.parse_list(["A,D", " E ", "A"], str, "config") == ["A", "D", "E"]
-    assert bench.parse_list("0.125,0.25", float, "width") == [0.125, 0.25]
-    assert [c.batch for c in bench.cases(["A"], [0.125], [32], [64, 128])] == [64, 128]
-    assert bench.parse_parts(["train,eval"]) == ["train", "eval"]
-    assert bench.parse_parts(None) == list(bench.PARTS)
+    assert bench_run.parse_list(["A,D", " E ", "A"], str, "config") == ["A", "D", "E"]
+    assert bench_run.parse_list("0.125,0.25", float, "width") == [0.125, 0.25]
+    assert [c.batch for c in bench_run.cases(["A"], [0.125], [32], [64, 128])] == [64, 128]
+    assert bench_run.parse_parts(["train,eval"]) == ["train", "eval"]
+    assert bench_run.parse_parts(None) == list(bench_run.PARTS)
 
 
 def test_resolve_device():

@@ -11,7 +11,9 @@ import torch
 from conftest import assert_one_line_error
 from PIL import Image
 
-from vggbench import bench
+from vggbench.bench import measure as bench_measure
+from vggbench.bench import run as bench_run
+from vggbench.bench import tables as bench_tables
 from vggbench.data.synthetic import class_names, write_jpeg_folder
 
 TINY = dict(steps=1, warmup=0, repeats=1, eval_images=1, device="cpu", workers=0)
@@ -43,25 +45,25 @@ def test_a_generated_folder_has_its_count_sides_aspects_and_is_deterministic(tmp
 
 def test_data_share_is_data_time_over_data_plus_step_time():
     # 300 img/s of data and 100 img/s of training: 1/300 s + 1/100 s per image, data 1/4 of it
-    assert bench.data_share(300.0, 100.0) == pytest.approx(0.25)
-    assert bench.data_share(100.0, 100.0) == pytest.approx(0.5)
-    assert bench.data_share(100.0, None) is None
+    assert bench_measure.data_share(300.0, 100.0) == pytest.approx(0.25)
+    assert bench_measure.data_share(100.0, 100.0) == pytest.approx(0.5)
+    assert bench_measure.data_share(100.0, None) is None
 
 
 @pytest.fixture(scope="module")
 def folder_record(tmp_path_factory):
     folder = write_jpeg_folder(tmp_path_factory.mktemp("folder"), 48, (32, 48), num_classes=4, val=4)
-    options = bench.BenchOptions(**TINY, folders=(str(folder),))
-    return folder, bench.run_bench(bench.cases(["A"], [1 / 32], [32], [8]), options, ["data"])
+    options = bench_measure.BenchOptions(**TINY, folders=(str(folder),))
+    return folder, bench_run.run_bench(bench_run.cases(["A"], [1 / 32], [32], [8]), options, ["data"])
 
 
 def test_a_folder_is_measured_streamed_and_cached(folder_record):
     folder, record = folder_record
     rows = record["data"]
     sources = [row["source"] for row in rows]
-    expected = [bench.IN_MEMORY_SOURCE, bench.STREAMED_SOURCE]
-    expected += [bench.GPU_DECODED_SOURCE] if torch.cuda.is_available() else []
-    assert sources == [*expected, bench.CACHED_SOURCE]
+    expected = [bench_measure.IN_MEMORY_SOURCE, bench_measure.STREAMED_SOURCE]
+    expected += [bench_measure.GPU_DECODED_SOURCE] if torch.cuda.is_available() else []
+    assert sources == [*expected, bench_measure.CACHED_SOURCE]
     streamed, cached = rows[1], rows[-1]
     assert streamed["folder"] == cached["folder"] == str(folder)
     assert streamed["images"] == cached["images"] == 48 and streamed["workers"] == 0
@@ -72,22 +74,22 @@ def test_a_folder_is_measured_streamed_and_cached(folder_record):
             row["augment_images_per_s"] / row["train_images_per_s"]
         )
         assert row["data_share_of_step"] == pytest.approx(
-            bench.data_share(row["augment_images_per_s"], row["train_images_per_s"])
+            bench_measure.data_share(row["augment_images_per_s"], row["train_images_per_s"])
         )
 
 
 def test_the_data_table_shows_each_source(folder_record):
     _, record = folder_record
-    frame = bench.bench_frame([record], "data")
+    frame = bench_tables.bench_frame([record], "data")
     assert list(frame["source"]) == [row["source"] for row in record["data"]]
-    text = bench.render_bench(record, "markdown")
+    text = bench_tables.render_bench(record, "markdown")
     assert "folder, cached" in text and "data share of step" in text
 
 
 def test_without_folders_the_generated_ones_are_measured(monkeypatch):
-    monkeypatch.setattr(bench, "GENERATED_FOLDERS", ((24, (32, 32), 1.0), (16, (40, 56), 4 / 3)))
-    options = bench.BenchOptions(**TINY)
-    record = bench.run_bench(bench.cases(["A"], [1 / 32], [32], [8]), options, ["data"])
+    monkeypatch.setattr(bench_measure, "GENERATED_FOLDERS", ((24, (32, 32), 1.0), (16, (40, 56), 4 / 3)))
+    options = bench_measure.BenchOptions(**TINY)
+    record = bench_run.run_bench(bench_run.cases(["A"], [1 / 32], [32], [8]), options, ["data"])
     labels = [row["folder"] for row in record["data"][1:]]
     assert labels == ["24 JPEGs at 32 px"] * 2 + ["16 JPEGs at 40-56 px"] * 2
     assert [row["images"] for row in record["data"][1:]] == [24, 24, 16, 16]
@@ -110,7 +112,7 @@ def test_a_folder_over_the_cache_budget_has_no_cached_row_and_a_note(tmp_path, m
 
     monkeypatch.setattr(cache, "available_ram", lambda: 1)  # auto: half of 1 byte
     folder = write_jpeg_folder(tmp_path / "f", 16, (32, 32), num_classes=2, val=2)
-    options = bench.BenchOptions(**TINY, folders=(str(folder),))
-    record = bench.run_bench(bench.cases(["A"], [1 / 32], [32], [8]), options, ["data"])
-    assert [row["source"] for row in record["data"]][-1] == bench.STREAMED_SOURCE
+    options = bench_measure.BenchOptions(**TINY, folders=(str(folder),))
+    record = bench_run.run_bench(bench_run.cases(["A"], [1 / 32], [32], [8]), options, ["data"])
+    assert [row["source"] for row in record["data"]][-1] == bench_measure.STREAMED_SOURCE
     assert any("exceed the cache budget" in note for note in record["notes"])

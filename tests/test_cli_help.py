@@ -14,7 +14,8 @@ import pytest
 from conftest import assert_one_line_error
 
 from vggbench import counting, counts
-from vggbench.cli import SweepBars, TrainBars, _gpu_scale_note, app, version
+from vggbench.cli import SweepBars, TrainBars, app, version
+from vggbench.cli.common import gpu_scale_note as _gpu_scale_note
 
 COMMANDS = [
     ["params"],
@@ -329,18 +330,19 @@ def test_ablate_prints_every_format(cli, ablated, fmt):
 
 @pytest.fixture(scope="module")
 def bench_record():
-    from vggbench import bench
+    from vggbench.bench import measure as bench_measure
+    from vggbench.bench import run as bench_run
 
-    options = bench.BenchOptions(device="cpu", steps=1, warmup=0, repeats=1, classes=10)
-    points = bench.cases(["A"], [0.03125], [32], [4], 10)
-    return bench.run_bench(points, options.check(), ["infer"])
+    options = bench_measure.BenchOptions(device="cpu", steps=1, warmup=0, repeats=1, classes=10)
+    points = bench_run.cases(["A"], [0.03125], [32], [4], 10)
+    return bench_run.run_bench(points, options.check(), ["infer"])
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "latex", "json", "csv"])
 def test_bench_prints_every_format(cli, monkeypatch, bench_record, fmt):
-    from vggbench import bench
+    from vggbench.bench import run as bench_run
 
-    monkeypatch.setattr(bench, "run_bench", lambda *args, **kwargs: bench_record)
+    monkeypatch.setattr(bench_run, "run_bench", lambda *args, **kwargs: bench_record)
     result = cli("bench", "--parts", "infer", "--no-save", "--format", fmt)
     assert result.code == 0, result.err
     parsed = _parsed(fmt, result.out)

@@ -246,3 +246,19 @@ def test_the_cycle_check_finds_each_planted_cycle(planted):
 def test_the_comment_check_names_unexplained_function_level_imports(planted):
     imports = package_imports(planted, "pkg")
     assert unexplained_function_imports(imports, planted) == ["pkg/b.py:2 imports pkg.a"]
+
+
+# --- Rendering and spec parsing without torch ------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["vggbench.report.write", "vggbench.ablations.spec", "vggbench.cli"])
+def test_rendering_and_parsing_a_spec_do_not_import_torch(module):
+    """The report only renders (bench's tables are torch-free), a spec parses against the recipe's
+    torch-free schema, and the CLI builds its help without torch: each imports without it."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False", module

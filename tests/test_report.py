@@ -35,7 +35,10 @@ from vggbench.report.tables import (
     detectable_difference,
     headline,
     paper_table_frame,
+    resolution,
     seeds_advice,
+    summary_comparison,
+    summary_group,
 )
 from vggbench.report.write import LATEX_PREAMBLE, latest_ablations, write_report
 from vggbench.store import (
@@ -427,6 +430,7 @@ def test_known_record_gives_known_cells():
         "ours (points)": 1.5,
         "95% CI": "[-0.25, +3.25]",
         "paper (points)": 0.1,
+        "paper's size": "inside",  # 0.1 lies in [-0.25, +3.25]
         "verdict": "consistent",
         "seeds needed": 4,
     }
@@ -555,6 +559,7 @@ def test_report_renders_known_ablation_record(tmp_path):
         "1.5",
         "[-0.25, +3.25]",
         "0.1",
+        "inside",
         "consistent",
         "4",
     ]
@@ -586,26 +591,73 @@ def test_report_summary_separates_verdicts_with_evidence_from_the_others(tmp_pat
         converged=False,
         note="not converged: A-LRN stopped by the epoch cap, error still falling 3.1 points/epoch",
     )
-    write_ablation(tmp_path, replace(KNOWN, comparisons=[COMPARISON, stalled, budget]))
+    untestable = replace(
+        COMPARISON,
+        evaluation="jitter dense",
+        verdict="not testable",
+        note="not testable at this budget: crop 32 px: ...",
+        seeds_needed=None,
+        seeds_note="not testable at this budget",
+    )
+    write_ablation(tmp_path, replace(KNOWN, comparisons=[COMPARISON, stalled, budget, untestable]))
     write_report(tmp_path, tmp_path, plots=False)
     text = (tmp_path / "REPORT.md").read_text()
     assert text.index("## Summary of the ablations") < text.index("## Table 2")  # the summary comes first
     summary = text.split("## Summary of the ablations")[1].split("\n## ")[0]
     headlines, summary = summary.split("### Every comparison")
-    assert headlines.strip().splitlines()[-1] == f"- {headline(replace(KNOWN, comparisons=[COMPARISON]))}"
+    tested = headlines.split("### What this budget tests")[1].split("### At this budget only")[0]
+    assert tested.strip() == f"- {headline(replace(KNOWN, comparisons=[COMPARISON]))}"
+    assert "**not testable at this budget**" in headlines and "**at this budget**" in headlines  # vocabulary
     with_evidence, without = summary.split("Without evidence (stalled or inconclusive):")
+    without, untested = without.split("Not testable at this budget (measured, no verdict):")
     converged, at_budget = with_evidence.split("Verdicts about this budget only (an arm had not converged):")
-    assert "- `lrn` (A, smoke), A-LRN - A, dense: **consistent** (ours +1.50 points, paper +0.1)" in converged
+    assert (
+        "- `lrn` (A, smoke), A-LRN - A, dense: **consistent** (ours +1.50 points, paper +0.1), "
+        "consistent with the paper's size"
+    ) in converged
     assert at_budget.strip() == (
         "- `lrn` (A, smoke), A-LRN - A, multi: **contradicts at this budget** (ours +1.50 points, paper "
-        "+0.1); not converged: A-LRN stopped by the epoch cap, error still falling 3.1 points/epoch"
+        "+0.1), consistent with the paper's size; not converged: A-LRN stopped by the epoch cap, error "
+        "still falling 3.1 points/epoch"
     )
     assert without.strip() == (
         "- `lrn` (A, smoke), A-LRN - A, center: **stalled** (ours +1.50 points, paper +0.1); "
         "stalled: arm 'A-LRN' seeds 0, 1 stayed at chance; "
         "seeds needed unknown: an arm stalled: its spread says nothing"
     )
-    assert "80% power" in summary and "margin" in summary
+    assert untested.strip() == (  # no seeds advice, no reading of the paper's size
+        "- `lrn` (A, smoke), A-LRN - A, jitter dense: **not testable** (ours +1.50 points, paper +0.1); "
+        "not testable at this budget: crop 32 px: ..."
+    )
+    assert "80% power" in summary and "two one-sided tests" in summary
+
+
+def test_the_summary_reads_the_first_comparison_the_budget_can_test(tmp_path):
+    untestable = replace(
+        COMPARISON,
+        verdict="not testable",
+        note="not testable at this budget: crop 32 px: ...",
+        seeds_needed=None,
+    )
+    center = replace(COMPARISON, evaluation="center", difference=Difference(-1.0, -1.5, -0.5, True, 3, 0.5))
+    record = replace(KNOWN, comparisons=[untestable, center])
+    assert summary_comparison(record) == center and summary_group(record) == "tested"
+    assert headline(record) == (
+        "`lrn` (A, smoke): A-LRN - A, center: **consistent**, ours -1.00 points, 95% CI [-1.50, -0.50]; "
+        "paper +0.1: excludes the paper's gap: ours has the opposite sign."
+    )
+    only = replace(KNOWN, comparisons=[untestable])
+    assert summary_group(only) == "untestable"
+    assert headline(only) == (
+        "`lrn` (A, smoke): not testable at this budget: crop 32 px: .... Measured all the same, A-LRN - A, "
+        "dense: ours +1.50 points, 95% CI [-0.25, +3.25]; paper +0.1."
+    )
+    write_ablation(tmp_path, only)
+    write_report(tmp_path, tmp_path, plots=False)
+    text = (tmp_path / "REPORT.md").read_text()
+    part = text.split("### Not testable at this budget")[1].split("###")[0]
+    assert part.strip() == f"- {headline(only)}"
+    assert "Seeds, for" not in text  # no seeds reading for a comparison the budget cannot test
 
 
 def test_a_chains_epochs_are_the_epochs_trained_not_the_caps():
@@ -615,18 +667,27 @@ def test_a_chains_epochs_are_the_epochs_trained_not_the_caps():
     assert chain_epochs(fine_tune_chain(tuned, {"s": source}.get)) == 12 + 30
 
 
-def test_headline_gives_the_verdict_the_interval_and_what_the_budget_resolves():
+def test_headline_gives_the_verdict_the_interval_and_what_the_budget_resolves(tmp_path):
     # a spread of 1 point over 3 paired seeds: (t_0.975,2 + t_0.80,2) / sqrt(3) = (4.3027 + 1.0607) / 1.7321
     assert detectable_difference(1.0, 3) == pytest.approx(3.0965, abs=1e-4)
     spread = replace(
         COMPARISON, difference=Difference(1.5, -0.25, 3.25, True, 3, 1.0), seeds_needed=seeds_needed(1.0, 1.0)
     )
     assert headline(replace(KNOWN, seeds=3, comparisons=[spread])) == (
-        "`lrn` (A, smoke), A-LRN - A, dense: **consistent**, ours +1.50 points, 95% CI [-0.25, +3.25]; "
-        "paper +0.1. 3 seeds resolve differences of 3.1 points or more; to resolve a 1.0-point "
-        "difference (the claim's margin) at this budget, run --seeds 10."
+        "`lrn` (A, smoke): A-LRN - A, dense: **consistent**, ours +1.50 points, 95% CI [-0.25, +3.25]; "
+        "paper +0.1: consistent with the paper's size."
     )
-    # one seed: no spread, so only why it cannot be said; a note (convergence) closes the line
+    # what the seeds resolve: in the ablation's own section, not in the summary
+    assert resolution(spread, 3) == (
+        "3 seeds resolve differences of 3.1 points or more; to resolve a 1.0-point "
+        "difference (the claim's margin) at this budget, run --seeds 10"
+    )
+    write_ablation(tmp_path, replace(KNOWN, seeds=3, comparisons=[spread]))
+    write_report(tmp_path, tmp_path, plots=False)
+    text = (tmp_path / "REPORT.md").read_text()
+    assert f"Seeds, for A-LRN - A (dense): {resolution(spread, 3)}." in text.split("## Ablation")[1]
+    assert "run --seeds 10" not in text.split("### Every comparison")[0]  # not in the summary's lines
+    # one seed: no spread, no interval; a note (convergence) closes the line
     one = replace(
         COMPARISON,
         difference=Difference(1.5, None, None, False, 1),
@@ -637,9 +698,18 @@ def test_headline_gives_the_verdict_the_interval_and_what_the_budget_resolves():
         note="one seed only",
     )
     assert headline(replace(KNOWN, seeds=1, budget_label="smoke+epochs=1", comparisons=[one])) == (
-        "`lrn` (A, smoke+epochs=1), A-LRN - A, dense: **inconclusive**, ours +1.50 points, 95% CI "
-        "n/a (one seed); the paper gives no number. seeds needed unknown: one seed: no seed-to-seed "
-        "spread yet; run --seeds 3 or more; one seed only."
+        "`lrn` (A, smoke+epochs=1): A-LRN - A, dense: **inconclusive**, ours +1.50 points, 95% CI "
+        "n/a (one seed); the paper gives no number; one seed only."
+    )
+    assert resolution(one, 1) == (
+        "seeds needed unknown: one seed: no seed-to-seed spread yet; run --seeds 3 or more"
+    )
+    # the paper measured dense only: a center-crop comparison is placed against its dense gap
+    center = replace(
+        COMPARISON, evaluation="center", paper_top1=None, paper_gap_top1=-7.0, paper_gap="smaller"
+    )
+    assert headline(replace(KNOWN, comparisons=[center])).endswith(
+        "paper -7.0 (its dense protocol): excludes the paper's gap: ours is smaller."
     )
     assert headline(replace(KNOWN, comparisons=[], runs_found=1)) == (
         "`lrn` (A, smoke): no comparison has both arms in the store yet (1 of 4 runs)"

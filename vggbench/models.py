@@ -17,10 +17,9 @@ from vggbench import paper
 from vggbench.architectures import LRN, Architecture, Conv, get_architecture
 from vggbench.checks import in_range, positive
 from vggbench.errors import VggbenchError
+from vggbench.recipe import INIT_SCHEMES, PREINIT_MAPPINGS
 from vggbench.scales import check_crop
 
-INIT_SCHEMES = ("paper", "glorot", "kaiming")
-PREINIT_MAPPINGS = ("stage", "order")
 CLASSIFIER_LINEAR_INDICES = (0, 3, 6)  # classifier.0 = FC6, classifier.3 = FC7, classifier.6 = FC8
 
 

@@ -122,7 +122,12 @@ TEXT_WIDTH_PT = 345.0
 #: How a table may be set, roomiest first: the font size, how wide its digits are against 10pt's
 #: (Computer Modern's smaller sizes are drawn wider than a scaled 10pt) and \tabcolsep (LaTeX's
 #: default is 6pt).
-SETTINGS = (("small", 0.925, 4.0), ("footnotesize", 0.85, 4.0), ("footnotesize", 0.85, 2.5))
+SETTINGS = (
+    ("small", 0.925, 4.0),
+    ("footnotesize", 0.85, 4.0),
+    ("footnotesize", 0.85, 2.5),
+    ("scriptsize", 0.8, 2.5),
+)
 #: Text columns whose widest cell is at least this wide (points at 10pt) may move to the notes.
 NOTE_MIN_PT = 80.0
 #: Widths at 10pt of Computer Modern's glyphs (cmr10), to estimate a table's width before TeX sets it.

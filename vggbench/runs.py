@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vggbench import store
+from vggbench.ablations.spec import load_presets
 from vggbench.architectures import get_architecture
 from vggbench.errors import VggbenchError
+from vggbench.recipe import setting, shared_by_arms
 from vggbench.scales import parse_train_scale
 from vggbench.store import EvalRecord, RunRecord
 
@@ -24,16 +26,6 @@ if TYPE_CHECKING:
 #: train.checkpoint's CHECKPOINTS and LAST_CHECKPOINT (not imported: that module loads torch);
 #: a test keeps them equal.
 CHECKPOINTS, LAST_CHECKPOINT = "checkpoints", "last.pt"
-
-#: The config keys a run shares with an ablation preset when it was trained at that preset's budget
-#: (the keys of presets.toml that every arm of every ablation keeps; lr, epochs and init vary by arm).
-PRESET_KEYS = {"data": "data", "width": "width", "crop": "crop", "batch": "batch_size"}
-PRESET_OPTIONAL_KEYS = {
-    "limit_train": "limit_train",
-    "limit_val": "limit_val",
-    "stop": "stop",
-    "patience": "patience",
-}
 
 #: The columns of `runs list` (JSON and CSV keep these snake_case names and raw values).
 RUN_COLUMNS = [
@@ -95,28 +87,23 @@ def select_runs(
 def preset_values(preset: str) -> dict[str, Any]:
     """The shared values of an ablation preset (ablations/presets.toml), as they appear in a run's
     config; an unknown preset names the known ones."""
-    # lazy: ablations.spec loads torch (through data and train), which listing runs does not need
-    from vggbench.ablations.spec import load_presets
-
     presets = load_presets()
     if preset not in presets:
         raise VggbenchError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}")
     values = presets[preset]
-    chosen = {key: values[name] for name, key in PRESET_KEYS.items()}
-    chosen.update({key: values.get(name) for name, key in PRESET_OPTIONAL_KEYS.items()})
-    return chosen
+    return {s.name: values.get(s.preset) for s in shared_by_arms()}
 
 
 def matches_preset(run: RunRecord, budget: dict[str, Any]) -> bool:
-    """Whether the run trained at this preset budget: the same data, width, crop and batch, and the
-    same image limits and stopping rule (a preset without a limit or rule means the training
-    defaults: no limit, a fixed number of epochs). Per-spec overrides and arm-level lr, epochs and
-    init are not part of a preset, so they do not decide."""
-    defaults = {"stop": "epochs"}
+    """Whether the run trained at this preset budget: the same values of the settings every arm
+    keeps (`recipe.shared_by_arms`: data, width, crop, batch, image limits, stopping rule, ...), a
+    setting the preset leaves out meaning the training default. The arms' own lr, epochs and init
+    are not part of a preset, so they do not decide."""
     for key, wanted in budget.items():
         if key == "patience" and wanted is None:
             continue  # the preset leaves the patience to the training default, whatever it is
-        if run.config.get(key) != (defaults.get(key) if wanted is None else wanted):
+        default = setting(key).default
+        if run.config.get(key, default) != (default if wanted is None else wanted):
             return False
     return True
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vggbench import bench, counting
+from vggbench import counting
 from vggbench import train as training
+from vggbench.bench import measure as bench_measure
 from vggbench.counting import count_macs
 from vggbench.data import TrainAugment
 from vggbench.data.stats import RGBStats
@@ -20,26 +21,26 @@ from vggbench.scales import parse_train_scale, to_pixels
 SPEC = ModelSpec("A", 10, 0.125, 32)
 BATCH = 64
 CPU = torch.device("cpu")
-OPTIONS = bench.BenchOptions(device="cpu")
+OPTIONS = bench_measure.BenchOptions(device="cpu")
 STATS = RGBStats(torch.tensor([0.5, 0.5, 0.5]), torch.tensor([0.02, 0.005, 0.001]), torch.eye(3))
 Q_384 = to_pixels(384, SPEC.crop)  # the middle jitter test scale at crop 32: 55 px
 
 
 @pytest.fixture(scope="module")
 def batch():
-    return bench.synthetic_batch(SPEC, BATCH, CPU, OPTIONS)
+    return bench_measure.synthetic_batch(SPEC, BATCH, CPU, OPTIONS)
 
 
 def test_training_step_ours(benchmark, batch):
-    model = bench.prepare_model(SPEC, OPTIONS, CPU)
-    optimizer = bench.sgd(model)
+    model = bench_measure.prepare_model(SPEC, OPTIONS, CPU)
+    optimizer = bench_measure.sgd(model)
     x, y = batch
     benchmark.pedantic(training.train_step, args=(model, optimizer, x, y), rounds=10, warmup_rounds=2)
 
 
 def test_training_step_bare_loop(benchmark, batch):
-    model = bench.prepare_model(SPEC, OPTIONS, CPU)
-    step = bench.bare_step(model, bench.sgd(model), *batch, CPU, OPTIONS)
+    model = bench_measure.prepare_model(SPEC, OPTIONS, CPU)
+    step = bench_measure.bare_step(model, bench_measure.sgd(model), *batch, CPU, OPTIONS)
     benchmark.pedantic(step, rounds=10, warmup_rounds=2)
 
 
@@ -52,7 +53,7 @@ def test_batched_augmentation(benchmark):
 
 
 def test_fast_path_loader_batch(benchmark):
-    batches = iter(bench.endless_batches(bench.fast_path_loader(SPEC, BATCH, CPU, OPTIONS)))
+    batches = iter(bench_measure.endless_batches(bench_measure.fast_path_loader(SPEC, BATCH, CPU, OPTIONS)))
     x, _ = benchmark.pedantic(next, args=(batches,), rounds=20, warmup_rounds=2)
     assert x.shape == (BATCH, 3, SPEC.crop, SPEC.crop)
 

@@ -17,13 +17,21 @@ from typing import Any
 import tomllib
 
 from vggbench import paper
-from vggbench.architectures import ARCHITECTURES, get_architecture
 from vggbench.checks import in_range
-from vggbench.data import INPUT_RANGES
 from vggbench.errors import VggbenchError
-from vggbench.evaluate.protocols import METHODS
-from vggbench.scales import QSET_HELP, TrainScale, check_crop, parse_train_scale, test_scales
-from vggbench.train.config import DEFAULT_INIT_STD, DEFAULT_PATIENCE, INIT_CHOICES, STOP_RULES
+from vggbench.recipe import (
+    DEFAULT_PATIENCE,
+    POSITIVE,
+    SETTINGS,
+    TEST_METHODS,
+    Setting,
+    at_least,
+    one_of,
+    parses,
+    preset_settings,
+    schedule_problem,
+)
+from vggbench.scales import QSET_HELP, TrainScale, test_scales
 
 #: The packaged specs and presets: a real folder wherever the package is installed from files (a wheel,
 #: an editable install, a checkout on sys.path), so it is a Path for the spec's `path` and its errors.
@@ -273,17 +281,18 @@ def _check_schedule(budget: Budget, preset: str, where: str) -> None:
     names the files the preset comes from."""
     if budget.stop != "schedule":
         return
-    patience = budget.patience or DEFAULT_PATIENCE
-    if budget.max_lr_decreases == 0:
+    cap = min(budget.epochs, budget.finetune_epochs)
+    decreases = paper.MAX_LR_DECREASES if budget.max_lr_decreases is None else budget.max_lr_decreases
+    problem = schedule_problem(cap, budget.patience or DEFAULT_PATIENCE, decreases)
+    if problem == "max_lr_decreases":
         raise VggbenchError(
             f"preset {preset!r} ({where}) asks for stop = 'schedule' with a fixed lr (max_lr_decreases = 0); "
             "the rule stops at the plateau after the last decrease: allow decreases or drop stop"
         )
-    cap = min(budget.epochs, budget.finetune_epochs)
-    if cap < patience:
+    if problem:
         raise VggbenchError(
-            f"preset {preset!r} ({where}): epoch cap {cap} is below the patience {patience}, so the "
-            "schedule could never lower the lr; raise epochs (and finetune_epochs) or lower patience"
+            f"preset {preset!r} ({where}): {problem}, so the schedule could never lower the lr; "
+            "raise epochs (and finetune_epochs) or lower patience"
         )
 
 
@@ -356,63 +365,50 @@ _KINDS: dict[str, tuple[str, Callable[[Any], bool], type | None]] = {
 }
 
 
+#: A setting's type -> its kind in a spec.
+_SETTING_KINDS = {str: "string", float: "number", int: "whole", bool: "boolean"}
+
+
+def setting_key(setting: Setting, required: bool = False) -> Key:
+    """The key of a spec's table that sets a recipe setting: its type, range and fix."""
+    rule = setting.rule
+    return Key(
+        _SETTING_KINDS[setting.type],
+        required,
+        rule.ok if rule else lambda value: True,
+        rule.expected if rule else "",
+        setting.fix,
+    )
+
+
 def _positive(fix: str) -> Key:
-    return Key("number", ok=lambda v: v > 0, expected="a finite positive number", fix=fix)
+    return Key("number", ok=POSITIVE.ok, expected=POSITIVE.expected, fix=fix)
 
 
-def _at_least(low: int, fix: str = "", unit: str = "") -> Key:
-    return Key("whole", ok=lambda v: v >= low, expected=f"a whole number{unit} of at least {low}", fix=fix)
+def _at_least(low: int, fix: str = "") -> Key:
+    rule = at_least(low)
+    return Key("whole", ok=rule.ok, expected=rule.expected, fix=fix)
 
 
 def _one_of(choices: tuple[str, ...], fix: str = "", required: bool = False) -> Key:
-    return Key("string", required, lambda v: v in choices, expected=f"one of {', '.join(choices)}", fix=fix)
-
-
-def _parses(parse: Callable[[Any], Any]) -> Callable[[Any], bool]:
-    """A range given by the parser the value goes through later (its VggbenchError: out of range)."""
-
-    def ok(value: Any) -> bool:
-        try:
-            parse(value)
-        except VggbenchError:
-            return False
-        return True
-
-    return ok
+    rule = one_of(choices)
+    return Key("string", required, rule.ok, rule.expected, fix)
 
 
 def _not_empty(kind: str, fix: str = "", required: bool = True) -> Key:
     return Key(kind, required, lambda v: len(v) > 0, expected=f"{_KINDS[kind][0]}, not empty", fix=fix)
 
 
-_INIT = _one_of(INIT_CHOICES)
-_INIT_STD = _positive(f"the paper's is {DEFAULT_INIT_STD}")
-_INPUT_RANGE = _one_of(INPUT_RANGES, "the paper's is 0-255")
-_LR = _positive("the paper's is 0.01")
-
-#: A preset's keys (presets.toml's tables, a spec's [presets.NAME] tables): the fields of Budget.
+#: A preset's keys (presets.toml's tables, a spec's [presets.NAME] tables, `ablate`'s overrides): the
+#: fields of Budget, the recipe's preset settings and the fine-tuning of chained arms.
 BUDGET_SCHEMA = {
-    "data": Key("string", ok=lambda v: len(v) > 0, expected="a data set, e.g. synthetic or cifar10"),
-    "width": _positive("1.0 is the paper's nets, 0.125 an eighth of their channels"),
-    "crop": Key(
-        "whole", ok=_parses(check_crop), expected="a multiple of 32 of at least 32", fix="e.g. 32 or 224"
-    ),
-    "epochs": _at_least(1),
-    "batch": _at_least(1, "the paper's is 256"),
-    "lr": _LR,
-    "limit_train": _at_least(1, "leave it out for the whole training split"),
-    "limit_val": _at_least(1, "leave it out for the whole validation split"),
-    "init": _INIT,
-    "init_std": _INIT_STD,
-    "input_range": _INPUT_RANGE,
+    **{s.preset: setting_key(s) for s in preset_settings()},
     "finetune_lr": _positive("the paper fine-tunes at 1e-3 (leave it out for lr / 10)"),
     "finetune_epochs": _at_least(1, "leave it out for the preset's epochs"),
-    "stop": _one_of(STOP_RULES, "schedule is the paper's"),
-    "patience": _at_least(1, "the paper does not say; 1 suits short epochs", unit=" of epochs"),
-    "max_lr_decreases": _at_least(0, "the paper's is 3"),
-    "bf16": Key("boolean", fix="bf16 autocast on a GPU"),
 }
 PRESET_KEYS = set(BUDGET_SCHEMA)
+#: The recipe settings an arm may set for itself (net and scale it must).
+_ARM_SETTINGS = {s.name: setting_key(s, required=s.name in ("net", "scale")) for s in SETTINGS if s.arm}
 
 _SPEC_SCHEMA = {
     "title": _not_empty("string"),
@@ -429,22 +425,9 @@ _SPEC_SCHEMA = {
 }
 _ARM_SCHEMA = {
     "name": _not_empty("string"),
-    "net": Key(
-        "string", required=True, ok=_parses(get_architecture), expected=f"a net: {', '.join(ARCHITECTURES)}"
-    ),
-    "scale": Key(
-        "string",
-        required=True,
-        ok=_parses(parse_train_scale),
-        expected='a train scale such as "256" or "256:512"',
-    ),
-    "init": _INIT,
-    "init_std": _INIT_STD,
+    **_ARM_SETTINGS,
     "preinit_from": Key("string", expected="the name of an arm above"),
     "init_from": Key("string", expected="the name of an arm above"),
-    "lr": _LR,
-    "lrn_alpha": _positive(f"Krizhevsky's (the paper's) is {paper.LRN_ALPHA}"),
-    "input_range": _INPUT_RANGE,
     "paper": Key("table", fix='e.g. paper = { table = 3, net = "D", scale = "256" }'),
     "paper_multi": Key("table", fix='e.g. paper_multi = { table = 4, net = "D", scale = "256" }'),
 }
@@ -455,11 +438,11 @@ _PAPER_REF_SCHEMA = {
 }
 _EVALUATION_SCHEMA = {
     "name": _not_empty("string"),
-    "method": _one_of(METHODS, required=True),
+    "method": _one_of(TEST_METHODS, required=True),
     "scales": Key(
         "string",
         required=True,
-        ok=_parses(lambda v: test_scales(v, TrainScale(256, 256))),
+        ok=parses(lambda v: test_scales(v, TrainScale(256, 256))),
         expected=QSET_HELP,
     ),
     "max_images": _at_least(1, "e.g. 2000, or leave it out for the whole validation split"),

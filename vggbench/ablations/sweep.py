@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 import sys
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,9 @@ from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import evaluate_run, stored_evaluation
 from vggbench.evaluate.sources import load_data
 from vggbench.locks import LOCK_FILE, FileLock, run_lock
+from vggbench.recipe import at_chance, preset_settings
 from vggbench.store import DataSource, EvalRecord, RunRecord, read_run, record_id
-from vggbench.train.trainer import EpochHook, Progress, at_chance
+from vggbench.train.trainer import EpochHook, Progress
 
 ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a verdict"
 
@@ -243,41 +244,29 @@ def stalled_run(run: RunRecord) -> bool:
 def train_config(
     arm: Arm, seed: int, budget: Budget, run_ids: dict[tuple[str, int], str]
 ) -> train.TrainConfig:
-    """The TrainConfig of one arm x seed; an arm that starts from another uses that arm's run (and
-    one that fine-tunes it, init_from, the budget's finetune_lr and finetune_epochs)."""
-    epochs = arm_epochs(arm, budget)
-    arm = with_budget(arm, budget)
-    options: dict[str, Any] = {
-        "net": arm.net,
-        "scale": arm.scale,
-        "seed": seed,
-        "data": budget.data,
-        "width": budget.width,
-        "crop": budget.crop,
-        "epochs": epochs,
-        "batch_size": budget.batch,
-        "limit_train": budget.limit_train,
-        "limit_val": budget.limit_val,
-        "bf16": budget.bf16,
-    }
-    for key in ("stop", "patience", "max_lr_decreases"):
-        if getattr(budget, key) is not None:
-            options[key] = getattr(budget, key)
-    chosen = (
-        ("init", arm.init),
-        ("init_std", arm.init_std),
-        ("lr", arm.lr),
-        ("lrn_alpha", arm.lrn_alpha),
-        ("input_range", arm.input_range),
-    )
-    for key, value in chosen:
-        if value is not None:
-            options[key] = value
+    """The TrainConfig of one arm x seed: the budget's, with the arm's own settings and the seed; an
+    arm that starts from another uses that arm's run (and one that fine-tunes it, init_from, the
+    budget's finetune_lr and finetune_epochs)."""
+    return replace(base_config(budget), **arm_settings(arm, seed, budget, run_ids), seed=seed)
+
+
+def base_config(budget: Budget) -> train.TrainConfig:
+    """The settings every run of a sweep shares: those the preset (or the command line) sets."""
+    given = {s.name: getattr(budget, s.preset) for s in preset_settings()}
+    return train.TrainConfig(**{name: value for name, value in given.items() if value is not None})
+
+
+def arm_settings(arm: Arm, seed: int, budget: Budget, run_ids: dict[tuple[str, int], str]) -> dict[str, Any]:
+    """What one arm sets over the budget: its net, scale and epochs, its own init, lr, LRN alpha or
+    input range, and the runs (of the same seed) it starts from."""
+    resolved = with_budget(arm, budget)
+    own = {name: getattr(resolved, name) for name in ("init", "init_std", "lr", "lrn_alpha", "input_range")}
+    chosen = {name: value for name, value in own.items() if value is not None}
     if arm.preinit_from:
-        options["preinit_from"] = run_ids[(arm.preinit_from, seed)]
+        chosen["preinit_from"] = run_ids[(arm.preinit_from, seed)]
     if arm.init_from:
-        options["init_from"] = run_ids[(arm.init_from, seed)]
-    return train.TrainConfig(**options)
+        chosen["init_from"] = run_ids[(arm.init_from, seed)]
+    return {"net": arm.net, "scale": arm.scale, "epochs": arm_epochs(arm, budget), **chosen}
 
 
 def _train(

@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from vggbench.ablations.spec import AblationSpec
+from vggbench.ablations.spec import AblationSpec, preset_budget
 from vggbench.ablations.stats import AblationRecord
-from vggbench.ablations.sweep import SweepStep, run_ablation, train_sweep
+from vggbench.ablations.sweep import SweepStep, analyse, run_ablation, train_sweep
 from vggbench.errors import VggbenchError
 from vggbench.train import TrainingInterrupted
 
@@ -169,6 +169,58 @@ class SlurmOptions:
     partition: str | None = None
     time_min: int | None = None
     gpus: int | None = None
+
+
+def slurm_options(
+    submit: str | None,
+    shard: str | None,
+    jobs: int | None,
+    partition: str | None,
+    time_min: int | None,
+    gpus: int | None,
+) -> SlurmOptions:
+    """ablate's --submit, --jobs and --slurm-* options, checked against each other."""
+    if jobs is not None:
+        check_jobs(jobs)
+    if submit is not None and submit not in SUBMIT_TARGETS:
+        raise VggbenchError(f"--submit {submit!r}: use {' or '.join(SUBMIT_TARGETS)}")
+    if submit is not None and shard is not None:
+        raise VggbenchError(
+            "--shard with --submit: the array's task i runs shard i of N; drop --shard and set N with --jobs"
+        )
+    given = {"--slurm-partition": partition, "--slurm-time": time_min, "--slurm-gpus": gpus}
+    for flag, value in given.items():
+        if value is not None and submit != "slurm":
+            raise VggbenchError(f"{flag} applies to --submit slurm only")
+    if time_min is not None and time_min < 1:
+        raise VggbenchError(f"--slurm-time {time_min}: give the time limit in minutes, at least 1")
+    if gpus is not None and gpus < 0:
+        raise VggbenchError(f"--slurm-gpus {gpus}: need 0 or more")
+    if partition is not None and not partition.strip():
+        raise VggbenchError("--slurm-partition is empty; name a partition (sinfo lists them)")
+    return SlurmOptions(partition, time_min, gpus)
+
+
+def submit_and_wait(
+    args: SweepArgs, jobs: int | None, target: str, slurm: SlurmOptions, note: Callable[[str], None]
+) -> AblationRecord | None:
+    """Submit the sweep's array (one task per seed unless `jobs`); under local, wait for it and
+    return the analysis (None for slurm, whose tasks outlive this process). `note` hears where."""
+    tasks = jobs or args.seeds
+    submitted = submit_sweep(args, tasks, target, slurm)
+    array = str(submitted[0].job_id).split("_")[0]
+    note(
+        f"submitted job {array}: {tasks} array tasks, task i runs --shard i/{tasks}; "
+        f"logs in {args.results_dir / SUBMITIT_FOLDER}"
+    )
+    if target == "slurm":
+        note(f"once it is done: vggbench report --results-dir {args.results_dir}")
+        return None
+    wait_for(submitted)
+    budget = preset_budget(args.spec, args.preset, args.overrides)
+    return analyse(
+        args.spec, seeds=args.seeds, preset=args.preset, budget=budget, results_dir=args.results_dir
+    )
 
 
 def submit_sweep(args: SweepArgs, tasks: int, target: str, slurm: SlurmOptions = SlurmOptions()) -> list:

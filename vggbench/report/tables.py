@@ -29,9 +29,9 @@ from vggbench.ablations.stats import (
     top5_comparable,
 )
 from vggbench.errors import VggbenchError
+from vggbench.recipe import CHANCE_POINTS
 from vggbench.scales import to_pixels
 from vggbench.store import EvalRecord, RunRecord
-from vggbench.train.trainer import CHANCE_POINTS
 
 # --- Evaluations: the `eval` table and the paper's Tables 3-6 ---------------------------------
 
@@ -346,7 +346,7 @@ def ablation_comparisons_frame(record: AblationRecord) -> pd.DataFrame:
             "ours (points)": round(c.difference.top1, 2),
             "95% CI": _interval(c),
             "paper (points)": c.paper_top1,
-            "paper's size": PAPER_SIZE_SHORT.get(gap_of(c) or "", "-"),
+            "paper's size": gap_of(c) or "-",  # inside our interval, or ours smaller / larger / opposite
             "verdict": c.verdict,
             "seeds needed": c.seeds_needed,
         }
@@ -361,15 +361,18 @@ def seeds_advice(comparison: ComparisonResult, seeds: int) -> str:
     if comparison.seeds_needed is None or comparison.seeds_target is None:
         return f"seeds needed unknown: {comparison.seeds_note}"
     target = comparison.seeds_target
-    if comparison.expect == "lower":
-        what = f"detect the paper's {target:.1f}-point gap"
-    elif comparison.expect == "similar":
-        what = f"show the arms equal within +-{target:.1f} points (the claim's margin)"
+    if comparison.expect == "similar":
+        need = have = f"show the arms equal within +-{target:.1f} points (the claim's margin)"
     else:
-        what = f"rule out a gain of {target:.1f} points (the claim's margin)"
+        what = (
+            f"the paper's {target:.1f}-point gap"
+            if comparison.expect == "lower"
+            else f"a {target:.1f}-point difference (the claim's margin)"
+        )
+        need, have = f"resolve {what}", f"detect {what}"
     if comparison.seeds_needed > seeds:
-        return f"to {what} at this budget, run --seeds {comparison.seeds_needed}"
-    return f"--seeds {seeds} already has 80% power to {what} at this budget"
+        return f"to {need} at this budget, run --seeds {comparison.seeds_needed}"
+    return f"--seeds {seeds} already has 80% power to {have} at this budget"
 
 
 def detectable_difference(std: float, n: int) -> float:
@@ -391,15 +394,6 @@ def resolution(comparison: ComparisonResult, seeds: int) -> str:
         return advice
     smallest = detectable_difference(diff.std, diff.n)
     return f"{diff.n} seeds resolve differences of {smallest:.1f} points or more; {advice}"
-
-
-#: paper_gap's classes as the comparisons table shows them.
-PAPER_SIZE_SHORT = {
-    "inside": "inside ours",
-    "smaller": "outside: ours smaller",
-    "larger": "outside: ours larger",
-    "opposite": "outside: opposite sign",
-}
 
 
 def gap_of(c: ComparisonResult) -> str | None:

@@ -21,9 +21,9 @@ from vggbench.ablations.stats import (
     AblationRecord,
     read_ablations,
 )
-from vggbench.bench import HEADERS as BENCH_HEADERS
-from vggbench.bench import KIND as BENCH
-from vggbench.bench import bench_frame
+from vggbench.bench.tables import HEADERS as BENCH_HEADERS
+from vggbench.bench.tables import KIND as BENCH
+from vggbench.bench.tables import bench_frame
 from vggbench.counts import HEADERS as COUNT_HEADERS
 from vggbench.counts import display, params_frame
 from vggbench.errors import VggbenchError
@@ -81,8 +81,8 @@ VOCABULARY = (
     "size, dense claims below crop 128), measured and shown all the same; **at this budget**: an arm "
     "had not converged (a seed hit the epoch cap), so the verdict is about this budget, not the "
     "paper's claim. Beside the sign, the paper's size: whether the paper's difference lies inside "
-    "our interval (consistent with the paper's size) or outside it (ours smaller, larger, or of the "
-    "opposite sign). Each line reads the first comparison the budget can test; every comparison "
+    "our interval (consistent with the paper's size; `inside` in the comparisons tables) or outside "
+    "it (ours `smaller`, `larger`, or of the `opposite` sign). Each line reads the first comparison the budget can test; every comparison "
     "follows."
 )
 SUMMARY_NOTE = (

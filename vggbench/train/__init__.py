@@ -27,6 +27,7 @@ Modules: config (TrainConfig, run identity, defaults) · loop (train_step, StepL
 validate) · checkpoint (Checkpoint, RNG state, Ctrl-C) · trainer (train, Trainer).
 """
 
+from vggbench.recipe import DEFAULT_EPOCHS, DEFAULT_INIT, DEFAULT_INIT_STD, DEFAULT_PATIENCE, INIT_CHOICES
 from vggbench.train.checkpoint import (
     Checkpoint,
     TrainingInterrupted,
@@ -34,14 +35,7 @@ from vggbench.train.checkpoint import (
     code_version,
     has_checkpoint,
 )
-from vggbench.train.config import (
-    DEFAULT_EPOCHS,
-    DEFAULT_INIT,
-    DEFAULT_INIT_STD,
-    DEFAULT_PATIENCE,
-    INIT_CHOICES,
-    TrainConfig,
-)
+from vggbench.train.config import TrainConfig
 from vggbench.train.loop import (
     PlateauSchedule,
     StepLoop,

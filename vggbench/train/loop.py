@@ -17,8 +17,8 @@ from vggbench.data import EvalLoader, ImageSet, RGBStats, eval_preprocess, same_
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.protocols import center_crop, topk_correct
 from vggbench.models import VGG
+from vggbench.recipe import DEFAULT_PATIENCE
 from vggbench.runtime import autocast
-from vggbench.train.config import DEFAULT_PATIENCE
 
 LOG_EVERY = 20  # steps between host syncs (progress, loss checks, Ctrl-C agreement across ranks)
 

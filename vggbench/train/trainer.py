@@ -33,6 +33,7 @@ from vggbench.errors import VggbenchError
 from vggbench.evaluate.sources import load_run
 from vggbench.locks import run_lock
 from vggbench.models import VGG, init_weights, load_state, paper_layer_stds, preinit_from
+from vggbench.recipe import NOT_LEARNING_EPOCHS, STALLED_EPOCHS, at_chance
 from vggbench.runtime import (
     Distributed,
     autocast,
@@ -65,12 +66,9 @@ from vggbench.train.checkpoint import (
 from vggbench.train.config import TrainConfig
 from vggbench.train.loop import PlateauSchedule, StepLoop, micro_batches, validate
 
-NOT_LEARNING_EPOCHS = 3  # warn when validation error stays at chance this many epochs
 NOT_LEARNING = "the run is not learning"  # starts that warning; ablations count such runs as stalled
 CHANCE_MARGIN = 1.5  # "at chance": top-1 accuracy below 1.5x the accuracy of guessing
 EXPLODING_LOSS = 50.0  # x ln(classes): a mean training loss above this is divergence
-CHANCE_POINTS = 1.0  # a val top-1 error within this many points of guessing's is "at chance"
-STALLED_EPOCHS = 6  # under the schedule rule, a run at chance this many epochs in a row stops as stalled
 SLOPE_EPOCHS = 3  # the val error's slope is fitted over the last this many epochs
 
 
@@ -139,12 +137,6 @@ class _Interval:
         rate = (done - self.done) * batch_size / max(now - self.start, 1e-9)
         self.start, self.done = now, done
         return rate
-
-
-def at_chance(top1_err: float, num_classes: int) -> bool:
-    """Whether a top-1 error is within CHANCE_POINTS of guessing's, 100 (1 - 1/K): such a run (or
-    an arm's seed under an evaluation) learnt nothing."""
-    return top1_err >= 100.0 * (1 - 1 / num_classes) - CHANCE_POINTS
 
 
 def val_slope(errors: list[float], last: int = SLOPE_EPOCHS) -> float | None:

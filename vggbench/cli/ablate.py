@@ -1,0 +1,195 @@
+"""`vggbench ablate`: one of the paper's ablations over seeds, judged against its claim."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vggbench.cli.common import (
+    FORMAT_HELP,
+    MODEL,
+    OUTPUT,
+    RECIPE,
+    RUN_CONTROL,
+    Param,
+    echo,
+    examples,
+    gpu_scale_note,
+    note,
+    resumable,
+    setting_param,
+    with_params,
+)
+from vggbench.cli.progress import SweepBars, worker_progress
+from vggbench.recipe import SETTINGS, setting
+from vggbench.render import check_format
+
+EPILOG = examples(
+    "vggbench ablate lrn --config A --preset quick --seeds 3",
+    "vggbench ablate jitter --preset quick --seeds 3 --shard 1/3",
+    "vggbench ablate lrn --preset smoke --seeds 2 --format markdown",
+)
+
+#: The settings whose override `--help` lists beside the net, and beside the preset and seeds; the
+#: other overrides (bf16) come last.
+_MODEL_AND_DATA = ("width", "crop", "data", "limit_train", "limit_val")
+_RECIPE = ("epochs", "batch_size", "lr", "init")
+_OVERRIDES = [s for s in SETTINGS if s.override]
+
+
+def _overrides(names: tuple[str, ...]) -> list[Param]:
+    return [setting_param(setting(name), help=setting(name).override) for name in names]
+
+
+def _option(name: str, kind: Any, default: Any, *decls: str, **options: Any) -> Param:
+    return Param(name, kind, typer.Option(default, *decls, **options))
+
+
+_PARAMS = [
+    Param(
+        "name",
+        str,
+        typer.Argument(
+            ..., help="lrn, conv1x1, conv5x5, jitter, depth, init, or a spec file (.toml)", metavar="NAME"
+        ),
+    ),
+    _option(
+        "config",
+        str,
+        None,
+        "--config",
+        help="the net, where the ablation allows a choice",
+        rich_help_panel=MODEL,
+    ),
+    *_overrides(_MODEL_AND_DATA),
+    _option(
+        "preset",
+        str,
+        "quick",
+        help="smoke (seconds), quick (CPU minutes, to the paper's stopping rule), gpu (one GPU, crop 128), "
+        "paper (GPUs, full recipe)",
+        rich_help_panel=RECIPE,
+    ),
+    _option(
+        "seeds", int, 3, help="seeds per arm; 3 or more for a confidence interval", rich_help_panel=RECIPE
+    ),
+    *_overrides(_RECIPE),
+    _option(
+        "finetune_lr",
+        float,
+        None,
+        help="lr of an arm that fine-tunes another arm's run (default: lr / 10, the paper's 1e-3)",
+        rich_help_panel=RECIPE,
+    ),
+    _option(
+        "finetune_epochs",
+        int,
+        None,
+        help="epochs of an arm that fine-tunes another arm's run (default: the preset's epochs)",
+        rich_help_panel=RECIPE,
+    ),
+    _option(
+        "from_scratch",
+        bool,
+        False,
+        "--from-scratch",
+        help="train every arm from scratch for the same epochs (no fine-tuning chain: init_from ignored)",
+        rich_help_panel=RECIPE,
+    ),
+    _option("results_dir", Path, Path("results"), help="the results store", rich_help_panel=OUTPUT),
+    _option("fmt", str, "table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
+    _option("quiet", bool, False, help="no progress output", rich_help_panel=OUTPUT),
+    _option(
+        "shard",
+        str,
+        None,
+        help="run part i of n of the arms x seeds, e.g. 1/4; records merge in the store",
+        rich_help_panel=RUN_CONTROL,
+        metavar="I/N",
+    ),
+    _option("device", str, "auto", help="auto, cpu or cuda", rich_help_panel=RUN_CONTROL),
+    _option(
+        "jobs",
+        int,
+        None,
+        help="runs at once, in worker processes sharing the store (one per GPU; on a CPU the cores are "
+        "split); with --submit, the array's tasks (default: one per seed)",
+        rich_help_panel=RUN_CONTROL,
+    ),
+    _option(
+        "submit",
+        str,
+        None,
+        help="slurm: send the sweep to the cluster as an array job (task i runs --shard i/N, N = --jobs) "
+        "through submitit; local: the same array on this machine, waited for",
+        rich_help_panel=RUN_CONTROL,
+    ),
+    _option("slurm_partition", str, None, help="--submit slurm: the partition", rich_help_panel=RUN_CONTROL),
+    _option(
+        "slurm_time",
+        int,
+        None,
+        help="--submit slurm: each task's time limit, in minutes",
+        rich_help_panel=RUN_CONTROL,
+    ),
+    _option("slurm_gpus", int, None, help="--submit slurm: GPUs per task", rich_help_panel=RUN_CONTROL),
+    *_overrides(tuple(s.name for s in _OVERRIDES if s.name not in _MODEL_AND_DATA + _RECIPE)),
+]
+
+
+@with_params(_PARAMS)
+def ablate(**given: Any) -> None:
+    """Run one of the paper's ablations over seeds and judge the paper's claim.
+
+    Stored runs and evaluations are reused, so an interrupted sweep continues where it stopped.
+    Each run is locked while it trains, so processes sharing a store (--jobs, --shard, or two
+    sweeps at once) train each run once.
+    """
+    # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
+    from vggbench.ablations.spec import load_spec, preset_budget
+    from vggbench.ablations.sweep import parse_shard, run_ablation, sweep
+    from vggbench.ablations.workers import SweepArgs, run_workers, slurm_options, submit_and_wait
+    from vggbench.report.ablation import render_ablation
+
+    fmt, seeds, preset, jobs, submit = (given[k] for k in ("fmt", "seeds", "preset", "jobs", "submit"))
+    results_dir, device, quiet = given["results_dir"], given["device"], given["quiet"]
+    check_format(fmt)
+    slurm = slurm_options(
+        submit, given["shard"], jobs, given["slurm_partition"], given["slurm_time"], given["slurm_gpus"]
+    )
+    spec = load_spec(given["name"], given["config"], chain=False if given["from_scratch"] else None)
+    shard = parse_shard(given["shard"])
+    sweep(spec, seeds, shard)  # validates --seeds before any work
+    overrides = {s.preset: given[s.name] or None if s.type is bool else given[s.name] for s in _OVERRIDES}
+    overrides.update(finetune_lr=given["finetune_lr"], finetune_epochs=given["finetune_epochs"])
+    budget = preset_budget(spec, preset, overrides)  # validates --preset before any work
+    gpu_scale_note(budget.crop, budget.width, device)
+    args = SweepArgs(spec, seeds, preset, overrides, results_dir, shard, device, quiet)
+    if submit is not None:
+        record = submit_and_wait(args, jobs, submit, slurm, note)
+        if record is not None:
+            echo(render_ablation(record, fmt))
+        return
+    if jobs is not None and jobs != 1:
+        echo(render_ablation(run_workers(args, jobs, worker_progress(spec.name, quiet)), fmt))
+        return
+    say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
+    with resumable(None, "the sweep's completed runs are stored"), SweepBars(quiet, spec.name) as bars:
+        record = run_ablation(
+            spec,
+            seeds=seeds,
+            preset=preset,
+            overrides=overrides,
+            results_dir=results_dir,
+            shard=shard,
+            device=device,
+            quiet=quiet,
+            say=say,
+            on_run=bars.on_run,
+            progress=bars.progress,
+            on_epoch_end=bars.on_epoch_end,
+        )
+    echo(render_ablation(record, fmt))

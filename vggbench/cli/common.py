@@ -1,0 +1,128 @@
+"""What every command of the CLI shares: help panels and examples, printing, the GPU-scale note,
+and Ctrl-C carried to `app.run` with what was saved."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vggbench.recipe import DATA, EVALUATION, MODEL, OUTPUT, RECIPE, RUN_CONTROL, Setting
+from vggbench.render import FORMATS
+
+__all__ = ["DATA", "EVALUATION", "MODEL", "OUTPUT", "RECIPE", "RUN_CONTROL"]
+
+FORMAT_HELP = f"output format: {', '.join(FORMATS)}"
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: real calls to copy (kept one per line by the leading \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def results_dir_option(help: str = "the results store") -> Path:
+    return typer.Option(Path("results"), "--results-dir", help=help, rich_help_panel=OUTPUT)
+
+
+def format_option(default: str = "table", help: str = FORMAT_HELP) -> str:
+    return typer.Option(default, "--format", help=help, rich_help_panel=OUTPUT)
+
+
+def echo(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def note(text: str) -> None:
+    sys.stderr.write(f"note: {text}\n")
+
+
+def wrote(path: object) -> None:
+    sys.stderr.write(f"wrote {path}\n")
+
+
+def gpu_scale_note(crop: int, width: float, device: str) -> None:
+    """One stderr line when a GPU-scale run (crop 224 at full width) is about to start on a CPU:
+    hours per epoch there, and the quick settings are one option away."""
+    if crop < 224 or width < 1 or device.startswith("cuda"):
+        return
+    import torch  # lazy: keeps CLI start-up fast
+
+    if device == "cpu" or not torch.cuda.is_available():
+        note(
+            f"crop {crop} at width {width:g} is GPU scale (hours per epoch on a CPU); "
+            "on a CPU use --width 0.125 --crop 32 (ablate: --preset quick)"
+        )
+
+
+class Interrupted(Exception):
+    """Ctrl-C in `train` or `ablate`, carried to `run` as a plain exception: typer turns a
+    KeyboardInterrupt into a silent exit 130, and its message (where the checkpoint is) with it."""
+
+    def __init__(self, saved: str, resume_flag: str | None) -> None:
+        super().__init__(saved)
+        self.saved, self.resume_flag = saved, resume_flag
+
+
+@contextlib.contextmanager
+def resumable(resume_flag: str | None, kept: str = ""):
+    """Ctrl-C inside becomes `Interrupted`: what was saved (training's message, and `kept`), and
+    the flag that continues the command (None: the same command continues it)."""
+    try:
+        yield
+    except KeyboardInterrupt as error:
+        saved = getattr(error, "saved", None) or "interrupted"
+        raise Interrupted(f"{saved}; {kept}" if kept else saved, resume_flag) from None
+
+
+# --- Options built from the recipe's settings -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a command whose options are built (`with_params`): its name, type and
+    typer.Option or typer.Argument."""
+
+    name: str
+    type: Any
+    default: Any
+
+
+def setting_param(setting: Setting, help: str | None = None, default: Any = None) -> Param:
+    """A recipe setting as an option: train's (its default, help and flag) or, with `help`, an
+    override of another command (default None: the command's own value applies)."""
+    if help is None:
+        default = setting.default if setting.shown else None
+    elif setting.type is bool:
+        default = False
+    option = typer.Option(
+        default,
+        setting.option,
+        help=help or setting.help,
+        rich_help_panel=setting.panel,
+        metavar=setting.metavar,
+    )
+    return Param(setting.name, setting.cli_type or setting.type, option)
+
+
+def with_params(params: list[Param]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command taking **options the signature that typer reads its options from."""
+
+    def give(command: Callable[..., None]) -> Callable[..., None]:
+        command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                inspect.Parameter(
+                    p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.type
+                )
+                for p in params
+            ]
+        )
+        command.__annotations__ = {p.name: p.type for p in params} | {"return": None}
+        return command
+
+    return give

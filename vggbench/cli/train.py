@@ -1,0 +1,157 @@
+"""`vggbench train`: one run of the paper's recipe, stored (or found in the store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vggbench.cli.common import (
+    DATA,
+    OUTPUT,
+    RUN_CONTROL,
+    Param,
+    echo,
+    examples,
+    gpu_scale_note,
+    resumable,
+    setting_param,
+    with_params,
+)
+from vggbench.cli.progress import TrainBars
+from vggbench.recipe import SETTINGS
+from vggbench.render import check_format
+
+EPILOG = examples(
+    "vggbench train --config A --data fashion-mnist --width 0.125 --crop 32 --epochs 5",
+    "vggbench train --config A --data fashion-mnist --width 0.125 --crop 32 --scale 384 "
+    "--init-from RUN --epochs 3",
+    "torchrun --nproc_per_node 8 -m vggbench train --config D --data imagefolder:data/imagenet "
+    "--stop schedule --epochs 74",
+)
+
+
+#: train's own options (not settings of the run), each placed before the setting it precedes in --help.
+_OWN = {
+    "scale": [
+        Param(
+            "cache_budget",
+            str,
+            typer.Option(
+                "auto",
+                help="decode an image folder once and cache it when it fits in this many GB; auto: half the "
+                "free RAM (a quarter of the free GPU memory on a GPU); off: always stream",
+                rich_help_panel=DATA,
+            ),
+        ),
+        Param(
+            "cache_dir",
+            Path,
+            typer.Option(
+                None,
+                help="where decoded image folders are cached (default $VGGBENCH_CACHE_DIR/decoded or "
+                "~/.cache/vggbench/decoded)",
+                rich_help_panel=DATA,
+            ),
+        ),
+    ],
+    "max_device_batch": [
+        Param(
+            "results_dir",
+            Path,
+            typer.Option(Path("results"), help="the results store", rich_help_panel=OUTPUT),
+        ),
+        Param(
+            "fmt",
+            str,
+            typer.Option(
+                "text", "--format", help="text (one line) or json (the run record)", rich_help_panel=OUTPUT
+            ),
+        ),
+        Param("as_json", bool, typer.Option(False, "--json", hidden=True, help="same as --format json")),
+        Param(
+            "quiet", bool, typer.Option(False, "--quiet", help="no progress output", rich_help_panel=OUTPUT)
+        ),
+        Param(
+            "device",
+            str,
+            typer.Option(
+                "auto", help="auto (cuda if available), cpu, cuda or cuda:N", rich_help_panel=RUN_CONTROL
+            ),
+        ),
+    ],
+    "compile": [
+        Param(
+            "resume",
+            bool,
+            typer.Option(
+                False,
+                "--resume",
+                help="continue this config's interrupted run from its checkpoint",
+                rich_help_panel=RUN_CONTROL,
+            ),
+        ),
+        Param(
+            "force",
+            bool,
+            typer.Option(
+                False, "--force", help="train again even if the run is stored", rich_help_panel=RUN_CONTROL
+            ),
+        ),
+    ],
+}
+
+
+def _params() -> list[Param]:
+    """Every recipe setting as an option, with train's own options in their places."""
+    return [param for s in SETTINGS for param in [*_OWN.get(s.name, []), setting_param(s)]]
+
+
+@with_params(_params())
+def train(**given: Any) -> None:
+    """Train a net of Table 1 with the paper's recipe (Section 3.1) and store the run.
+
+    A stored run is returned, not retrained (--force retrains); Ctrl-C keeps a checkpoint for --resume.
+    """
+    import json
+
+    # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
+    from vggbench import store
+    from vggbench import train as training
+    from vggbench.data.cache import CacheOptions
+
+    fmt, results_dir, quiet, device = given["fmt"], given["results_dir"], given["quiet"], given["device"]
+    force = given["force"]
+    check_format(fmt, ("text", "json"))
+    cache = CacheOptions(given["cache_budget"], given["cache_dir"])
+    options = {s.name: given[s.name] for s in SETTINGS if given[s.name] is not None}
+    if "data_root" in options:
+        options["data_root"] = str(options["data_root"])
+    settings = training.TrainConfig(**options)
+    stored = not force and store.read_run(results_dir, settings.run_id) is not None
+    if not stored:
+        gpu_scale_note(settings.crop, settings.width, device)
+    with resumable("--resume"), TrainBars(quiet) as bars:
+        record = training.train(
+            settings,
+            results_dir=results_dir,
+            device=device,
+            resume=given["resume"],
+            force=force,
+            quiet=quiet,
+            progress=bars.progress,
+            on_epoch_end=bars.on_epoch_end,
+            cache=cache,
+        )
+    if given["as_json"] or fmt == "json":
+        echo(json.dumps(record.to_json(), indent=2, sort_keys=True, default=str))
+        return
+    echo(
+        f"run {record.id}{' (stored; --force retrains)' if stored else ''}: {record.net} width "
+        f"{record.width:g} crop {record.crop} S={record.train_scale} on {record.dataset}: val top-1 "
+        f"{record.top1_err:.2f}% top-5 {record.top5_err:.2f}% after {len(record.epochs)} epochs, "
+        f"{record.wall_time_s:.0f} s, {record.images_per_s:.0f} img/s, "
+        f"data {100 * record.data_time_fraction:.0f}% of train time; "
+        f"{Path(results_dir) / store.RUNS / (record.id + '.json')}"
+    )
