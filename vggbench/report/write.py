@@ -82,8 +82,8 @@ VOCABULARY = (
     "had not converged (a seed hit the epoch cap), so the verdict is about this budget, not the "
     "paper's claim. Beside the sign, the paper's size: whether the paper's difference lies inside "
     "our interval (consistent with the paper's size; `inside` in the comparisons tables) or outside "
-    "it (ours `smaller`, `larger`, or of the `opposite` sign). Each line reads the first comparison the budget can test; every comparison "
-    "follows."
+    "it (ours `smaller`, `larger`, or of the `opposite` sign). Each line reads the first comparison "
+    "the budget can test; every comparison follows."
 )
 SUMMARY_NOTE = (
     "Seeds needed: the seeds at which the comparison's own test has 80% power at the seed-to-seed "
