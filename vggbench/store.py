@@ -40,22 +40,59 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write via a temporary file, fsync and rename, so a reader never sees half a file and an
     interrupted or failed write (a full disk) leaves the old file as it was and no temporary file
     (records, reports, checkpoints). The file is created with the process's umask (0644 under 022),
-    so that a store shared on a cluster is readable to colleagues. An OSError is a one-line
-    `fs.FileSystemError`."""
+    so that a store shared on a cluster is readable to colleagues. A symbolic link is followed: its
+    target is replaced, the link kept. A device, a FIFO or /dev/stdout is written through as it is
+    (`fs.replaceable`), never replaced by a regular file, and opened to append: /dev/stdout
+    redirected to a file keeps what was printed before. An OSError is a one-line
+    `fs.FileSystemError`, and so is a RuntimeError of `write` (torch.save's on a full disk)."""
     path = Path(path)
     with fs.writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temporary(path)
+        target = fs.replaceable(path)
+        if target is None:
+            with open(path, "ab") as handle:
+                _write_reporting_errno(write, handle)
+            return
+        fd, tmp = _create_temporary(target)
         try:
             with os.fdopen(fd, "wb") as handle:
-                write(handle)
+                _write_reporting_errno(write, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
             raise
+
+
+def _write_reporting_errno(write: Callable[[BinaryIO], object], handle: BinaryIO) -> None:
+    """`write(handle)`, an OSError of a write inside raised as itself: torch.save reports one (a
+    full disk) as a RuntimeError ("unexpected pos ...") that names neither the file nor the reason."""
+    recording = _Recording(handle)
+    try:
+        write(recording)  # type: ignore[arg-type]
+    except RuntimeError:
+        if recording.error is None:
+            raise
+        raise recording.error from None
+
+
+class _Recording:
+    """A binary handle that remembers the OSError of its last failed write; the rest is the handle's."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
