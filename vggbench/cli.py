@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +23,7 @@ from vggbench.errors import VggbenchError
 from vggbench.fs import fs_error, writable_folder
 from vggbench.options import DATASETS_HELP
 from vggbench.render import FORMATS, check_format, render, render_sections
+from vggbench.signals import raise_stopped, signum_of
 
 if TYPE_CHECKING:
     from vggbench.ablations.sweep import SweepStep
@@ -1355,23 +1358,23 @@ def _flag_help_option(get_help_option: Callable, ctx):
 
 
 class _Interrupted(Exception):
-    """Ctrl-C in `train` or `ablate`, carried to `run` as a plain exception: typer turns a
-    KeyboardInterrupt into a silent exit 130, and its message (where the checkpoint is) with it."""
+    """Ctrl-C (or SIGTERM) in `train` or `ablate`, carried to `run` as a plain exception: typer turns
+    a KeyboardInterrupt into a silent exit 130, and its message (where the checkpoint is) with it."""
 
-    def __init__(self, saved: str, resume_flag: str | None) -> None:
+    def __init__(self, saved: str, resume_flag: str | None, signum: int = signal.SIGINT) -> None:
         super().__init__(saved)
-        self.saved, self.resume_flag = saved, resume_flag
+        self.saved, self.resume_flag, self.signum = saved, resume_flag, signum
 
 
 @contextlib.contextmanager
 def _resumable(resume_flag: str | None, kept: str = ""):
-    """Ctrl-C inside becomes `_Interrupted`: what was saved (training's message, and `kept`), and
-    the flag that continues the command (None: the same command continues it)."""
+    """Ctrl-C or SIGTERM inside becomes `_Interrupted`: what was saved (training's message, and
+    `kept`), the flag that continues the command (None: the same command continues it), the signal."""
     try:
         yield
     except KeyboardInterrupt as error:
         saved = getattr(error, "saved", None) or "interrupted"
-        raise _Interrupted(f"{saved}; {kept}" if kept else saved, resume_flag) from None
+        raise _Interrupted(f"{saved}; {kept}" if kept else saved, resume_flag, signum_of(error)) from None
 
 
 def _resume_command(argv: list[str], resume_flag: str | None) -> str:
@@ -1381,8 +1384,11 @@ def _resume_command(argv: list[str], resume_flag: str | None) -> str:
 
 
 def run(argv: list[str]) -> int:
-    """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
+    """Run the CLI on `argv` and return its exit code; errors become one line on stderr. SIGTERM
+    stops it as Ctrl-C does (a run saves its checkpoint), with exit code 128 + the signal's number."""
     command = _tidy(typer.main.get_command(app))
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_stopped) if main_thread else None
     try:
         result = command.main(args=argv, prog_name="vggbench", standalone_mode=False)
     except typer.Exit as done:
@@ -1395,16 +1401,19 @@ def run(argv: list[str]) -> int:
         sys.stderr.write(
             f"error: {stop.saved}; to continue, run: {_resume_command(argv, stop.resume_flag)}\n"
         )
-        return 130
+        return 128 + stop.signum
     except (typer.Abort, KeyboardInterrupt) as error:
         sys.stderr.write(f"error: {str(error) or 'interrupted'}\n")
-        return 130
+        return 128 + signum_of(error)
     except VggbenchError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
     except OSError as error:  # the last resort: fs.writing / fs.reading name the file where they can
         sys.stderr.write(f"error: {fs_error(error, 'access')}\n")
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return result if isinstance(result, int) else 0
 
 

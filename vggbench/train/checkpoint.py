@@ -1,5 +1,6 @@
 """A run's files besides its record: the resume checkpoint (save, load, and the checks before
-resuming), the final weights, the RNG state a checkpoint holds, Ctrl-C, and the code version.
+resuming), the final weights, the RNG state a checkpoint holds, Ctrl-C and SIGTERM, and the code
+version.
 
 Files: <results>/checkpoints/<id>/last.pt (`Checkpoint`, removed when the run completes) and
 <results>/checkpoints/<id>/model.pt (the final weights, a plain FC-form state dict).
@@ -21,6 +22,7 @@ import torch
 
 from vggbench import store
 from vggbench.errors import VggbenchError
+from vggbench.signals import STOP_SIGNALS, Stopped
 from vggbench.store import EpochMetrics, InitInfo
 from vggbench.train.config import TrainConfig
 
@@ -214,38 +216,41 @@ def set_rng_state(state: dict[str, Any]) -> None:
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# --- Ctrl-C ---------------------------------------------------------------------------------------
+# --- Ctrl-C and SIGTERM ---------------------------------------------------------------------------
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after the checkpoint was saved; the message says how to resume.
-    A KeyboardInterrupt, so that callers running many arms (ablations) stop too. `saved` is the
-    message's first part (where the run stopped, what was saved), for the CLI to add the exact
-    command that resumes."""
+    """Ctrl-C (or SIGTERM) during training, after the checkpoint was saved; the message says how to
+    resume. A KeyboardInterrupt, so that callers running many arms (ablations) stop too. `saved` is
+    the message's first part (where the run stopped, what was saved), for the CLI to add the exact
+    command that resumes; `signum` the signal that stopped it (the exit code is 128 + signum)."""
 
-    def __init__(self, saved: str) -> None:
+    def __init__(self, saved: str, signum: int = signal.SIGINT) -> None:
         super().__init__(f"{saved}; rerun the same command with --resume to continue")
-        self.saved = saved
+        self.saved, self.signum = saved, signum
 
 
 class InterruptFlag:
-    """The first Ctrl-C sets a flag the loop checks between steps (so the checkpoint holds a whole
-    step); a second one interrupts at once."""
+    """The first Ctrl-C or SIGTERM sets a flag the loop checks between steps (so the checkpoint holds
+    a whole step), and `signum` says which; a second one interrupts at once."""
 
     def __init__(self) -> None:
         self.set = False
-        self._previous = None
+        self.signum: int = signal.SIGINT
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> InterruptFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.set:
-            raise KeyboardInterrupt
-        self.set = True
+            raise Stopped(signum)
+        self.set, self.signum = True, signum
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            if previous is not None:  # None: a handler installed outside Python, which cannot be restored
+                signal.signal(signum, previous)
+        self._previous = {}
