@@ -178,14 +178,9 @@ def load_record(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text"
-        raise VggbenchError(
-            f"corrupt record {path}: {reason}; delete it and rerun the command that made it"
-        ) from None
+        raise _corrupt(str(path), reason) from None
     if not isinstance(data, dict):
-        raise VggbenchError(
-            f"corrupt record {path}: a JSON {type(data).__name__}, not an object; "
-            "delete it and rerun the command that made it"
-        )
+        raise _corrupt(str(path), f"a JSON {type(data).__name__}, not an object")
     return data
 
 
@@ -209,30 +204,58 @@ def find_run(root: Path, run_id_or_prefix: str) -> str:
 # --- Typed records ----------------------------------------------------------------------------
 
 
-def _typed(cls: type, data: Any, where: str) -> Any:
+#: What a corrupt record's message says to do.
+RECORD_FIX = "delete it and rerun the command that made it"
+
+
+def _typed(cls: type, data: Any, where: str, kind: str = "record", fix: str = RECORD_FIX) -> Any:
     """A dataclass from its JSON dict: unknown keys are ignored, a missing key or a value of the
-    wrong JSON type (a number where a list belongs) is an error. Nested dataclasses are checked
-    as objects here and converted by the caller."""
+    wrong JSON type (a number where a list belongs) is an error ("corrupt KIND WHERE: ...; FIX").
+    Nested dataclasses are checked as objects here and converted by the caller."""
     if not isinstance(data, dict):
         raise VggbenchError(
-            f"corrupt record {where}: expected an object for {cls.__name__}, found {_json_type(data)}; "
-            "delete it and rerun the command that made it"
+            f"corrupt {kind} {where}: expected an object for {cls.__name__}, found {_json_type(data)}; {fix}"
         )
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     for key in known & data.keys():
         if not _matches(data[key], hints[key]):
             raise VggbenchError(
-                f"corrupt record {where}: {cls.__name__}.{key} is {_json_type(data[key])} "
-                f"{data[key]!r:.40}, expected {_hint_name(hints[key])}; "
-                "delete it and rerun the command that made it"
+                f"corrupt {kind} {where}: {cls.__name__}.{key} is {_json_type(data[key])} "
+                f"{data[key]!r:.40}, expected {_hint_name(hints[key])}; {fix}"
             )
     try:
         return cls(**{k: v for k, v in data.items() if k in known})
     except TypeError as error:
-        raise VggbenchError(
-            f"corrupt record {where}: {error}; delete it and rerun the command that made it"
-        ) from None
+        raise VggbenchError(f"corrupt {kind} {where}: {error}; {fix}") from None
+
+
+def _corrupt(where: str, problem: str) -> VggbenchError:
+    return VggbenchError(f"corrupt record {where}: {problem}; {RECORD_FIX}")
+
+
+def _check_named_by_id(record_id_: str, where: str) -> None:
+    """A record file is named by its record's id (`write_record`): one whose id differs was renamed,
+    copied or edited, and `find_run` (by file name) would find a record of another run."""
+    if where.endswith(".json") and Path(where).stem != record_id_:
+        raise _corrupt(where, f"its id {record_id_!r:.40} is not its file name's")
+
+
+def _check_in_store(relative: str, where: str) -> None:
+    """A path a record names inside the store (a run's weights): relative, without '..', so that
+    reading it never reads a file outside the store."""
+    parts = Path(relative).parts
+    if not relative or Path(relative).is_absolute() or ".." in parts:
+        raise _corrupt(where, f"its checkpoint {relative!r:.60} is not a path inside the store")
+
+
+def _check_epochs(epochs: list, where: str) -> None:
+    """A run's epochs are 1, 2, ..., n with n >= 1 (a run trains at least one)."""
+    if not epochs:
+        raise _corrupt(where, "it has no epochs (a run trains at least one)")
+    numbers = [e.epoch for e in epochs]
+    if numbers != list(range(1, len(epochs) + 1)):
+        raise _corrupt(where, f"its epochs are numbered {numbers[:5]}, not 1 to {len(epochs)}")
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -267,15 +290,9 @@ def _hint_name(hint: Any) -> str:
 
 def _check_schema(data: Any, where: str) -> None:
     if not isinstance(data, dict):
-        raise VggbenchError(
-            f"corrupt record {where}: expected a JSON object, found {_json_type(data)}; "
-            "delete it and rerun the command that made it"
-        )
+        raise _corrupt(where, f"expected a JSON object, found {_json_type(data)}")
     if "schema" not in data and "id" not in data:  # records of every schema have an id
-        raise VggbenchError(
-            f"corrupt record {where}: no id and no schema, not a vggbench record; "
-            "delete it and rerun the command that made it"
-        )
+        raise _corrupt(where, "no id and no schema, not a vggbench record")
     if data.get("schema") != SCHEMA:
         raise VggbenchError(
             f"record {where} is of an older format (schema {data.get('schema', 1)}, this vggbench reads "
@@ -439,6 +456,9 @@ class RunRecord:
         record.init = _typed(InitInfo, record.init, where)
         record.recipe = _typed(Recipe, record.recipe, where)
         record.epochs = [_typed(EpochMetrics, e, where) for e in record.epochs]
+        _check_named_by_id(record.id, where)
+        _check_in_store(record.checkpoint, where)
+        _check_epochs(record.epochs, where)
         return record
 
 
@@ -535,6 +555,7 @@ class EvalRecord:
         record = _typed(cls, data, where)
         record.limits = _typed(EvalLimits, record.limits, where)
         record.members = [_typed(MemberErrors, m, where) for m in record.members]
+        _check_named_by_id(record.id, where)
         return record
 
 

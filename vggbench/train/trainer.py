@@ -59,6 +59,7 @@ from vggbench.train.checkpoint import (
     checkpoint_dir,
     checkpoint_to_resume,
     code_version,
+    restore,
     rng_state,
     save_torch,
     set_rng_state,
@@ -475,8 +476,7 @@ class Trainer:
         self.rng: dict | None = None
         if checkpoint is None:
             return
-        self.model.load_state_dict(checkpoint.model)
-        self.optimizer.load_state_dict(checkpoint.optimizer)
+        restore(checkpoint, self.folder / LAST_CHECKPOINT, self.model, self.optimizer)
         self.schedule.load_state_dict(checkpoint.schedule)
         self.epochs, self.warnings = list(checkpoint.epochs), list(checkpoint.warnings)
         self.init_info, self.elapsed = checkpoint.init, checkpoint.elapsed
