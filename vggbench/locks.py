@@ -41,7 +41,7 @@ class FileLock:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._key = self.path.resolve()
+        self._key = Path(os.path.realpath(self.path))  # not Path.resolve, which raises on a loop of links
 
     def try_acquire(self) -> bool:
         """Take the lock if no other process holds it; whether it was taken."""
