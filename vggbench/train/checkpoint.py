@@ -155,7 +155,7 @@ def restore(checkpoint: Checkpoint, path: Path, model: nn.Module, optimizer: Opt
         model.load_state_dict(checkpoint.model)
         optimizer.load_state_dict(checkpoint.optimizer)
     except (RuntimeError, ValueError, KeyError, TypeError) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = " ".join(str(error).split()) or type(error).__name__  # torch's text runs to many lines
         raise corrupt_checkpoint(path, f"its states do not fit the run ({reason:.200})") from None
 
 
