@@ -223,6 +223,39 @@ def test_cifar_pickles_of_every_protocol_load(tmp_path, protocol):
     assert data.classes == [f"class{i}" for i in range(10)]
 
 
+TORCH_PAYLOADS = {
+    "os.system": (lambda mark: _Payload(os.system, f"touch {mark}"), "posix.system"),
+    "builtins.open": (lambda mark: _Payload(open, str(mark), "w"), "io.open"),
+    # pickle's protocol 2 (torch.save's) names subprocess.call by its Python 2 module
+    "subprocess.call": (lambda mark: _Payload(subprocess.call, ["touch", str(mark)]), "commands.call"),
+}
+
+
+@pytest.mark.parametrize("command", ["eval --checkpoint", "train --resume"])
+@pytest.mark.parametrize("payload, name", TORCH_PAYLOADS.values(), ids=TORCH_PAYLOADS.keys())
+def test_a_torch_file_with_code_is_refused_naming_what_it_holds(cli, tmp_path, command, payload, name):
+    """Checkpoints load weights only: a file holding a global is refused, and the message says so."""
+    mark = tmp_path / "pwned"
+    config = _tiny_config(epochs=2)
+    root = tmp_path / "store"
+    if command == "eval --checkpoint":
+        path = tmp_path / "weights.pt"
+        argv = ["eval", "--checkpoint", str(path), "--config", "A", "--width", "0.0625", "--crop", "32"]
+        argv += ["--data", "synthetic", "--device", "cpu"]
+    else:
+        path = checkpoint_dir(root, config.run_id) / "last.pt"
+        argv = train_argv("--quiet", "--resume", **TINY_CLI, epochs=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": payload(mark), "format": 2}, path)
+    before = path.read_bytes()
+    assert_one_line_error(
+        cli(*argv, "--results-dir", str(root)),
+        f"cannot read checkpoint {path}: it holds more than weights ({name}, refused: loading it could run",
+    )
+    assert not mark.exists() and path.read_bytes() == before
+    assert not (root / "runs").exists() and not (root / "evals").exists()
+
+
 # --- 2. Outputs of every file kind ---------------------------------------------------------------------
 
 

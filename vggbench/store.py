@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import types
 import typing
@@ -164,9 +165,13 @@ def _magic(path: Path) -> bytes:
 
 
 def _first_reason(error: Exception) -> str:
-    """torch's text runs to many lines (how to allow unsafe globals); the one that says what failed."""
+    """torch's text runs to many lines (how to allow unsafe globals); the one that says what failed,
+    and for a global the weights-only unpickler refused, what it was."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     unpickler = [line for line in lines if line.startswith("WeightsUnpickler error")]
+    refused = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", " ".join(lines))
+    if refused:
+        return f"it holds more than weights ({refused.group(1)}, refused: loading it could run code)"
     return (unpickler or lines or [type(error).__name__])[0]
 
 
