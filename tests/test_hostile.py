@@ -539,7 +539,7 @@ RECORD_DEFECTS = {
         {"checkpoint": "checkpoints/../../x.pt"},
         _outside("checkpoints/../../x.pt"),
     ),
-    "checkpoint empty": ("bad000000004", {"checkpoint": ""}, _outside("")),
+    "checkpoint ..": ("bad000000004", {"checkpoint": ".."}, _outside("..")),
     "id not the file name": ("bad000000005", {"id": R2}, f"its id {R2!r} is not its file name's"),
     "no epochs": ("bad000000006", {"epochs": []}, "it has no epochs (a run trains at least one)"),
     "epochs 1, -4, -3": (

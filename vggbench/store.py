@@ -249,8 +249,7 @@ def _check_named_by_id(record_id_: str, where: str) -> None:
 def _check_in_store(relative: str, where: str) -> None:
     """A path a record names inside the store (a run's weights): relative, without '..', so that
     reading it never reads a file outside the store."""
-    parts = Path(relative).parts
-    if not relative or Path(relative).is_absolute() or ".." in parts:
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
         raise _corrupt(where, f"its checkpoint {relative!r:.60} is not a path inside the store")
 
 
