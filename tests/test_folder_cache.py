@@ -163,10 +163,12 @@ def test_a_damaged_cache_is_detected_and_rebuilt_exactly(tmp_path, damage, sizes
     train_set = load_dataset(f"imagefolder:{make_folder(tmp_path / 'f', sizes)}").train
     options = CacheOptions("auto", tmp_path / "cache")
     cached_train_set(train_set, S_MAX, options)
-    damage(*cache_files(train_set, S_MAX, options.directory))
+    data, sidecar = cache_files(train_set, S_MAX, options.directory)
+    damage(data, sidecar)
     notes: list[str] = []
     result = cached_train_set(train_set, S_MAX, options, note=notes.append)
-    assert result.built and len(notes) == 1 and "damaged" in notes[0]
+    assert result.built and len(notes) == 1 and notes[0].startswith(f"corrupt: {data} (")
+    assert notes[0].endswith("), rebuilding (decoding the folder again)")
     expected = [fit(image, S_MAX) for image in decoded(train_set)]
     assert all(torch.equal(result.imageset.get(i)[0], e) for i, e in enumerate(expected))
     assert not cached_train_set(train_set, S_MAX, options).built

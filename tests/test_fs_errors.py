@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -30,10 +31,10 @@ TINY = dict(
 )
 
 # argv (FILE: the regular file, ROOT: a good folder), and the path the message names: the folder
-# that could not be made
+# that could not be made (RUN: a run id, the folder of the run's lock, which train takes first)
 IN_THE_WAY = {
-    "train --results-dir": ([*TRAIN, "--results-dir", "FILE"], "FILE/cache"),
-    "ablate --results-dir": ([*ABLATE, "--results-dir", "FILE"], "FILE/cache"),
+    "train --results-dir": ([*TRAIN, "--results-dir", "FILE"], "FILE/checkpoints/RUN"),
+    "ablate --results-dir": ([*ABLATE, "--results-dir", "FILE"], "FILE/checkpoints/RUN"),
     "bench --results-dir": ([*BENCH, "--results-dir", "FILE"], "FILE/bench"),
     "report --results-dir": (["report", "--no-plots", "--results-dir", "FILE"], "FILE"),
     "report --out": (["report", "--no-plots", "--results-dir", "ROOT", "--out", "FILE"], "FILE"),
@@ -58,11 +59,10 @@ def test_a_regular_file_where_a_folder_goes_is_one_line(cli, tmp_path, argv, nam
         train(TrainConfig(**TINY), results_dir=tmp_path / "root", device="cpu", quiet=True)
     result = cli(*_fill(argv, tmp_path))
     assert_one_line_error(
-        result,
-        f"cannot write {_fill([named], tmp_path)[0]}: ",
-        f"{tmp_path / 'file'} is a file, not a folder",
-        "; choose a writable --results-dir / --out",
+        result, f"{tmp_path / 'file'} is a file, not a folder", "; choose a writable --results-dir / --out"
     )
+    named = re.escape(_fill([named], tmp_path)[0]).replace("RUN", "[0-9a-f]{12}")
+    assert re.search(f"cannot write {named}: ", result.err), result.err
     assert (tmp_path / "file").read_text() == "keep me\n"
 
 
@@ -91,7 +91,7 @@ def read_only_store(tmp_path):
 READ_ONLY = {
     "train": ([*TRAIN, "--epochs", "2"], "checkpoints"),
     "report": (["report", "--no-plots"], "table2.md"),
-    "ablate": (ABLATE, "cache"),
+    "ablate": (ABLATE, "checkpoints"),  # the first run's lock
     "eval": (["eval", "RUN", "--device", "cpu"], "evals"),
     "bench": (BENCH, "bench"),
     "params --write": (["params", "--write", "STORE"], "table2.md"),

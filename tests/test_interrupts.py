@@ -1,8 +1,8 @@
 """Ctrl-C as promised: `train` and `ablate` say what was saved and the exact command that
 continues; an interrupted --force run resumes with --resume --force; a stale last.pt goes.
 
-Oracles: a real SIGINT to a subprocess (exit 130, the message, the checkpoint on disk, and the
-printed command completing the run); the epochs of a resumed --force run equal the stored run's.
+Oracles: a real SIGINT or SIGTERM to a subprocess (exit 130 or 143, the message, the checkpoint on
+disk, and the printed command completing the run); the epochs of a resumed --force run equal the stored run's.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ def _continue_command(err: str) -> list[str]:
     return shlex.split(line.split(CONTINUE, 1)[1])
 
 
-def test_ctrl_c_in_train_prints_what_was_saved_and_the_command_that_resumes(cli, tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"])
+def test_ctrl_c_in_train_prints_what_was_saved_and_the_command_that_resumes(cli, tmp_path, signum, code):
+    """SIGTERM (Slurm's preemption and time limit, `kill`) stops a run as Ctrl-C does, exit 128 + 15."""
     # epochs of 512 images (32 steps): the signal lands two epochs before the end
     argv = train_argv(limit_train=512, limit_val=16, batch=16, epochs=3, results_dir=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
@@ -45,10 +47,10 @@ def test_ctrl_c_in_train_prints_what_was_saved_and_the_command_that_resumes(cli,
     for line in child.stderr:
         lines.append(line)
         if line.startswith("epoch 1/3:"):
-            child.send_signal(signal.SIGINT)
+            child.send_signal(signum)
             break
     err = "".join(lines) + child.stderr.read()
-    assert child.wait(timeout=60) == 130, err
+    assert child.wait(timeout=60) == code, err
     run_id = re.search(r"^run (\w+): ", err, re.MULTILINE).group(1)
     checkpoint = tmp_path / "checkpoints" / run_id / "last.pt"
     # the signal lands in epoch 2 (or 3 on a loaded machine), or after an epoch's checkpoint
@@ -140,3 +142,32 @@ def test_a_checkpoint_older_than_its_complete_record_is_removed(tmp_path, age_s,
         train(config, results_dir=tmp_path, device="cpu", quiet=True, resume=True).created == stored.created
     )
     assert last.exists() == kept
+
+
+def test_sigterm_before_training_is_ctrl_c_with_exit_143(cli, tmp_path, monkeypatch):
+    """Outside a run's loop SIGTERM interrupts at once, as Ctrl-C does there; the handler is the
+    CLI's only while it runs."""
+    from vggbench import train as training
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(training, "train", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    argv = [
+        "train",
+        "--data",
+        "synthetic",
+        "--width",
+        "0.0625",
+        "--crop",
+        "32",
+        "--results-dir",
+        str(tmp_path),
+    ]
+    result = cli(*argv)
+    assert (result.code, result.err) == (
+        143,
+        f"error: interrupted; to continue, run: {shlex.join(['vggbench', *argv, '--resume'])}\n",
+    )
+    assert signal.getsignal(signal.SIGTERM) == before

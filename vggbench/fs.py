@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,3 +75,28 @@ def writable_folder(path: Path) -> Path:
         if not os.access(path, os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
     return path
+
+
+#: Symbolic links followed at most this many times (the kernel's limit): more is a loop.
+MAX_LINKS = 40
+
+
+def replaceable(path: Path | str) -> Path | None:
+    """The regular file (or missing path) that a write to `path` replaces through a temporary file
+    and a rename: `path` itself, or the file its symbolic links lead to (so the link is kept).
+    None when the write must go through `path` as it is: a device (/dev/null, /dev/full), a FIFO,
+    a socket, or a process's open file (/dev/stdout, /proc/self/fd/N, anything under /proc): a
+    rename would put a regular file in its place. A loop of links is an OSError (ELOOP)."""
+    path = Path(path)
+    for _ in range(MAX_LINKS):
+        here = Path(os.path.realpath(path.parent)) / path.name
+        if here.parts[:2] == ("/", "proc"):
+            return None
+        if not here.is_symlink():
+            try:
+                mode = here.stat().st_mode
+            except FileNotFoundError:
+                return here
+            return here if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else None
+        path = here.parent / os.readlink(here)
+    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import types
 import typing
@@ -40,22 +41,59 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write via a temporary file, fsync and rename, so a reader never sees half a file and an
     interrupted or failed write (a full disk) leaves the old file as it was and no temporary file
     (records, reports, checkpoints). The file is created with the process's umask (0644 under 022),
-    so that a store shared on a cluster is readable to colleagues. An OSError is a one-line
-    `fs.FileSystemError`."""
+    so that a store shared on a cluster is readable to colleagues. A symbolic link is followed: its
+    target is replaced, the link kept. A device, a FIFO or /dev/stdout is written through as it is
+    (`fs.replaceable`), never replaced by a regular file, and opened to append: /dev/stdout
+    redirected to a file keeps what was printed before. An OSError is a one-line
+    `fs.FileSystemError`, and so is a RuntimeError of `write` (torch.save's on a full disk)."""
     path = Path(path)
     with fs.writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temporary(path)
+        target = fs.replaceable(path)
+        if target is None:
+            with open(path, "ab") as handle:
+                _write_reporting_errno(write, handle)
+            return
+        fd, tmp = _create_temporary(target)
         try:
             with os.fdopen(fd, "wb") as handle:
-                write(handle)
+                _write_reporting_errno(write, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
             raise
+
+
+def _write_reporting_errno(write: Callable[[BinaryIO], object], handle: BinaryIO) -> None:
+    """`write(handle)`, an OSError of a write inside raised as itself: torch.save reports one (a
+    full disk) as a RuntimeError ("unexpected pos ...") that names neither the file nor the reason."""
+    recording = _Recording(handle)
+    try:
+        write(recording)  # type: ignore[arg-type]
+    except RuntimeError:
+        if recording.error is None:
+            raise
+        raise recording.error from None
+
+
+class _Recording:
+    """A binary handle that remembers the OSError of its last failed write; the rest is the handle's."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as error:
+            self.error = error
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
 
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
@@ -127,9 +165,13 @@ def _magic(path: Path) -> bytes:
 
 
 def _first_reason(error: Exception) -> str:
-    """torch's text runs to many lines (how to allow unsafe globals); the one that says what failed."""
+    """torch's text runs to many lines (how to allow unsafe globals); the one that says what failed,
+    and for a global the weights-only unpickler refused, what it was."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
     unpickler = [line for line in lines if line.startswith("WeightsUnpickler error")]
+    refused = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", " ".join(lines))
+    if refused:
+        return f"it holds more than weights ({refused.group(1)}, refused: loading it could run code)"
     return (unpickler or lines or [type(error).__name__])[0]
 
 
@@ -141,14 +183,9 @@ def load_record(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         reason = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text"
-        raise VggbenchError(
-            f"corrupt record {path}: {reason}; delete it and rerun the command that made it"
-        ) from None
+        raise _corrupt(str(path), reason) from None
     if not isinstance(data, dict):
-        raise VggbenchError(
-            f"corrupt record {path}: a JSON {type(data).__name__}, not an object; "
-            "delete it and rerun the command that made it"
-        )
+        raise _corrupt(str(path), f"a JSON {type(data).__name__}, not an object")
     return data
 
 
@@ -172,30 +209,57 @@ def find_run(root: Path, run_id_or_prefix: str) -> str:
 # --- Typed records ----------------------------------------------------------------------------
 
 
-def _typed(cls: type, data: Any, where: str) -> Any:
+#: What a corrupt record's message says to do.
+RECORD_FIX = "delete it and rerun the command that made it"
+
+
+def _typed(cls: type, data: Any, where: str, kind: str = "record", fix: str = RECORD_FIX) -> Any:
     """A dataclass from its JSON dict: unknown keys are ignored, a missing key or a value of the
-    wrong JSON type (a number where a list belongs) is an error. Nested dataclasses are checked
-    as objects here and converted by the caller."""
+    wrong JSON type (a number where a list belongs) is an error ("corrupt KIND WHERE: ...; FIX").
+    Nested dataclasses are checked as objects here and converted by the caller."""
     if not isinstance(data, dict):
         raise VggbenchError(
-            f"corrupt record {where}: expected an object for {cls.__name__}, found {_json_type(data)}; "
-            "delete it and rerun the command that made it"
+            f"corrupt {kind} {where}: expected an object for {cls.__name__}, found {_json_type(data)}; {fix}"
         )
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     for key in known & data.keys():
         if not _matches(data[key], hints[key]):
             raise VggbenchError(
-                f"corrupt record {where}: {cls.__name__}.{key} is {_json_type(data[key])} "
-                f"{data[key]!r:.40}, expected {_hint_name(hints[key])}; "
-                "delete it and rerun the command that made it"
+                f"corrupt {kind} {where}: {cls.__name__}.{key} is {_json_type(data[key])} "
+                f"{data[key]!r:.40}, expected {_hint_name(hints[key])}; {fix}"
             )
     try:
         return cls(**{k: v for k, v in data.items() if k in known})
     except TypeError as error:
-        raise VggbenchError(
-            f"corrupt record {where}: {error}; delete it and rerun the command that made it"
-        ) from None
+        raise VggbenchError(f"corrupt {kind} {where}: {error}; {fix}") from None
+
+
+def _corrupt(where: str, problem: str) -> VggbenchError:
+    return VggbenchError(f"corrupt record {where}: {problem}; {RECORD_FIX}")
+
+
+def _check_named_by_id(record_id_: str, where: str) -> None:
+    """A record file is named by its record's id (`write_record`): one whose id differs was renamed,
+    copied or edited, and `find_run` (by file name) would find a record of another run."""
+    if where.endswith(".json") and Path(where).stem != record_id_:
+        raise _corrupt(where, f"its id {record_id_!r:.40} is not its file name's")
+
+
+def _check_in_store(relative: str, where: str) -> None:
+    """A path a record names inside the store (a run's weights): relative, without '..', so that
+    reading it never reads a file outside the store."""
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
+        raise _corrupt(where, f"its checkpoint {relative!r:.60} is not a path inside the store")
+
+
+def _check_epochs(epochs: list, where: str) -> None:
+    """A run's epochs are 1, 2, ..., n with n >= 1 (a run trains at least one)."""
+    if not epochs:
+        raise _corrupt(where, "it has no epochs (a run trains at least one)")
+    numbers = [e.epoch for e in epochs]
+    if numbers != list(range(1, len(epochs) + 1)):
+        raise _corrupt(where, f"its epochs are numbered {numbers[:5]}, not 1 to {len(epochs)}")
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -230,15 +294,9 @@ def _hint_name(hint: Any) -> str:
 
 def _check_schema(data: Any, where: str) -> None:
     if not isinstance(data, dict):
-        raise VggbenchError(
-            f"corrupt record {where}: expected a JSON object, found {_json_type(data)}; "
-            "delete it and rerun the command that made it"
-        )
+        raise _corrupt(where, f"expected a JSON object, found {_json_type(data)}")
     if "schema" not in data and "id" not in data:  # records of every schema have an id
-        raise VggbenchError(
-            f"corrupt record {where}: no id and no schema, not a vggbench record; "
-            "delete it and rerun the command that made it"
-        )
+        raise _corrupt(where, "no id and no schema, not a vggbench record")
     if data.get("schema") != SCHEMA:
         raise VggbenchError(
             f"record {where} is of an older format (schema {data.get('schema', 1)}, this vggbench reads "
@@ -402,6 +460,9 @@ class RunRecord:
         record.init = _typed(InitInfo, record.init, where)
         record.recipe = _typed(Recipe, record.recipe, where)
         record.epochs = [_typed(EpochMetrics, e, where) for e in record.epochs]
+        _check_named_by_id(record.id, where)
+        _check_in_store(record.checkpoint, where)
+        _check_epochs(record.epochs, where)
         return record
 
 
@@ -498,6 +559,7 @@ class EvalRecord:
         record = _typed(cls, data, where)
         record.limits = _typed(EvalLimits, record.limits, where)
         record.members = [_typed(MemberErrors, m, where) for m in record.members]
+        _check_named_by_id(record.id, where)
         return record
 
 

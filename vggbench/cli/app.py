@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import typer
@@ -20,6 +22,7 @@ from vggbench.cli import eval as eval_
 from vggbench.cli.common import Interrupted, echo, examples
 from vggbench.errors import VggbenchError
 from vggbench.fs import fs_error
+from vggbench.signals import raise_stopped, signum_of
 
 # Typer vendors click in recent releases and depends on it in older ones: find its exception types
 # through the public BadParameter instead of importing either spelling.
@@ -112,8 +115,11 @@ def _resume_command(argv: list[str], resume_flag: str | None) -> str:
 
 
 def run(argv: list[str]) -> int:
-    """Run the CLI on `argv` and return its exit code; errors become one line on stderr."""
+    """Run the CLI on `argv` and return its exit code; errors become one line on stderr. SIGTERM
+    stops it as Ctrl-C does (a run saves its checkpoint), with exit code 128 + the signal's number."""
     command = _tidy(typer.main.get_command(app))
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_stopped) if main_thread else None
     try:
         result = command.main(args=argv, prog_name="vggbench", standalone_mode=False)
     except typer.Exit as done:
@@ -126,16 +132,19 @@ def run(argv: list[str]) -> int:
         sys.stderr.write(
             f"error: {stop.saved}; to continue, run: {_resume_command(argv, stop.resume_flag)}\n"
         )
-        return 130
+        return 128 + stop.signum
     except (typer.Abort, KeyboardInterrupt) as error:
         sys.stderr.write(f"error: {str(error) or 'interrupted'}\n")
-        return 130
+        return 128 + signum_of(error)
     except VggbenchError as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
     except OSError as error:  # the last resort: fs.writing / fs.reading name the file where they can
         sys.stderr.write(f"error: {fs_error(error, 'access')}\n")
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return result if isinstance(result, int) else 0
 
 

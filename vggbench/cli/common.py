@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import typer
 
 from vggbench.recipe import DATA, EVALUATION, MODEL, OUTPUT, RECIPE, RUN_CONTROL, Setting
 from vggbench.render import FORMATS
+from vggbench.signals import signum_of
 
 __all__ = ["DATA", "EVALUATION", "MODEL", "OUTPUT", "RECIPE", "RUN_CONTROL"]
 
@@ -61,23 +63,23 @@ def gpu_scale_note(crop: int, width: float, device: str) -> None:
 
 
 class Interrupted(Exception):
-    """Ctrl-C in `train` or `ablate`, carried to `run` as a plain exception: typer turns a
-    KeyboardInterrupt into a silent exit 130, and its message (where the checkpoint is) with it."""
+    """Ctrl-C (or SIGTERM) in `train` or `ablate`, carried to `run` as a plain exception: typer turns
+    a KeyboardInterrupt into a silent exit 130, and its message (where the checkpoint is) with it."""
 
-    def __init__(self, saved: str, resume_flag: str | None) -> None:
+    def __init__(self, saved: str, resume_flag: str | None, signum: int = signal.SIGINT) -> None:
         super().__init__(saved)
-        self.saved, self.resume_flag = saved, resume_flag
+        self.saved, self.resume_flag, self.signum = saved, resume_flag, signum
 
 
 @contextlib.contextmanager
 def resumable(resume_flag: str | None, kept: str = ""):
-    """Ctrl-C inside becomes `Interrupted`: what was saved (training's message, and `kept`), and
-    the flag that continues the command (None: the same command continues it)."""
+    """Ctrl-C or SIGTERM inside becomes `Interrupted`: what was saved (training's message, and
+    `kept`), the flag that continues the command (None: the same command continues it), the signal."""
     try:
         yield
     except KeyboardInterrupt as error:
         saved = getattr(error, "saved", None) or "interrupted"
-        raise Interrupted(f"{saved}; {kept}" if kept else saved, resume_flag) from None
+        raise Interrupted(f"{saved}; {kept}" if kept else saved, resume_flag, signum_of(error)) from None
 
 
 # --- Options built from the recipe's settings -----------------------------------------------------

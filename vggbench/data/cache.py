@@ -27,9 +27,13 @@ The budget: `--cache-budget GB`, `off`, or `auto` = AUTO_RAM_FRACTION of the ava
 is moved to the device; the model and its activations need the rest).
 
 Faults: a cache directory that cannot be written means streaming, with a one-line warning; a
-sidecar that does not parse or does not match (format, fingerprint, cap, shapes, labels) or a data
-file of the wrong size is rebuilt. Bytes changed in place without a change of size are not
-detected (no checksum: hashing the file would cost a pass over it at every start).
+sidecar that does not parse or does not match (format, fingerprint, cap, shapes, labels), a data
+file of the wrong size, or bytes changed in place are said once ("corrupt: PATH (what),
+rebuilding") and rebuilt. Bytes changed in place are found by the sidecar's checksums, a CRC-32 per
+CHUNK bytes of the data file, checked when the file is opened: every chunk up to CHECKED_CHUNKS of
+them, a random sample of that many in a larger file (a cost bounded at 2 GiB read and hashed). A
+60,000-image 32-px cache (184 MB, 11 chunks) costs about 0.1 s per open (0.11-0.15 s, measured on
+a loaded 2-core machine), beside the 0.2-0.3 s of parsing its sidecar.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,7 +58,9 @@ from vggbench.errors import VggbenchError
 
 CACHE_ENV = "VGGBENCH_CACHE_DIR"  # the cache's root (shared with `vggbench params`' counts)
 CACHE_SUBDIR = "decoded"
-FORMAT = 1
+FORMAT = 2  # 2: the data file's checksums in the sidecar
+CHUNK = 1 << 24  # bytes of the data file per checksum (16 MiB)
+CHECKED_CHUNKS = 128  # chunks checked on open (2 GiB): all of them, or a random sample of this many
 AUTO_RAM_FRACTION = 0.5
 AUTO_GPU_FRACTION = 0.25
 GB = 1e9
@@ -241,7 +249,8 @@ def _header(imageset: FolderImages, cap: int | None) -> dict:
 
 
 def why_invalid(data: Path, sidecar: Path, expected: dict) -> str | None:
-    """None when the cache files hold what `expected` (the header) describes, else what is wrong."""
+    """None when the cache files hold what `expected` (the header) describes, else what is wrong:
+    the sidecar, the data file's size, or a chunk of it that does not match its checksum."""
     try:
         found = json.loads(sidecar.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -257,6 +266,39 @@ def why_invalid(data: Path, sidecar: Path, expected: dict) -> str | None:
         return f"its data file is unreadable ({error})"
     if size != expected["bytes"]:
         return f"its data file has {size} bytes, expected {expected['bytes']}"
+    checksums = found.get("checksums")
+    if not (isinstance(checksums, list) and len(checksums) == _chunks(size)):
+        return f"its sidecar's checksums are not {_chunks(size)} CRC-32s"
+    try:
+        bad = _bad_chunk(data, checksums)
+    except OSError as error:
+        return f"its data file is unreadable ({error})"
+    if bad is not None:
+        return f"bytes {bad * CHUNK} to {min((bad + 1) * CHUNK, size) - 1} do not match their checksum"
+    return None
+
+
+def _chunks(size: int) -> int:
+    return -(-size // CHUNK)
+
+
+def checksums(data: Path) -> list[int]:
+    """The CRC-32 of each CHUNK bytes of the file."""
+    with open(data, "rb") as handle:
+        return [zlib.crc32(chunk) for chunk in iter(lambda: handle.read(CHUNK), b"")]
+
+
+def _bad_chunk(data: Path, expected: list) -> int | None:
+    """The first checked chunk whose CRC-32 is not the sidecar's, else None: every chunk, or a random
+    sample of CHECKED_CHUNKS of them in a larger file."""
+    count = len(expected)
+    sample = random.Random()  # not the global generator, which training seeds
+    chosen = range(count) if count <= CHECKED_CHUNKS else sorted(sample.sample(range(count), CHECKED_CHUNKS))
+    with open(data, "rb") as handle:
+        for i in chosen:
+            handle.seek(i * CHUNK)
+            if zlib.crc32(handle.read(CHUNK)) != expected[i]:
+                return i
     return None
 
 
@@ -337,13 +379,14 @@ def cached_train_set(
         problem = why_invalid(data, sidecar, header)
         if problem is None:
             return TrainSet(_map(data, header, key), CACHED, file=data)
-        note(f"the decoded-image cache {data} is damaged ({problem}): decoding the folder again")
+        note(f"corrupt: {data} ({problem}), rebuilding (decoding the folder again)")
     started = time.perf_counter()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         threads = threads or min(32, (os.cpu_count() or 1) * 2)
         _write_atomically(data, lambda tmp: _decode_into(imageset, header, tmp, threads))
-        _write_atomically(sidecar, lambda tmp: tmp.write_text(json.dumps(header) + "\n"))
+        sums = {"checksums": checksums(data)}
+        _write_atomically(sidecar, lambda tmp: tmp.write_text(json.dumps({**header, **sums}) + "\n"))
     except OSError as error:
         warn(
             f"cannot write the decoded-image cache in {directory} ({error.strerror or error}): "

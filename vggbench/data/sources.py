@@ -179,14 +179,76 @@ CIFAR = {
 }
 
 
+#: What a CIFAR pickle holds besides dicts, lists, strings and numbers: numpy arrays (as numpy
+#: pickles them under each protocol and version) and byte strings from Python 2's pickles. Nothing
+#: else is unpickled: a global outside this set could run code.
+CIFAR_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """pickle.Unpickler that admits only CIFAR_GLOBALS: a crafted batch cannot run its payload."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"it holds {module}.{name}, which a CIFAR batch never does (refused: unpickling it could "
+                "run code)"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
+    """A CIFAR file's dict, read through `_CifarUnpickler`; anything else is a one-line error."""
     try:
         with open(path, "rb") as handle:
-            return pickle.load(handle, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError) as error:
-        raise VggbenchError(
-            f"cannot read CIFAR file {path}: {error}; delete the folder and download it again"
-        ) from None
+            data = _CifarUnpickler(handle, encoding="latin1").load()
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        raise _cifar_error(path, str(error) or type(error).__name__) from None
+    if not isinstance(data, dict):
+        raise _cifar_error(path, f"it holds a {type(data).__name__}, not a dict")
+    return data
+
+
+def _cifar_error(path: Path, reason: str) -> VggbenchError:
+    reason = " ".join(reason.split())  # one line, whatever the pickle said
+    return VggbenchError(f"cannot read CIFAR file {path}: {reason}; delete the folder and download it again")
+
+
+def _cifar_field(path: Path, batch: dict, key: str) -> object:
+    if key not in batch:
+        raise _cifar_error(path, f"it has no {key!r} entry")
+    return batch[key]
+
+
+def _cifar_batch(path: Path, labels_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A batch file's (N, 3, 32, 32) uint8 images and N labels in [0, num_classes), checked."""
+    batch = _unpickle(path)
+    data, labels = _cifar_field(path, batch, "data"), _cifar_field(path, batch, labels_key)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        shape = getattr(data, "shape", None)
+        raise _cifar_error(
+            path, f"its 'data' is not uint8 rows of 3072 pixels (found {type(data).__name__} {shape})"
+        )
+    whole = (int, np.integer)
+    if not isinstance(labels, list) or not all(
+        isinstance(n, whole) and not isinstance(n, bool) for n in labels
+    ):
+        raise _cifar_error(path, f"its {labels_key!r} is not a list of whole numbers")
+    if len(labels) != len(data) or any(not 0 <= label < num_classes for label in labels):
+        raise _cifar_error(
+            path, f"its {len(labels)} labels do not match its {len(data)} images in [0, {num_classes})"
+        )
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
 
 
 def cifar_folder(name: str, root: Path | None, download: bool) -> Path:
@@ -213,17 +275,17 @@ def cifar_folder(name: str, root: Path | None, download: bool) -> Path:
 def load_cifar(name: str, root: Path | None, download: bool) -> Dataset:
     _folder_name, train_files, val_files, meta_file, names_key, labels_key, _tv_name = CIFAR[name]
     folder = cifar_folder(name, root, download)
-    classes = list(_unpickle(folder / meta_file)[names_key])
+    meta = folder / meta_file
+    names = _cifar_field(meta, _unpickle(meta), names_key)
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise _cifar_error(meta, f"its {names_key!r} is not a list of class names")
+    classes = list(names)
 
     def read(files: list[str]) -> TensorImages:
-        images, labels = [], []
-        for file in files:
-            batch = _unpickle(folder / file)
-            images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(batch[labels_key], dtype=np.int64))
-        return TensorImages(
-            torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
-        )
+        batches = [_cifar_batch(folder / file, labels_key, len(classes)) for file in files]
+        images = np.concatenate([images for images, _ in batches])
+        labels = np.concatenate([labels for _, labels in batches])
+        return TensorImages(torch.from_numpy(images), torch.from_numpy(labels))
 
     return Dataset(name, classes, read(train_files), read(val_files))
 

@@ -1,5 +1,6 @@
 """A run's files besides its record: the resume checkpoint (save, load, and the checks before
-resuming), the final weights, the RNG state a checkpoint holds, Ctrl-C, and the code version.
+resuming), the final weights, the RNG state a checkpoint holds, Ctrl-C and SIGTERM, and the code
+version.
 
 Files: <results>/checkpoints/<id>/last.pt (`Checkpoint`, removed when the run completes) and
 <results>/checkpoints/<id>/model.pt (the final weights, a plain FC-form state dict).
@@ -8,6 +9,7 @@ Files: <results>/checkpoints/<id>/last.pt (`Checkpoint`, removed when the run co
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import signal
 import subprocess
@@ -18,11 +20,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.optim import Optimizer
 
 from vggbench import store
 from vggbench.errors import VggbenchError
+from vggbench.signals import STOP_SIGNALS, Stopped
 from vggbench.store import EpochMetrics, InitInfo
 from vggbench.train.config import TrainConfig
+from vggbench.train.loop import PlateauSchedule
 
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
@@ -73,24 +79,84 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
-        state = store.read_torch_file(path, "checkpoint", "delete it and rerun with --force")
+        """The checkpoint at `path`, checked field by field (`why_corrupt`) before anything uses it."""
+        state = store.read_torch_file(path, "checkpoint", CORRUPT_FIX)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise VggbenchError(
                 f"checkpoint {path} is of another format than this vggbench writes "
-                f"({CHECKPOINT_FORMAT}); delete it and rerun with --force"
+                f"({CHECKPOINT_FORMAT}); {CORRUPT_FIX}"
             )
-        try:
-            values = {f.name: state[f.name] for f in fields(cls)}
-            values.update(
-                epochs=[EpochMetrics(**e) for e in values["epochs"]],
-                init=InitInfo(**values["init"]),
-                partial=None if values["partial"] is None else PartialEpoch(**values["partial"]),
-            )
-            return cls(**values)
-        except (KeyError, TypeError) as error:
-            raise VggbenchError(
-                f"corrupt checkpoint {path}: {error!r}; delete it and rerun with --force"
-            ) from None
+        where = str(path)
+        checkpoint = store._typed(cls, state, where, kind="checkpoint", fix=CORRUPT_FIX)
+        checkpoint.epochs = [_typed_part(EpochMetrics, e, where) for e in checkpoint.epochs]
+        checkpoint.init = _typed_part(InitInfo, checkpoint.init, where)
+        if checkpoint.partial is not None:
+            checkpoint.partial = _typed_part(PartialEpoch, checkpoint.partial, where)
+        _typed_part(PlateauSchedule, checkpoint.schedule, where)  # its fields' types, checked
+        problem = why_corrupt(checkpoint)
+        if problem is not None:
+            raise corrupt_checkpoint(path, problem)
+        return checkpoint
+
+
+CORRUPT_FIX = "delete it and rerun with --force"
+
+
+def corrupt_checkpoint(path: Path, problem: str) -> VggbenchError:
+    return VggbenchError(f"corrupt checkpoint {path}: {problem}; {CORRUPT_FIX}")
+
+
+def _typed_part(cls: type, data: Any, where: str) -> Any:
+    return store._typed(cls, data, where, kind="checkpoint", fix=CORRUPT_FIX)
+
+
+def why_corrupt(checkpoint: Checkpoint) -> str | None:
+    """What makes a checkpoint unusable though its fields have the right types, else None: an epoch
+    outside [0, the run's epoch cap], epochs not numbered 1 to it, a step without the partial epoch
+    it belongs to (or after the cap), weights that are not tensors, an RNG state of another shape."""
+    c = checkpoint
+    cap = c.config.get("epochs")
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+        return f"its config's epochs is {cap!r:.20}, not a whole number of at least 1"
+    if not 0 <= c.epoch <= cap:
+        return f"its epoch {c.epoch} is outside the run's 0 to {cap}"
+    if [e.epoch for e in c.epochs] != list(range(1, c.epoch + 1)):
+        return f"its epochs are numbered {[e.epoch for e in c.epochs][:5]}, not 1 to {c.epoch}"
+    if c.step < 0 or (c.step > 0) != (c.partial is not None) or (c.step > 0 and c.epoch == cap):
+        partial = "with" if c.partial is not None else "without"
+        return f"its step {c.step} does not fit epoch {c.epoch} of {cap} {partial} a partial epoch"
+    if not (math.isfinite(c.elapsed) and c.elapsed >= 0):
+        return f"its elapsed time {c.elapsed!r} is not a finite number of seconds"
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in c.model.items()):
+        return "its model is not a state dict (names to tensors)"
+    if c.rng is not None and not _rng_fits(c.rng):
+        return "its RNG state is not rng_state()'s"
+    return None
+
+
+def _rng_fits(state: dict[str, Any]) -> bool:
+    """Whether `state` has rng_state()'s shape, so that set_rng_state takes it."""
+    numpy_state, python_state = state.get("numpy"), state.get("python")
+    return (
+        isinstance(state.get("torch"), torch.Tensor)
+        and isinstance(numpy_state, list)
+        and len(numpy_state) == 5
+        and isinstance(numpy_state[1], torch.Tensor)
+        and isinstance(python_state, dict)
+        and isinstance(python_state.get("internal"), torch.Tensor)
+        and isinstance(python_state.get("version"), int)
+    )
+
+
+def restore(checkpoint: Checkpoint, path: Path, model: nn.Module, optimizer: Optimizer) -> None:
+    """Load a checkpoint's weights and optimizer state into a run's: states that do not fit them
+    (another net's weights) make the checkpoint corrupt."""
+    try:
+        model.load_state_dict(checkpoint.model)
+        optimizer.load_state_dict(checkpoint.optimizer)
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__  # torch's text runs to many lines
+        raise corrupt_checkpoint(path, f"its states do not fit the run ({reason:.200})") from None
 
 
 def save_torch(obj: Any, path: Path) -> None:
@@ -214,38 +280,41 @@ def set_rng_state(state: dict[str, Any]) -> None:
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
-# --- Ctrl-C ---------------------------------------------------------------------------------------
+# --- Ctrl-C and SIGTERM ---------------------------------------------------------------------------
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after the checkpoint was saved; the message says how to resume.
-    A KeyboardInterrupt, so that callers running many arms (ablations) stop too. `saved` is the
-    message's first part (where the run stopped, what was saved), for the CLI to add the exact
-    command that resumes."""
+    """Ctrl-C (or SIGTERM) during training, after the checkpoint was saved; the message says how to
+    resume. A KeyboardInterrupt, so that callers running many arms (ablations) stop too. `saved` is
+    the message's first part (where the run stopped, what was saved), for the CLI to add the exact
+    command that resumes; `signum` the signal that stopped it (the exit code is 128 + signum)."""
 
-    def __init__(self, saved: str) -> None:
+    def __init__(self, saved: str, signum: int = signal.SIGINT) -> None:
         super().__init__(f"{saved}; rerun the same command with --resume to continue")
-        self.saved = saved
+        self.saved, self.signum = saved, signum
 
 
 class InterruptFlag:
-    """The first Ctrl-C sets a flag the loop checks between steps (so the checkpoint holds a whole
-    step); a second one interrupts at once."""
+    """The first Ctrl-C or SIGTERM sets a flag the loop checks between steps (so the checkpoint holds
+    a whole step), and `signum` says which; a second one interrupts at once."""
 
     def __init__(self) -> None:
         self.set = False
-        self._previous = None
+        self.signum: int = signal.SIGINT
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> InterruptFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in STOP_SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.set:
-            raise KeyboardInterrupt
-        self.set = True
+            raise Stopped(signum)
+        self.set, self.signum = True, signum
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            if previous is not None:  # None: a handler installed outside Python, which cannot be restored
+                signal.signal(signum, previous)
+        self._previous = {}

@@ -48,6 +48,7 @@ from vggbench.runtime import (
     utc_now,
 )
 from vggbench.scales import test_scales, to_pixels
+from vggbench.signals import signum_of
 from vggbench.store import EpochMetrics, InitInfo, Recipe, RunRecord
 from vggbench.train.checkpoint import (
     FINAL_WEIGHTS,
@@ -59,6 +60,7 @@ from vggbench.train.checkpoint import (
     checkpoint_dir,
     checkpoint_to_resume,
     code_version,
+    restore,
     rng_state,
     save_torch,
     set_rng_state,
@@ -225,9 +227,9 @@ def train(
             return trainer.run(checkpoint)
     except TrainingInterrupted:
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         kept = f"the checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
-        raise TrainingInterrupted(f"interrupted; {kept}") from None
+        raise TrainingInterrupted(f"interrupted; {kept}", signum_of(interrupt)) from None
 
 
 def _remove_stale_checkpoint(results_dir: Path, run_id: str, last: Path, quiet: bool) -> None:
@@ -466,8 +468,7 @@ class Trainer:
         self.rng: dict | None = None
         if checkpoint is None:
             return
-        self.model.load_state_dict(checkpoint.model)
-        self.optimizer.load_state_dict(checkpoint.optimizer)
+        restore(checkpoint, self.folder / LAST_CHECKPOINT, self.model, self.optimizer)
         self.schedule.load_state_dict(checkpoint.schedule)
         self.epochs, self.warnings = list(checkpoint.epochs), list(checkpoint.warnings)
         self.init_info, self.elapsed = checkpoint.init, checkpoint.elapsed
@@ -558,7 +559,8 @@ class Trainer:
         path = self._save(epoch, loop.done, partial)
         raise TrainingInterrupted(
             f"interrupted in epoch {epoch + 1} at step {loop.done} of {self.loader.batches_per_epoch}; "
-            f"checkpoint saved to {path}"
+            f"checkpoint saved to {path}",
+            self.flag.signum,
         )
 
     def _epoch_metrics(
@@ -633,7 +635,8 @@ class Trainer:
             self.on_epoch_end(end)
         if self.flag.set:
             raise TrainingInterrupted(
-                f"interrupted after epoch {epoch + 1}; checkpoint saved to {self.folder / LAST_CHECKPOINT}"
+                f"interrupted after epoch {epoch + 1}; checkpoint saved to {self.folder / LAST_CHECKPOINT}",
+                self.flag.signum,
             )
 
     def _validate(self) -> tuple[float, float]:
