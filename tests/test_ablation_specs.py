@@ -14,6 +14,7 @@ from vggbench.ablations.spec import CHAIN, FROM_SCRATCH, SPEC_DIR, load_spec, pr
 from vggbench.ablations.stats import read_ablations
 from vggbench.ablations.sweep import analyse, train_config
 from vggbench.data import stratified_subset
+from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import EVAL_SUBSET_SEED
 from vggbench.evaluate.sources import load_data
 from vggbench.store import read_evals, read_run, read_runs
@@ -405,3 +406,84 @@ expect = "lower"
     again = {run.id: run for run in read_runs(results) if run.train_scale == "384" and run.id != tuned.id}
     assert len(again) == 1 and next(iter(again.values())).init_from is None
     assert sorted(r.budget.design for r in read_ablations(results)) == [CHAIN, FROM_SCRATCH]
+
+
+# --- Like for like: the same test images in pixels, unless the spec says otherwise ----------------
+
+
+def test_the_jitter_spec_compares_like_for_like_and_says_where_q_is_the_treatment():
+    spec = load_spec("jitter")
+    by_evaluation = {c.evaluation: c for c in spec.comparisons if c.treatment == "D jitter"}
+    # Table 3's and 4's rule, as the paper uses it with dense: Q differs by design
+    assert by_evaluation["single scale, dense"].test_scale_in_treatment
+    assert by_evaluation["multi-scale, dense"].test_scale_in_treatment
+    # at a center crop jittering is measured at one Q (or one Q set) for both arms
+    assert not by_evaluation["center crop, Q=384"].test_scale_in_treatment
+    assert not by_evaluation["multi-scale center crop, Q=256,384"].test_scale_in_treatment
+    arms = {a.name: a for a in spec.arms}
+    from vggbench.ablations.spec import comparison_scales
+
+    scales_of = {
+        c.evaluation: comparison_scales(c, spec.evaluation(c.evaluation), arms) for c in spec.comparisons
+    }
+    assert scales_of["center crop, Q=384"] == [(384,), (384,)]
+    assert scales_of["multi-scale center crop, Q=256,384"] == [(256, 384), (256, 384)]
+    assert scales_of["single scale, center crop"] == [(256,), (384,)]  # S=256 vs S=384, flagged
+    assert scales_of["single scale, dense"] == [(256,), (384,)]  # S=256 vs jitter's 0.5(256 + 512)
+    for c in spec.comparisons:
+        assert (scales_of[c.evaluation][0] != scales_of[c.evaluation][1]) == c.test_scale_in_treatment
+
+
+def _with_comparison(tmp_path, comparison: str) -> str:
+    text = (SPEC_DIR / "jitter.toml").read_text() + "\n[[comparisons]]\n" + comparison
+    path = _spec_dir(tmp_path) / "mine.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_comparison_at_different_test_scales_without_the_flag_is_a_spec_error(tmp_path, cli):
+    path = _with_comparison(
+        tmp_path,
+        'baseline = "{net} S=256"\ntreatment = "{net} jitter"\nevaluation = "single scale, center crop"\n'
+        'expect = "lower"\n',
+    )
+    with pytest.raises(VggbenchError) as error:
+        load_spec(path)
+    assert str(error.value) == (
+        f"{path}: [[comparisons]] 6 tests 'D S=256' and 'D jitter' at different scales Q under "
+        "'single scale, center crop' (256 vs 384): compare them at the same Q (an evaluation with scales "
+        'such as "384"), or set test_scale_in_treatment = true where the test scale is part of the '
+        "treatment (as Table 3's Q rule with dense evaluation)"
+    )
+    result = cli("ablate", path, "--preset", "smoke", "--results-dir", str(tmp_path / "store"))
+    assert_one_line_error(result, "at different scales Q", "test_scale_in_treatment = true")
+    assert not (tmp_path / "store").exists()
+    (tmp_path / "ok").mkdir()
+    flagged = _with_comparison(
+        tmp_path / "ok",
+        'baseline = "{net} S=256"\ntreatment = "{net} jitter"\nevaluation = "single scale, center crop"\n'
+        'expect = "lower"\ntest_scale_in_treatment = true\n',
+    )
+    assert load_spec(flagged).comparisons[-1].test_scale_in_treatment
+
+
+@pytest.mark.parametrize(
+    "comparison, fragment",
+    [
+        (
+            'baseline = "{net} S=256"\ntreatment = "{net} S=256"\nevaluation = "single scale, dense"\n'
+            'expect = "lower"\n',
+            "[[comparisons]] 6 compares arm 'D S=256' with itself; name two arms",
+        ),
+        (
+            'baseline = "{net} S=256"\ntreatment = "{net} jitter"\nevaluation = "single scale, dense"\n'
+            'expect = "lower"\ntest_scale_in_treatment = "yes"\n',
+            'test_scale_in_treatment: expected true or false, found "yes"',
+        ),
+    ],
+)
+def test_bad_comparisons_are_spec_errors(tmp_path, comparison, fragment):
+    path = _with_comparison(tmp_path, comparison)
+    with pytest.raises(VggbenchError, match=None) as error:
+        load_spec(path)
+    assert fragment in str(error.value) and "\n" not in str(error.value)

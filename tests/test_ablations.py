@@ -2,6 +2,7 @@
 
 import json
 import math
+import statistics
 
 import pytest
 from conftest import assert_one_line_error
@@ -612,3 +613,70 @@ def test_a_center_crop_comparison_is_sized_for_the_papers_dense_gap():
     assert (center.evaluation, center.treatment, center.baseline) == ("single scale, center crop", "D", "A")
     assert paper_difference(spec, center) is None
     assert _paper_gap(spec, center) == pytest.approx(-2.6) == _paper_gap(spec, dense)
+
+
+def test_the_jitter_split_from_stored_evaluations_equals_the_hand_computation(tmp_path):
+    """Stored runs of the jitter ablation and their evaluations (an error for each arm and test-scale
+    set, paper units): the report's split of jitter - S=256 at each arm's own Q into the test scale's
+    part (S=384 - S=256) and jittering's (jitter - S=384 at Q=384) is computed from those records."""
+    from vggbench.report.tables import ablation_notes, scale_splits
+
+    spec = load_spec("jitter")
+    budget = Budget(data="synthetic", width=0.125, crop=32, epochs=2, batch=8, lr=0.01)
+    # center-crop errors by arm and Q set, per seed: S=256 at 256, S=384 at 384, jitter at 384
+    center = {
+        ("D S=256", (256,)): [30.0, 31.0, 32.5],
+        ("D S=384", (384,)): [20.0, 21.5, 21.0],
+        ("D jitter", (384,)): [19.0, 20.0, 20.5],
+        ("D S=256", (256, 384)): [26.0, 27.0, 28.0],
+        ("D jitter", (256, 384)): [22.0, 23.0, 23.5],
+    }
+    run_ids: dict[tuple[str, int], str] = {}
+    for seed in range(3):
+        for arm in spec.arms:
+            config = train_config(arm, seed, budget, run_ids)
+            run = make_run(
+                config.run_id,
+                config.to_dict(),
+                net="D",
+                train_scale=arm.scale,
+                init_from=config.init_from,
+                seed=seed,
+                stopped_by="schedule",
+            )
+            write_run(tmp_path, run)
+            run_ids[(arm.name, seed)] = run.id
+            for protocol in spec.evaluations:
+                if not protocol.applies_to(arm.name):
+                    continue
+                identity = run_identity(run, protocol.method, protocol.scales, protocol.max_images)
+                qs = tuple(identity["test_scales"])  # paper units
+                errors = center.get((arm.name, qs)) if protocol.method == "center" else None
+                top1 = errors[seed] if errors else 40.0 + seed
+                write_eval(tmp_path, make_eval(id=record_id(identity), runs=[run.id], top1_err=top1))
+    record = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
+    by_evaluation = {(c.baseline, c.treatment, c.evaluation): c for c in record.comparisons}
+    scale_part = by_evaluation[("D S=256", "D S=384", "single scale, center crop")]
+    training_part = by_evaluation[("D S=384", "D jitter", "center crop, Q=384")]
+    like_for_like = by_evaluation[("D S=256", "D jitter", "multi-scale center crop, Q=256,384")]
+    mean = statistics.fmean
+    by_hand = {key: mean(values) for key, values in center.items()}
+    assert scale_part.difference.top1 == pytest.approx(
+        by_hand[("D S=384", (384,))] - by_hand[("D S=256", (256,))]
+    )
+    assert training_part.difference.top1 == pytest.approx(
+        by_hand[("D jitter", (384,))] - by_hand[("D S=384", (384,))]
+    )
+    assert like_for_like.difference.top1 == pytest.approx(
+        by_hand[("D jitter", (256, 384))] - by_hand[("D S=256", (256, 384))]
+    )
+    assert (scale_part.test_scales, training_part.test_scales) == ([[256], [384]], [[384], [384]])
+    total = by_hand[("D jitter", (384,))] - by_hand[("D S=256", (256,))]  # -11.33: each arm at its own Q
+    x, y = scale_part.difference.top1, training_part.difference.top1
+    assert x + y == pytest.approx(total)
+    assert scale_splits(record) == [
+        f"D jitter - D S=256 at each arm's own Q splits into D S=384 - D S=256 (single scale, center crop, "
+        f"Q 256 vs 384) {x:+.2f} and D jitter - D S=384 (center crop, Q=384, Q 384) {y:+.2f}: "
+        f"{total:+.2f} points in all; the test scale's part is {x / total:.0%} of it"
+    ]
+    assert scale_splits(record)[0] in ablation_notes(record)

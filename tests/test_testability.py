@@ -62,3 +62,40 @@ def test_a_presets_declaration_comes_before_the_facts():
 
 def test_the_verdict_text():
     assert not_testable("x") == "not testable at this budget: x"
+
+
+def test_presets_declare_what_they_cannot_test_outside_the_budget():
+    from vggbench.ablations.spec import load_spec, preset_budget, preset_untestable
+
+    spec = load_spec("lrn")
+    quick = preset_untestable(spec, "quick")
+    assert set(quick) == {SCALE, DENSE}
+    assert quick[SCALE].startswith("Fashion-MNIST: centered garments") and quick[DENSE].startswith("crop 32")
+    assert set(preset_untestable(spec, "gpu")) == {SCALE} and preset_untestable(spec, "smoke") == {}
+    assert not hasattr(preset_budget(spec, "quick"), "untestable")  # a reading, not part of the budget
+    assert preset_budget(spec, "quick").epochs == 80  # the cap every quick run is meant to end before
+
+
+@pytest.mark.parametrize(
+    "value, found",
+    [
+        ('{ size = "x" }', 'found { size = "x" }'),
+        ('{ scale = "" }', 'found { scale = "" }'),
+        ("{ scale = 3 }", "found { scale = 3 }"),
+        ('"scale"', 'found "scale" (a string)'),
+    ],
+)
+def test_a_bad_untestable_declaration_is_a_spec_error(tmp_path, value, found):
+    import shutil
+
+    from vggbench.ablations.spec import SPEC_DIR, load_spec, preset_budget
+    from vggbench.errors import VggbenchError
+
+    text = (SPEC_DIR / "presets.toml").read_text().replace("[smoke]\n", f"[smoke]\nuntestable = {value}\n")
+    (tmp_path / "presets.toml").write_text(text)
+    shutil.copy(SPEC_DIR / "lrn.toml", tmp_path / "lrn.toml")
+    with pytest.raises(VggbenchError) as error:
+        preset_budget(load_spec(str(tmp_path / "lrn.toml")), "quick")
+    message = str(error.value)
+    assert "[smoke] untestable: expected a table of scale and dense claims, each a reason" in message
+    assert found in message and "e.g. untestable = {" in message

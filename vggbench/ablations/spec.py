@@ -17,6 +17,7 @@ from typing import Any
 import tomllib
 
 from vggbench import paper
+from vggbench.ablations import testability
 from vggbench.checks import in_range
 from vggbench.errors import VggbenchError
 from vggbench.recipe import (
@@ -31,7 +32,7 @@ from vggbench.recipe import (
     preset_settings,
     schedule_problem,
 )
-from vggbench.scales import QSET_HELP, TrainScale, test_scales
+from vggbench.scales import QSET_HELP, TrainScale, parse_train_scale, test_scales
 
 #: The packaged specs and presets: a real folder wherever the package is installed from files (a wheel,
 #: an editable install, a checkout on sys.path), so it is a Path for the spec's `path` and its errors.
@@ -124,6 +125,10 @@ class Comparison:
     evaluation: str
     expect: str
     margin: float = 1.0  # percentage points, for "no_better" and "similar"
+    #: The arms are tested at different scales Q under this evaluation (e.g. Table 3's rule Q = S),
+    #: and that is part of the treatment. Without it, both arms must see the same test images in
+    #: pixels: a spec whose comparison's Q sets differ is refused (like for like).
+    test_scale_in_treatment: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,18 @@ def preset_budget(spec: AblationSpec, preset: str, overrides: dict[str, Any] | N
 
 def preset_values(spec: AblationSpec, preset: str) -> dict[str, Any]:
     """The budget keys a preset sets for a spec: presets.toml's, then the spec's own table's."""
+    values = _preset_tables(spec, preset)
+    values.pop(UNTESTABLE_KEY, None)
+    return values
+
+
+def preset_untestable(spec: AblationSpec, preset: str) -> dict[str, str]:
+    """What a preset declares it cannot test, kind of claim -> reason (`untestable` in its table;
+    testability.py adds what its data and crop rule out). A reading, so not part of the budget."""
+    return dict(_preset_tables(spec, preset).get(UNTESTABLE_KEY, {}))
+
+
+def _preset_tables(spec: AblationSpec, preset: str) -> dict[str, Any]:
     spec_dir = spec.path.parent if spec.path else SPEC_DIR
     return {**load_presets(spec_dir).get(preset, {}), **spec.presets.get(preset, {})}
 
@@ -407,6 +424,17 @@ BUDGET_SCHEMA = {
     "finetune_epochs": _at_least(1, "leave it out for the preset's epochs"),
 }
 PRESET_KEYS = set(BUDGET_SCHEMA)
+#: A preset's declaration of the claims it cannot test: { scale = "why", dense = "why" }.
+UNTESTABLE_KEY = "untestable"
+_PRESET_SCHEMA = {
+    **BUDGET_SCHEMA,
+    UNTESTABLE_KEY: Key(
+        "table",
+        ok=lambda v: set(v) <= set(testability.KINDS) and all(isinstance(r, str) and r for r in v.values()),
+        expected=f"a table of {' and '.join(testability.KINDS)} claims, each a reason (a string)",
+        fix='e.g. untestable = { scale = "Fashion-MNIST: centered objects that fill the frame" }',
+    ),
+}
 #: The recipe settings an arm may set for itself (net and scale it must).
 _ARM_SETTINGS = {s.name: setting_key(s, required=s.name in ("net", "scale")) for s in SETTINGS if s.arm}
 
@@ -455,6 +483,9 @@ _COMPARISON_SCHEMA = {
     "expect": _one_of(EXPECTATIONS, required=True),
     "margin": Key(
         "number", ok=lambda v: v >= 0, expected="a number of at least 0", fix="percentage points, e.g. 1.0"
+    ),
+    "test_scale_in_treatment": Key(
+        "boolean", fix="true where the arms' different test scales are part of what is compared"
     ),
 }
 
@@ -683,6 +714,10 @@ def _comparisons(
             raise VggbenchError(
                 f"{path}: {where} names evaluation {comparison.evaluation!r}, which the spec does not define"
             )
+        if comparison.baseline == comparison.treatment:
+            raise VggbenchError(
+                f"{path}: {where} compares arm {comparison.baseline!r} with itself; name two arms"
+            )
         protocol = next(e for e in evaluations if e.name == comparison.evaluation)
         for arm in (comparison.baseline, comparison.treatment):
             if not protocol.applies_to(arm):
@@ -690,8 +725,34 @@ def _comparisons(
                     f"{path}: {where} compares arm {arm!r} under evaluation {protocol.name!r}, which does "
                     f"not evaluate it; add {arm!r} to that evaluation's arms"
                 )
+        _check_like_for_like(comparison, protocol, {a.name: a for a in arms}, where, path)
         comparisons.append(comparison)
     return tuple(comparisons)
+
+
+def comparison_scales(comparison: Comparison, protocol: EvalProtocol, arms: dict[str, Arm]) -> list[tuple]:
+    """The test scales Q (paper units) of the baseline and the treatment under the comparison's
+    evaluation: Q = S (or the jitter range's middle) under "single", and so on (`test_scales`)."""
+    return [
+        test_scales(protocol.scales, parse_train_scale(arms[name].scale))
+        for name in (comparison.baseline, comparison.treatment)
+    ]
+
+
+def _check_like_for_like(
+    comparison: Comparison, protocol: EvalProtocol, arms: dict[str, Arm], where: str, path: Path
+) -> None:
+    """Both arms of a comparison are tested on the same images in pixels (the same Q set), unless
+    the comparison says that the test scale is part of the treatment."""
+    base, treat = comparison_scales(comparison, protocol, arms)
+    if base != treat and not comparison.test_scale_in_treatment:
+        qs = " vs ".join(",".join(map(str, q)) for q in (base, treat))
+        raise VggbenchError(
+            f"{path}: {where} tests {comparison.baseline!r} and {comparison.treatment!r} at different "
+            f"scales Q under {protocol.name!r} ({qs}): compare them at the same Q (an evaluation with "
+            'scales such as "384"), or set test_scale_in_treatment = true where the test scale is '
+            "part of the treatment (as Table 3's Q rule with dense evaluation)"
+        )
 
 
 def _check_presets(presets: dict[str, dict[str, Any]], table: str, path: Path) -> dict[str, dict[str, Any]]:
@@ -705,7 +766,7 @@ def _check_presets(presets: dict[str, dict[str, Any]], table: str, path: Path) -
             raise VggbenchError(
                 f"{path}: [{table}{preset}]: unknown preset {preset!r}; name one of {', '.join(PRESETS)}"
             )
-        _check_table(values, BUDGET_SCHEMA, f"[{table}{preset}]", path)
+        _check_table(values, _PRESET_SCHEMA, f"[{table}{preset}]", path)
     return presets
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -382,6 +382,10 @@ class ComparisonResult:
     #: the paper's treatment - baseline that paper_gap placed: paper_top1, or where the paper did not
     #: measure this evaluation (it measured dense only) its gap under another of the spec's
     paper_gap_top1: float | None = None
+    #: the test scales Q (paper units) of the baseline and of the treatment; [] in older records
+    test_scales: list[list[int]] = field(default_factory=list)
+    #: the spec says the arms' different Q are part of the treatment (else their Q are equal)
+    test_scale_in_treatment: bool = False
 
 
 @dataclass

@@ -19,8 +19,10 @@ from vggbench.ablations.spec import (
     Comparison,
     EvalProtocol,
     arm_epochs,
+    comparison_scales,
     load_spec,
     preset_budget,
+    preset_untestable,
     preset_values,
     with_budget,
 )
@@ -354,6 +356,7 @@ def _analyse(
             arms[(comparison.treatment, comparison.evaluation)],
             found,
             budget,
+            preset_untestable(spec, preset),
         )
         for comparison in spec.comparisons
         if (comparison.baseline, comparison.evaluation) in arms
@@ -492,6 +495,7 @@ def _comparison_result(
     treat_arm: ArmResult,
     found: Found,
     budget: Budget,
+    declared: dict[str, str],
 ) -> ComparisonResult:
     """The difference and its verdict: "not testable" when the budget cannot test the claim
     (testability.py; still measured), "stalled" when either arm has a seed at chance, inconclusive
@@ -500,8 +504,9 @@ def _comparison_result(
     treat = found[(comparison.treatment, comparison.evaluation)]
     diff = difference({s: r.top1_err for s, r in base.items()}, {s: r.top1_err for s, r in treat.items()})
     paper_top1, gap = paper_difference(spec, comparison), _paper_gap(spec, comparison)
-    kinds = claim_kinds((base_arm.scale, treat_arm.scale), spec.evaluation(comparison.evaluation).method)
-    untestable = untestable_reason(kinds, budget.data, budget.crop)
+    protocol = spec.evaluation(comparison.evaluation)
+    kinds = claim_kinds((base_arm.scale, treat_arm.scale), protocol.method)
+    untestable = untestable_reason(kinds, budget.data, budget.crop, declared)
     stalled = [arm for arm in (base_arm, treat_arm) if arm.stalled_seeds]
     if untestable:
         note = not_testable(untestable)
@@ -536,6 +541,10 @@ def _comparison_result(
         converged=base_arm.converged and treat_arm.converged,
         paper_gap=None if judged in (STALLED, UNTESTABLE) else paper_gap(diff, gap),
         paper_gap_top1=gap,
+        test_scales=[
+            list(q) for q in comparison_scales(comparison, protocol, {a.name: a for a in spec.arms})
+        ],
+        test_scale_in_treatment=comparison.test_scale_in_treatment,
     )
 
 

@@ -284,6 +284,7 @@ TOP5_COLUMNS = ["top-5 err (%)", "paper top-5"]
 COMPARISON_COLUMNS = [
     "comparison",
     "evaluation",
+    "test Q",
     "paper expects",
     "ours (points)",
     "95% CI",
@@ -342,6 +343,7 @@ def ablation_comparisons_frame(record: AblationRecord) -> pd.DataFrame:
         {
             "comparison": f"{c.treatment} - {c.baseline}",
             "evaluation": c.evaluation,
+            "test Q": q_text(c),
             "paper expects": c.expect.replace("_", " "),
             "ours (points)": round(c.difference.top1, 2),
             "95% CI": _interval(c),
@@ -396,6 +398,37 @@ def resolution(comparison: ComparisonResult, seeds: int) -> str:
     return f"{diff.n} seeds resolve differences of {smallest:.1f} points or more; {advice}"
 
 
+def q_text(c: ComparisonResult) -> str:
+    """The comparison's test scales Q (paper units): one set, or the baseline's vs the treatment's
+    where the spec says the test scale is part of the treatment; "-" in records made before."""
+    if not c.test_scales:
+        return "-"
+    base, treat = (",".join(map(str, q)) for q in c.test_scales)
+    return base if base == treat else f"{base} vs {treat}"
+
+
+def scale_splits(record: AblationRecord) -> list[str]:
+    """Where a comparison whose test scale is part of the treatment (B - A, each arm at its own Q) is
+    followed by one at a single Q from B (C - B), their sum C - A splits into the test scale's
+    change and the training's: one sentence per such pair, with each part in points."""
+    lines = []
+    for first in record.comparisons:
+        if not first.test_scale_in_treatment or "center" not in first.evaluation:
+            continue
+        for second in record.comparisons:
+            if second.baseline != first.treatment or second.test_scale_in_treatment:
+                continue
+            x, y = first.difference.top1, second.difference.top1
+            share = f"; the test scale's part is {x / (x + y):.0%} of it" if abs(x + y) > 1e-9 else ""
+            lines.append(
+                f"{second.treatment} - {first.baseline} at each arm's own Q splits into {first.treatment} "
+                f"- {first.baseline} ({first.evaluation}, Q {q_text(first)}) {x:+.2f} and "
+                f"{second.treatment} - {second.baseline} ({second.evaluation}, Q {q_text(second)}) "
+                f"{y:+.2f}: {x + y:+.2f} points in all{share}"
+            )
+    return lines
+
+
 def gap_of(c: ComparisonResult) -> str | None:
     """Where the paper's difference falls against our interval (`stats.paper_gap`), as recorded, or
     computed from paper_top1 for records made before it was recorded; None for stalled and
@@ -443,7 +476,7 @@ def headline(record: AblationRecord) -> str:
         runs = f"{record.runs_found} of {record.runs_expected} runs"
         return f"{name}: no comparison has both arms in the store yet ({runs})"
     measured = f"ours {c.difference.top1:+.2f} points, 95% CI {_interval(c)}; {_paper_number(c)}"
-    what = f"{c.treatment} - {c.baseline}, {c.evaluation}"
+    what = f"{c.treatment} - {c.baseline}, {c.evaluation}" + (f" (Q {q_text(c)})" if c.test_scales else "")
     if c.verdict == UNTESTABLE:
         return f"{name}: {c.note}. Measured all the same, {what}: {measured}."
     line = f"{name}: {what}: **{c.verdict}**, {measured}"
@@ -490,9 +523,10 @@ def ablation_budget_line(record: AblationRecord) -> str:
 
 
 def ablation_notes(record: AblationRecord) -> list[str]:
-    """What a reader must know to read the numbers: seeds that stalled at chance, and how few
-    window positions dense evaluation has at a small crop."""
-    notes = []
+    """What a reader must know to read the numbers: how a gap measured at different test scales
+    splits (`scale_splits`), seeds that stalled at chance, and how few window positions dense
+    evaluation has at a small crop."""
+    notes = scale_splits(record)
     stalled = {arm.name: arm.stalled_seeds for arm in record.arms if arm.stalled_seeds}
     for name, seeds in stalled.items():
         notes.append(
