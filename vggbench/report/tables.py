@@ -284,7 +284,6 @@ TOP5_COLUMNS = ["top-5 err (%)", "paper top-5"]
 COMPARISON_COLUMNS = [
     "comparison",
     "evaluation",
-    "test Q",
     "paper expects",
     "ours (points)",
     "95% CI",
@@ -342,8 +341,7 @@ def ablation_comparisons_frame(record: AblationRecord) -> pd.DataFrame:
     rows = [
         {
             "comparison": f"{c.treatment} - {c.baseline}",
-            "evaluation": c.evaluation,
-            "test Q": q_text(c),
+            "evaluation": c.evaluation + (f" (Q {q_text(c)})" if c.test_scale_in_treatment else ""),
             "paper expects": c.expect.replace("_", " "),
             "ours (points)": round(c.difference.top1, 2),
             "95% CI": _interval(c),
