@@ -40,10 +40,13 @@ demo: $(VENV)/.installed data
 	@echo "report: $(DEMO)/REPORT.md"
 	$(VENV)/bin/vggbench runs diff results --results-dir $(DEMO)
 
-# The committed reference report: every ablation at the quick preset, 3 seeds, into results/.
+# The committed reference report: every ablation at the quick preset, 3 seeds, into results/, one
+# torch thread per run as the demo (its runs are the reference's, and compare equal).
 ABLATIONS := lrn conv1x1 conv5x5 jitter depth init
 reference: $(VENV)/.installed data
-	for name in $(ABLATIONS); do $(VENV)/bin/vggbench ablate $$name --preset quick --seeds 3 || exit 1; done
+	for name in $(ABLATIONS); do \
+	  taskset -c $(DEMO_CPUS) $(VENV)/bin/vggbench ablate $$name --preset quick --seeds 3 \
+	    --jobs $(DEMO_JOBS) --quiet || exit 1; done
 	$(VENV)/bin/vggbench report
 
 # CI's smoke sweep outside pytest: 2 arms x 2 seeds on synthetic images, then the report.
