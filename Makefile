@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 comma := ,
 
-.PHONY: demo test test-bare bench data data-if-possible reference smoke clean
+.PHONY: demo test test-bare bench counts data data-if-possible reference smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -68,6 +68,11 @@ test: $(VENV)/.installed data-if-possible
 # them without skipping fails here on every machine, not only on the one that lacks it. CI runs it.
 test-bare: $(VENV)/.installed
 	CUDA_VISIBLE_DEVICES= VGGBENCH_ABSENT=all $(PY) -m pytest -q
+
+# The counts `vggbench params` ships for the paper's settings, written anew from fvcore (a test
+# fails when the code's counts and the shipped file differ).
+counts: $(VENV)/.installed
+	$(PY) -m vggbench.counting
 
 # pytest-benchmark timings of the hot paths (tests/benchmarks/, left out of `make test`).
 bench: $(VENV)/.installed

@@ -72,3 +72,38 @@ def test_small_filter_table_matches_section_2_3():
     assert (three.stack_nonlinearities, three.single_nonlinearities) == (3, 1)
     assert [r.receptive_field for r in rows] == [3, 5, 7]
     assert rows[1].stack_params == 18 * 64**2 and rows[1].single_params == 25 * 64**2
+
+
+# --- The counts shipped for the paper's settings ----------------------------------------------------
+
+
+def test_the_shipped_counts_are_fvcores():
+    """`make counts` wrote them; any change of the code's counts must be written again."""
+    import json
+
+    from vggbench.counting import SHIPPED, shipped_counts
+
+    assert json.loads(SHIPPED.read_text()) == json.loads(json.dumps(shipped_counts()))
+
+
+def test_params_at_the_papers_settings_loads_neither_torch_nor_fvcore(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from vggbench.cli import run; code = run(['params', '--format', 'json']); "
+        "print(code, 'torch' in sys.modules, 'fvcore' in sys.modules, file=sys.stderr)"
+    )
+    env = {**os.environ, "VGGBENCH_CACHE_DIR": ""}  # no on-disk cache: the shipped file alone
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "0 False False"
+    assert '"params": 138357544' in done.stdout  # D's 138,357,544 parameters, Table 2's 138M
+
+
+def test_other_settings_are_not_shipped():
+    from vggbench.counting import shipped
+
+    assert shipped("summary", "D", 1000, 1.0, 224)["params"] == 138357544
+    assert shipped("summary", "D", 10, 1.0, 224) is None and shipped("summary", "D", 1000, 0.5, 224) is None
+    assert shipped("summary", "D", 1000, 1.0, 32) is None

@@ -43,6 +43,7 @@ def test_a_wheel_ships_the_specs_and_finds_them_outside_the_checkout(tmp_path):
     subprocess.run([*build, "-w", str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("vggbench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
+    assert "vggbench/counts_shipped.json" in names  # `params` at the paper's settings without fvcore
     assert (
         sorted(n.removeprefix("vggbench/specs/") for n in names if n.startswith("vggbench/specs/")) == SPECS
     )

@@ -367,10 +367,49 @@ def _cache_path(kind: str, net: str, num_classes: int, width: float, size: int) 
     return folder / "counts" / f"{record_id(key, length=20)}.json", key
 
 
+#: The counts at the paper's settings (224 px, 1000 classes, width 1) for every net, shipped in the
+#: package so that a fresh install answers `vggbench params` without loading torch or fvcore.
+#: tests/test_counting.py checks them against fvcore; `make counts` writes them anew.
+SHIPPED = Path(__file__).resolve().parent / "counts_shipped.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_table() -> dict[str, dict[str, Any]]:
+    """{kind: {net: value}} from SHIPPED; empty where it is missing or unreadable (then fvcore counts)."""
+    try:
+        return json.loads(SHIPPED.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def shipped(kind: str, net: str, num_classes: int, width: float, size: int) -> Any:
+    """The shipped value of (kind, net) at the paper's settings, or None for any other setting."""
+    if (num_classes, width, size) != (paper.NUM_CLASSES, 1.0, paper.PAPER_CROP):
+        return None
+    return _shipped_table().get(kind, {}).get(net)
+
+
+def shipped_counts() -> dict[str, dict[str, Any]]:
+    """What SHIPPED holds, counted afresh by fvcore: every net's summary and layer breakdown."""
+    from vggbench.architectures import ARCHITECTURES
+
+    def spec(net: str) -> ModelSpec:
+        return _spec(net, paper.NUM_CLASSES, 1.0, paper.PAPER_CROP)
+
+    return {
+        "summary": {net: asdict(summarize(spec(net))) for net in ARCHITECTURES},
+        "layers": {net: [asdict(row) for row in layer_breakdown(spec(net))] for net in ARCHITECTURES},
+    }
+
+
 def _cached(kind: str, net: str, num_classes: int, width: float, size: int, compute) -> Any:
-    """The cached value of (kind, net, classes, width, size) under this fvcore, torch and code, or
-    `compute()`'s, then stored. The cache is only ever a shortcut: an unreadable or foreign entry
-    is computed again, and a cache that cannot be written is skipped."""
+    """The shipped value at the paper's settings, else the cached value of (kind, net, classes,
+    width, size) under this fvcore, torch and code, or `compute()`'s, then stored. The cache is only
+    ever a shortcut: an unreadable or foreign entry is computed again, and a cache that cannot be
+    written is skipped."""
+    value = shipped(kind, net, num_classes, width, size)
+    if value is not None:
+        return value
     where = _cache_path(kind, net, num_classes, width, size)
     if where is not None and where[0].exists():
         try:
@@ -423,3 +462,8 @@ def cached_layer_breakdown(
         lambda: [asdict(row) for row in layer_breakdown(_spec(net, num_classes, width, size))],
     )
     return [LayerRow(**{**row, "output_shape": tuple(row["output_shape"])}) for row in value]
+
+
+if __name__ == "__main__":  # `make counts`: write the shipped counts from fvcore
+    atomic_write_text(SHIPPED, json.dumps(shipped_counts(), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {SHIPPED}")
