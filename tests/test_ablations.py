@@ -292,9 +292,11 @@ expect = "similar"
 """
 
 
-def _store_sweep(root, spec, budget: Budget, errors: dict[str, list[float]]) -> dict[tuple[str, int], str]:
-    """A sweep's runs and their single-scale dense evaluations (top-1 errors per arm and seed), written
-    straight to the store; E glorot's seed 2 warned that it was not learning. The run ids by (arm, seed)."""
+def _store_sweep(root, spec, budget: Budget, top1_of, net: str = "E") -> dict[tuple[str, int], str]:
+    """A sweep's runs and, for every evaluation of the spec that covers an arm, its evaluation record
+    with the top-1 error `top1_of(arm name, seed, paper-unit Q set, method)` (None: no record),
+    written straight to the store; E glorot's seed 2 warned that it was not learning. The run ids
+    by (arm, seed)."""
     run_ids: dict[tuple[str, int], str] = {}
     for seed in range(3):
         for arm in spec.arms:
@@ -303,7 +305,7 @@ def _store_sweep(root, spec, budget: Budget, errors: dict[str, list[float]]) -> 
             run = make_run(
                 config.run_id,
                 config.to_dict(),
-                net="E",
+                net=net,
                 train_scale=arm.scale,
                 init_from=config.init_from,
                 warnings=warnings,
@@ -312,10 +314,17 @@ def _store_sweep(root, spec, budget: Budget, errors: dict[str, list[float]]) -> 
             )
             write_run(root, run)
             run_ids[(arm.name, seed)] = run.id
-            identity = run_identity(run, "dense", "single")
-            top1 = errors[arm.name][seed]
-            write_eval(root, make_eval(id=record_id(identity), runs=[run.id], top1_err=top1, seconds=1.5))
+            for protocol in spec.evaluations:
+                identity = run_identity(run, protocol.method, protocol.scales, protocol.max_images)
+                top1 = top1_of(arm.name, seed, tuple(identity["test_scales"]), protocol.method)
+                if protocol.applies_to(arm.name) and top1 is not None:
+                    record = make_eval(id=record_id(identity), runs=[run.id], top1_err=top1, seconds=1.5)
+                    write_eval(root, record)
     return run_ids
+
+
+def _chain_errors(arm: str, seed: int, qs: tuple, method: str) -> float:
+    return CHAIN_ERRORS[arm][seed]
 
 
 CHAIN_ERRORS = {"E S=256": [50.0, 52.0, 54.0], "E S=384": [48.0, 49.5, 52.0], "E glorot": [55.0, 89.5, 60.0]}
@@ -327,7 +336,7 @@ def test_analysis_of_a_stored_sweep_judges_only_from_evidence(tmp_path):
     (tmp_path / "chain.toml").write_text(CHAIN_SPEC)
     spec = load_spec(str(tmp_path / "chain.toml"))
     budget = Budget(data="synthetic", width=0.125, crop=128, epochs=2, batch=8, lr=0.01)  # dense is testable
-    run_ids = _store_sweep(tmp_path, spec, budget, CHAIN_ERRORS)
+    run_ids = _store_sweep(tmp_path, spec, budget, _chain_errors)
     record = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
     base, tuned, glorot = record.arms
     assert (base.chain, base.total_epochs) == (["S=256"], 2)
@@ -377,7 +386,7 @@ def test_a_claim_the_budget_cannot_test_is_measured_but_gets_no_verdict(tmp_path
     (tmp_path / "chain.toml").write_text(CHAIN_SPEC)
     spec = load_spec(str(tmp_path / "chain.toml"))
     budget = Budget(data="synthetic", width=0.125, crop=32, epochs=2, batch=8, lr=0.01)
-    _store_sweep(tmp_path, spec, budget, CHAIN_ERRORS)
+    _store_sweep(tmp_path, spec, budget, _chain_errors)
     record = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
     lower, similar = record.comparisons
     assert lower.difference.top1 == pytest.approx(-13 / 6)  # measured as before
@@ -632,29 +641,12 @@ def test_the_jitter_split_from_stored_evaluations_equals_the_hand_computation(tm
         ("D S=256", (256, 384)): [26.0, 27.0, 28.0],
         ("D jitter", (256, 384)): [22.0, 23.0, 23.5],
     }
-    run_ids: dict[tuple[str, int], str] = {}
-    for seed in range(3):
-        for arm in spec.arms:
-            config = train_config(arm, seed, budget, run_ids)
-            run = make_run(
-                config.run_id,
-                config.to_dict(),
-                net="D",
-                train_scale=arm.scale,
-                init_from=config.init_from,
-                seed=seed,
-                stopped_by="schedule",
-            )
-            write_run(tmp_path, run)
-            run_ids[(arm.name, seed)] = run.id
-            for protocol in spec.evaluations:
-                if not protocol.applies_to(arm.name):
-                    continue
-                identity = run_identity(run, protocol.method, protocol.scales, protocol.max_images)
-                qs = tuple(identity["test_scales"])  # paper units
-                errors = center.get((arm.name, qs)) if protocol.method == "center" else None
-                top1 = errors[seed] if errors else 40.0 + seed
-                write_eval(tmp_path, make_eval(id=record_id(identity), runs=[run.id], top1_err=top1))
+
+    def top1_of(arm: str, seed: int, qs: tuple, method: str) -> float:
+        errors = center.get((arm, qs)) if method == "center" else None
+        return errors[seed] if errors else 40.0 + seed
+
+    _store_sweep(tmp_path, spec, budget, top1_of, net="D")
     record = analyse(spec, seeds=3, preset="smoke", budget=budget, results_dir=tmp_path)
     by_evaluation = {(c.baseline, c.treatment, c.evaluation): c for c in record.comparisons}
     scale_part = by_evaluation[("D S=256", "D S=384", "single scale, center crop")]
