@@ -76,8 +76,8 @@ def test_conv1x1_and_jitter_share_ds_runs(preset):
 
 
 def test_budget_fine_tuning_defaults_are_lr_over_10_and_the_epochs():
-    quick = preset_budget(load_spec("jitter"), "quick")  # lr 0.005, a cap of 80 epochs
-    assert (quick.finetune_lr, quick.finetune_epochs, quick.design) == (0.0005, 80, CHAIN)
+    quick = preset_budget(load_spec("jitter"), "quick")  # lr 0.005, a cap of 40 epochs
+    assert (quick.finetune_lr, quick.finetune_epochs, quick.design) == (0.0005, 40, CHAIN)
     full = preset_budget(load_spec("jitter"), "paper")
     assert (full.lr, full.finetune_lr, full.finetune_epochs) == (0.01, 0.001, 74)
     assert full.finetune_lr == paper.FINETUNE_LEARNING_RATE
@@ -85,7 +85,7 @@ def test_budget_fine_tuning_defaults_are_lr_over_10_and_the_epochs():
     moved = preset_budget(load_spec("jitter"), "quick", {"lr": 0.02, "epochs": 3})
     assert (moved.finetune_lr, moved.finetune_epochs) == (0.002, 3)
     own = preset_budget(load_spec("jitter"), "quick", {"finetune_lr": 0.0001, "finetune_epochs": 2})
-    assert (own.lr, own.epochs, own.finetune_lr, own.finetune_epochs) == (0.005, 80, 0.0001, 2)
+    assert (own.lr, own.epochs, own.finetune_lr, own.finetune_epochs) == (0.005, 40, 0.0001, 2)
     # an ablation without a chain is from scratch
     assert preset_budget(load_spec("lrn"), "quick").design == FROM_SCRATCH
 
@@ -95,7 +95,7 @@ def test_a_fine_tuned_arm_trains_at_the_finetune_lr_and_epochs_from_its_source()
     budget = preset_budget(spec, "quick", {"finetune_epochs": 2})
     configs = _configs(spec, budget)
     s256, s384, jit = configs["D S=256"], configs["D S=384"], configs["D jitter"]
-    assert (s256.lr, s256.epochs, s256.init_from) == (0.005, 80, None)
+    assert (s256.lr, s256.epochs, s256.init_from) == (0.005, 40, None)
     assert (s384.lr, s384.epochs, s384.init_from, s384.scale) == (0.0005, 2, s256.run_id, "384")
     assert (jit.lr, jit.epochs, jit.init_from, jit.scale) == (0.0005, 2, s384.run_id, "256:512")
     # seed 1 chains to seed 1's runs
@@ -121,7 +121,7 @@ def test_from_scratch_drops_the_chain_and_gets_other_runs(tmp_path, generated_fa
     assert budget.design == FROM_SCRATCH
     a, b = _configs(chained, preset_budget(chained, "quick")), _configs(scratch, budget)
     # every arm from scratch at the budget's lr and epochs: S=256 is the same run, the others are not
-    assert [(c.lr, c.epochs, c.init_from) for c in b.values()] == [(0.005, 80, None)] * 3
+    assert [(c.lr, c.epochs, c.init_from) for c in b.values()] == [(0.005, 40, None)] * 3
     assert a["D S=256"].run_id == b["D S=256"].run_id
     assert a["D S=384"].run_id != b["D S=384"].run_id and a["D jitter"].run_id != b["D jitter"].run_id
     # the spec's own key does the same, and an explicit chain=True overrides it

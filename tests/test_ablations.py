@@ -503,7 +503,7 @@ def test_ablate_bad_input(cli, argv, fragments, tmp_path):
 def test_a_budget_is_labelled_by_what_it_changes_in_its_preset():
     lrn = load_spec("lrn")
     assert budget_label(lrn, "quick", preset_budget(lrn, "quick")) == "quick"
-    assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"epochs": 80})) == "quick"
+    assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"epochs": 40})) == "quick"
     assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"epochs": 10})) == "quick+epochs=10"
     # --lr moves finetune_lr (lr / 10) too: only what was changed is named
     assert budget_label(lrn, "quick", preset_budget(lrn, "quick", {"lr": 0.01})) == "quick+lr=0.01"
