@@ -174,7 +174,7 @@ def test_the_epoch_label_moves_on_at_the_end_of_each_epoch_and_after_a_resume():
     metrics = type("M", (), {"val_top1_err": 33.25})()
     bars.on_epoch_end(EpochEnd(6, metrics, None, None, None))
     assert fake.tasks[0]["description"] == "epoch 7/8" and fake.tasks[0]["completed"] == 6 * 40
-    assert fake.tasks[0]["info"] == "epoch 6: val top-1 33.25%"
+    assert fake.tasks[0]["info"] == "epoch 6: val top-1 err 33.25%"
     bars.__exit__(None, None, None)
     assert fake.tasks[0]["removed"]
 

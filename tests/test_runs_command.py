@@ -203,7 +203,7 @@ def test_list_table_never_cuts_an_id(cli, root):
     assert result.code == 0, result.err
     for run_id in (ID_A, ID_B, ID_C, "feedfacecafe"):
         assert run_id in result.out
-    assert "top-1 %" in result.out and "0.125" in result.out and "2 (schedule)" in result.out
+    assert "top-1 err %" in result.out and "0.125" in result.out and "2 (schedule)" in result.out
 
 
 def test_an_id_column_is_kept_whole_in_a_table_wider_than_the_terminal():
@@ -236,7 +236,8 @@ def test_show_by_unique_prefix_has_the_summary_curve_and_evaluations(cli, root):
     assert RunRecord.from_json(shown["run"]) == make_run(ID_A)
     assert [EvalRecord.from_json(e) for e in shown["evals"]] == [make_eval(ID_A)]
     table = cli("runs", "show", "ab12c", "--results-dir", str(root)).out
-    assert f"run {ID_A}" in table and "41.25 / 10.31" in table and "12.50" in table
+    assert f"run {ID_A}" in table and "41.25" in table and "12.50" in table
+    assert "top-5" not in table and "10.31" not in table and "1.75" not in table  # 10 classes: no top-5
     csv = pd.read_csv(
         io.StringIO(cli("runs", "show", "77e", "--results-dir", str(root), "--format", "csv").out)
     )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vggbench import store
 from vggbench.ablations.spec import load_presets
+from vggbench.ablations.stats import top5_comparable
 from vggbench.architectures import get_architecture
 from vggbench.errors import VggbenchError
 from vggbench.recipe import setting, shared_by_arms
@@ -48,8 +49,8 @@ RUN_COLUMNS = [
 #: budget is the epochs given and the stopping rule).
 RUN_HEADERS = {
     "train_scale": "S",
-    "top1_err": "top-1 %",
-    "top5_err": "top-5 %",
+    "top1_err": "top-1 err %",
+    "top5_err": "top-5 err %",
     "train_time_s": "train s",
 }
 INTERRUPTED = "checkpoint only"  # a run with a checkpoint and no record: interrupted or running now
@@ -152,6 +153,34 @@ def run_evals(root: Path, run_id: str) -> list[EvalRecord]:
     return [e for e in store.read_evals(root) if run_id in e.runs]
 
 
+# --- A run in words ---------------------------------------------------------------------------------
+
+
+def plural(count: int, word: str) -> str:
+    """'1 epoch', '3 epochs'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def outcome(run: RunRecord) -> str:
+    """What a run reached and how it ended, e.g. 'val top-1 err 41.25% top-5 err 10.31% after 2
+    epochs (schedule)': the errors named as errors, as every summary line says them."""
+    return (
+        f"val top-1 err {run.top1_err:.2f}% top-5 err {run.top5_err:.2f}% after "
+        f"{plural(len(run.epochs), 'epoch')} ({run.stopped_by})"
+    )
+
+
+def train_summary(run: RunRecord, stored: bool, root: Path) -> str:
+    """`train`'s one line: the run, what it reached (`outcome`), its speed and its record's path."""
+    return (
+        f"run {run.id}{' (stored; --force retrains)' if stored else ''}: {run.net} width "
+        f"{run.width:g} crop {run.crop} S={run.train_scale} on {run.dataset}: {outcome(run)}, "
+        f"{run.wall_time_s:.0f} s, {run.images_per_s:.0f} img/s, "
+        f"data {100 * run.data_time_fraction:.0f}% of train time; "
+        f"{Path(root) / store.RUNS / (run.id + '.json')}"
+    )
+
+
 # --- Rows -------------------------------------------------------------------------------------------
 
 
@@ -198,12 +227,20 @@ def runs_frame(runs: Sequence[RunRecord], interrupted: Sequence[str] = ()) -> pd
     return frame.astype({"width": "Float64", "crop": "Int64", "epochs": "Int64"})
 
 
-def display_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """`runs_frame` for people: the width as given (0.125, not 0.12), epochs and stop reason in
-    one `trained` column, short headers."""
+def display_runs(frame: pd.DataFrame, runs: Sequence[RunRecord]) -> pd.DataFrame:
+    """`runs_frame` of `runs` (its first rows) for people: the width as given (0.125, not 0.12),
+    epochs and stop reason in one `trained` column, short headers, and top-5 only where it says
+    something (`ablations.stats.top5_comparable`, as the report): the column left out when no run
+    has more than 10 classes."""
     import pandas as pd  # lazy: keeps CLI start-up fast
 
     shown = frame.copy()
+    comparable = [top5_comparable(run.num_classes) for run in runs]
+    shown["top5_err"] = [e if ok else None for e, ok in zip(frame["top5_err"], comparable)] + [None] * (
+        len(frame) - len(runs)
+    )
+    if not any(comparable):
+        shown = shown.drop(columns="top5_err")
     shown["width"] = [None if pd.isna(w) else f"{w:g}" for w in frame["width"]]
     trained = [None if pd.isna(e) else f"{e} ({s})" for e, s in zip(frame["epochs"], frame["stopped_by"])]
     shown = shown.drop(columns=["epochs", "stopped_by"])
@@ -211,8 +248,8 @@ def display_runs(frame: pd.DataFrame) -> pd.DataFrame:
     return shown.rename(columns=RUN_HEADERS)
 
 
-def summary_frame(run: RunRecord) -> pd.DataFrame:
-    """`runs show`: what a run is and what it reached, as (field, value) rows."""
+def summary_frame(run: RunRecord, top5: bool = True) -> pd.DataFrame:
+    """`runs show`: what a run is and what it reached (top-5 with `top5`), as (field, value) rows."""
     import pandas as pd  # lazy: keeps CLI start-up fast
 
     recipe = run.recipe
@@ -230,7 +267,7 @@ def summary_frame(run: RunRecord) -> pd.DataFrame:
             f"dropout {recipe.dropout:g}, batch {recipe.batch_size}",
         ),
         ("budget", f"{budget_label(run)}; trained {len(run.epochs)}, stopped by {run.stopped_by}"),
-        ("val top-1 / top-5 err (%)", f"{run.top1_err:.2f} / {run.top5_err:.2f}"),
+        _errors_row(run, top5),
         (
             "train time",
             f"{run.train_time_s:.0f} s ({run.images_per_s:.0f} img/s), wall {run.wall_time_s:.0f} s",
@@ -244,16 +281,30 @@ def summary_frame(run: RunRecord) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
-def curve_frame(run: RunRecord) -> pd.DataFrame:
-    """A run's per-epoch curve: loss, lr, validation errors and time."""
+def _errors_row(run: RunRecord, top5: bool) -> tuple[str, str]:
+    if top5:
+        return ("val top-1 / top-5 err (%)", f"{run.top1_err:.2f} / {run.top5_err:.2f}")
+    return ("val top-1 err (%)", f"{run.top1_err:.2f}")
+
+
+def curve_frame(run: RunRecord, top5: bool = True) -> pd.DataFrame:
+    """A run's per-epoch curve: loss, lr, validation errors (top-5 with `top5`) and time."""
     import pandas as pd  # lazy: keeps CLI start-up fast
 
     columns = ["epoch", "train_loss", "lr", "val_top1_err", "val_top5_err", "wall_s", "images_per_s"]
+    columns = [c for c in columns if top5 or c != "val_top5_err"]
     return pd.DataFrame([{c: getattr(e, c) for c in columns} for e in run.epochs], columns=columns)
 
 
-def evals_frame(evals: Sequence[EvalRecord]) -> pd.DataFrame:
-    """A run's stored evaluations, one row each (`vggbench eval` has every column)."""
+def show_top5(run: RunRecord, fmt: str) -> bool:
+    """Whether `runs show` shows a run's top-5 errors: always in CSV (its columns stay), else only
+    where top-5 says something (`ablations.stats.top5_comparable`, as the report)."""
+    return fmt == "csv" or top5_comparable(run.num_classes)
+
+
+def evals_frame(evals: Sequence[EvalRecord], top5: bool = True) -> pd.DataFrame:
+    """A run's stored evaluations, one row each (`vggbench eval` has every column; top-5 with
+    `top5`)."""
     import pandas as pd  # lazy: keeps CLI start-up fast
 
     rows = [
@@ -268,9 +319,8 @@ def evals_frame(evals: Sequence[EvalRecord]) -> pd.DataFrame:
         }
         for e in evals
     ]
-    return pd.DataFrame(
-        rows, columns=["eval id", "runs", "method", "test Q", "images", "top-1 err (%)", "top-5 err (%)"]
-    )
+    columns = ["eval id", "runs", "method", "test Q", "images", "top-1 err (%)", "top-5 err (%)"]
+    return pd.DataFrame(rows, columns=columns[: None if top5 else -1])
 
 
 def compare_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:

@@ -104,7 +104,7 @@ class TrainBars:
             self.task,
             description=following,
             completed=end.epoch * self.steps,
-            info=f"epoch {end.epoch}: val top-1 {end.metrics.val_top1_err:.2f}%",
+            info=f"epoch {end.epoch}: val top-1 err {end.metrics.val_top1_err:.2f}%",
         )
 
     def __exit__(self, *exc) -> None:

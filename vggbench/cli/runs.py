@@ -59,7 +59,7 @@ def runs_list(
     if not len(frame):
         where = Path(results_dir) / "runs"
         note(f"no runs{' match' if filtered else ''} in {where}; train one with vggbench train")
-    shown = frame if fmt in ("json", "csv") else runs_lib.display_runs(frame)
+    shown = frame if fmt in ("json", "csv") else runs_lib.display_runs(frame, chosen)
     echo(render(shown, fmt, f"Runs in {results_dir}"))
 
 
@@ -85,10 +85,11 @@ def runs_show(
     if fmt == "json":
         echo(json.dumps({"run": run.to_json(), "evals": [e.to_json() for e in evals]}, indent=2, default=str))
         return
+    top5 = runs_lib.show_top5(run, fmt)
     sections = [
-        (f"run {run.id}", runs_lib.summary_frame(run)),
-        ("per-epoch curve (validation: center crop at Q)", runs_lib.curve_frame(run)),
-        ("stored evaluations", runs_lib.evals_frame(evals)),
+        (f"run {run.id}", runs_lib.summary_frame(run, top5)),
+        ("per-epoch curve (validation: center crop at Q)", runs_lib.curve_frame(run, top5)),
+        ("stored evaluations", runs_lib.evals_frame(evals, top5)),
     ]
     echo(render_sections(sections, fmt, key="table"))
 

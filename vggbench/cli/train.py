@@ -147,11 +147,6 @@ def train(**given: Any) -> None:
     if given["as_json"] or fmt == "json":
         echo(json.dumps(record.to_json(), indent=2, sort_keys=True, default=str))
         return
-    echo(
-        f"run {record.id}{' (stored; --force retrains)' if stored else ''}: {record.net} width "
-        f"{record.width:g} crop {record.crop} S={record.train_scale} on {record.dataset}: val top-1 "
-        f"{record.top1_err:.2f}% top-5 {record.top5_err:.2f}% after {len(record.epochs)} epochs, "
-        f"{record.wall_time_s:.0f} s, {record.images_per_s:.0f} img/s, "
-        f"data {100 * record.data_time_fraction:.0f}% of train time; "
-        f"{Path(results_dir) / store.RUNS / (record.id + '.json')}"
-    )
+    from vggbench.runs import train_summary  # lazy: keeps CLI start-up fast
+
+    echo(train_summary(record, stored, results_dir))

@@ -622,8 +622,8 @@ class Trainer:
         decreased = self.schedule.step(metrics.val_top1_err)
         self.epochs.append(metrics)
         self.log.line(
-            f"epoch {metrics.epoch}/{self.config.epochs}: loss {metrics.train_loss:.4f}, val top-1 "
-            f"{metrics.val_top1_err:.2f}% top-5 {metrics.val_top5_err:.2f}%, lr {metrics.lr:g}, "
+            f"epoch {metrics.epoch}/{self.config.epochs}: loss {metrics.train_loss:.4f}, val top-1 err "
+            f"{metrics.val_top1_err:.2f}% top-5 err {metrics.val_top5_err:.2f}%, lr {metrics.lr:g}, "
             f"{metrics.images_per_s:.0f} img/s, data {100 * metrics.data_time_fraction:.0f}% of train time"
             + (f"; lr -> {self.schedule.lr:g}" if decreased else "")
         )
