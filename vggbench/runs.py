@@ -36,6 +36,7 @@ RUN_COLUMNS = [
     "width",
     "crop",
     "train_scale",
+    "seed",
     "budget",
     "epochs",
     "stopped_by",
@@ -44,6 +45,7 @@ RUN_COLUMNS = [
     "top5_err",
     "train_time_s",
     "status",
+    "created",
 ]
 #: Its terminal, Markdown and LaTeX headers (epochs and stopped_by show as one column, `trained`;
 #: budget is the epochs given and the stopping rule).
@@ -205,6 +207,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "width": run.width,
         "crop": run.crop,
         "train_scale": run.train_scale,
+        "seed": run.seed,
         "budget": budget_label(run),
         "epochs": len(run.epochs),
         "stopped_by": run.stopped_by,
@@ -213,6 +216,7 @@ def run_row(run: RunRecord) -> dict[str, Any]:
         "top5_err": run.top5_err,
         "train_time_s": run.train_time_s,
         "status": run.status,
+        "created": run.created,
     }
 
 
@@ -224,27 +228,50 @@ def runs_frame(runs: Sequence[RunRecord], interrupted: Sequence[str] = ()) -> pd
     rows = [run_row(run) for run in runs]
     rows += [{"id": run_id, "status": INTERRUPTED} for run_id in interrupted]
     frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    return frame.astype({"width": "Float64", "crop": "Int64", "epochs": "Int64"})
+    return frame.astype({"width": "Float64", "crop": "Int64", "seed": "Int64", "epochs": "Int64"})
 
 
-def display_runs(frame: pd.DataFrame, runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """`runs_frame` of `runs` (its first rows) for people: the width as given (0.125, not 0.12),
+def sort_runs(frame: pd.DataFrame, column: str | None) -> pd.DataFrame:
+    """`runs_frame` sorted by one of its columns (RUN_COLUMNS, or a header of RUN_HEADERS),
+    stably, missing values last; None keeps the store's order (oldest first)."""
+    if column is None:
+        return frame
+    names = {**{c: c for c in RUN_COLUMNS}, **{h: c for c, h in RUN_HEADERS.items()}, "trained": "epochs"}
+    if column not in names:
+        raise VggbenchError(f"cannot sort by {column!r}; choose one of {', '.join(RUN_COLUMNS)}")
+    return frame.sort_values(names[column], kind="stable", na_position="last").reset_index(drop=True)
+
+
+#: What `runs list` leaves out of a terminal table unless --wide: what a store's runs mostly share
+#: (width, crop, budget) and the train time; `created` shows its date only.
+NARROW_DROPS = ("width", "crop", "budget", "train_time_s")
+
+
+def display_runs(frame: pd.DataFrame, runs: Sequence[RunRecord], wide: bool = True) -> pd.DataFrame:
+    """`runs_frame` (rows of `runs`, by id) for people: the width as given (0.125, not 0.12),
     epochs and stop reason in one `trained` column, short headers, and top-5 only where it says
     something (`ablations.stats.top5_comparable`, as the report): the column left out when no run
-    has more than 10 classes."""
+    has more than 10 classes. Not `wide`: NARROW_DROPS left out, and the status only where a run is
+    not complete (in `trained`)."""
     import pandas as pd  # lazy: keeps CLI start-up fast
 
     shown = frame.copy()
-    comparable = [top5_comparable(run.num_classes) for run in runs]
-    shown["top5_err"] = [e if ok else None for e, ok in zip(frame["top5_err"], comparable)] + [None] * (
-        len(frame) - len(runs)
-    )
-    if not any(comparable):
+    comparable = {run.id: top5_comparable(run.num_classes) for run in runs}
+    shown["top5_err"] = [e if comparable.get(i) else None for i, e in zip(frame["id"], frame["top5_err"])]
+    if not any(comparable.values()):
         shown = shown.drop(columns="top5_err")
-    shown["width"] = [None if pd.isna(w) else f"{w:g}" for w in frame["width"]]
-    trained = [None if pd.isna(e) else f"{e} ({s})" for e, s in zip(frame["epochs"], frame["stopped_by"])]
+    if not wide:
+        shown["created"] = [None if pd.isna(c) else str(c)[:10] for c in frame["created"]]
+        shown["epochs"] = [
+            s if s != "complete" else e for e, s in zip(frame["epochs"].astype(object), frame["status"])
+        ]
+        shown = shown.drop(columns=[*NARROW_DROPS, "status"])
+    if "width" in shown:
+        shown["width"] = [None if pd.isna(w) else f"{w:g}" for w in frame["width"]]
+    trained = [e if pd.isna(s) else f"{e} ({s})" for e, s in zip(shown["epochs"], frame["stopped_by"])]
+    place = shown.columns.get_loc("stopped_by")
     shown = shown.drop(columns=["epochs", "stopped_by"])
-    shown.insert(shown.columns.get_loc("budget") + 1, "trained", trained)
+    shown.insert(place - 1, "trained", trained)
     return shown.rename(columns=RUN_HEADERS)
 
 

@@ -21,13 +21,16 @@ runs_app = typer.Typer(
 RESULTS_DIR_OPTION = typer.Option(
     Path("results"), "--results-dir", help="the results store", rich_help_panel=OUTPUT
 )
+WIDE_OPTION = typer.Option(
+    False, "--wide", help="the table as wide as it is (every column, ids in full)", rich_help_panel=OUTPUT
+)
 
 
 @runs_app.command(
     "list",
     epilog=examples(
         "vggbench runs list",
-        "vggbench runs list --config A-LRN --data fashion-mnist --preset quick",
+        "vggbench runs list --config A-LRN --preset quick --sort top1_err",
         "vggbench runs list --scale 256:512 --format csv > runs.csv",
     ),
 )
@@ -43,8 +46,15 @@ def runs_list(
         help="only runs at this ablation preset's shared budget (presets.toml: data, width, crop, batch, "
         "image limits, stopping rule; lr, epochs and init vary by arm and do not decide)",
     ),
+    sort: str = typer.Option(
+        None,
+        "--sort",
+        help="sort by this column, e.g. top1_err, created, seed, net (default: oldest first)",
+        metavar="COLUMN",
+    ),
     results_dir: Path = RESULTS_DIR_OPTION,
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
+    wide: bool = WIDE_OPTION,
 ) -> None:
     """Every stored run: id in full, net, data, budget, train scale, init, val errors, time, status.
 
@@ -56,11 +66,12 @@ def runs_list(
     chosen = runs_lib.select_runs(results_dir, config, data, scale, preset)
     filtered = any(v is not None for v in (config, data, scale, preset))
     frame = runs_lib.runs_frame(chosen, [] if filtered else runs_lib.interrupted_runs(results_dir))
+    frame = runs_lib.sort_runs(frame, sort)
     if not len(frame):
         where = Path(results_dir) / "runs"
         note(f"no runs{' match' if filtered else ''} in {where}; train one with vggbench train")
-    shown = frame if fmt in ("json", "csv") else runs_lib.display_runs(frame, chosen)
-    echo(render(shown, fmt, f"Runs in {results_dir}"))
+    shown = frame if fmt in ("json", "csv") else runs_lib.display_runs(frame, chosen, wide or fmt != "table")
+    echo(render(shown, fmt, f"Runs in {results_dir}", wide=wide))
 
 
 @runs_app.command(
