@@ -132,3 +132,191 @@ def test_runs_list_sorts_by_a_column_and_shows_seed_and_created(cli, root):
         cli("runs", "list", "--results-dir", str(root), "--format", "json", "--sort", "top-1 err %").out
     )
     assert [r["id"] for r in by_header] == [ID_C, ID_A, ID_B]
+
+
+def test_runs_compare_diff_only_keeps_the_rows_that_differ(cli, root):
+    both = ["runs", "compare", ID_A, ID_B, "--results-dir", str(root), "--format", "json"]
+    full = json.loads(cli(*both).out)["runs side by side (* = differs)"]
+    only = json.loads(cli(*both, "--diff-only").out)["runs side by side (* = differs)"]
+    assert only == [row for row in full if row["differs"] == "*"]
+    assert [row["field"] for row in only][:1] == ["config.net"] and len(only) < len(full)
+
+
+def _config_of(argv: list[str]):
+    """The TrainConfig that `vggbench train` would build from `argv` (parsed by train's own options)."""
+    import typer
+
+    from vggbench.cli.app import app
+    from vggbench.recipe import SETTINGS
+    from vggbench.train import TrainConfig
+
+    train = typer.main.get_command(app).commands["train"]
+    given = train.make_context("train", argv).params
+    options = {s.name: given[s.name] for s in SETTINGS if given[s.name] is not None}
+    return TrainConfig(**options)
+
+
+def test_the_reproduce_command_builds_the_same_config_and_run_id():
+    import shlex
+
+    from vggbench.train import TrainConfig
+
+    config = TrainConfig(
+        net="A-LRN",
+        width=0.0625,
+        crop=32,
+        data="synthetic",
+        limit_train=64,
+        scale="256:512",
+        seed=3,
+        lr=0.003,
+        stop="schedule",
+        epochs=5,
+        patience=1,
+        channels_last=False,
+        deterministic=True,
+        init="paper",
+        init_std=0.1,
+    )
+    run = make_run(ID_A)
+    run.config = config.to_dict()
+    command = runs.reproduce_command(run)
+    argv = shlex.split(command)
+    assert argv[:2] == ["vggbench", "train"] and "--no-channels-last" in argv and "--deterministic" in argv
+    again = _config_of(argv[2:])
+    assert again.to_dict() == run.config and again.run_id == config.run_id
+
+
+def test_runs_show_prints_the_command_that_made_the_run_and_one_that_trains_it_again(cli, root):
+    run = make_run(ID_C)
+    run.argv, run.package_version = ["ablate", "lrn", "--preset", "quick"], "0.1.0"
+    store.write_run(root, run)
+    shown = cli("runs", "show", ID_C, "--results-dir", str(root))
+    assert "vggbench ablate lrn --preset quick" in shown.out and "vggbench 0.1.0" in shown.out
+    again = next(line for line in shown.out.splitlines() if "to train it again" in line)
+    assert again == f"note: to train it again: {runs.reproduce_command(run)}"
+    assert "made by            -" in cli("runs", "show", ID_A, "--results-dir", str(root)).out
+
+
+def test_old_records_read_without_argv_and_the_json_has_the_final_errors_at_top_level(root):
+    path = root / "runs" / f"{ID_A}.json"
+    data = json.loads(path.read_text())
+    assert (data["top1_err"], data["top5_err"]) == (41.25, 10.3125)  # the last epoch's
+    for key in ("argv", "package_version", "top1_err", "top5_err"):
+        data.pop(key)
+    path.write_text(json.dumps(data))
+    old = store.read_run(root, ID_A)
+    assert old.argv == [] and old.package_version == "" and old.top1_err == 41.25
+    assert old == make_run(ID_A)
+
+
+# --- Tracking --------------------------------------------------------------------------------------
+
+
+def test_runs_export_epochs_is_long_format_for_pandas_in_one_call(cli, root, tmp_path_factory):
+    import pandas as pd
+
+    out = tmp_path_factory.mktemp("export") / "epochs.csv"
+    result = cli("runs", "export", "--epochs", "--out", str(out), "--results-dir", str(root))
+    assert result.code == 0, result.err
+    frame = pd.read_csv(out)
+    assert list(frame[["id", "epoch"]].itertuples(index=False, name=None)) == [
+        (ID_A, 1),
+        (ID_A, 2),
+        (ID_B, 1),
+        (ID_B, 2),
+    ]
+    assert frame["val_top1_err"].tolist() == [80.0, 41.25, 79.0, 50.0]
+    assert frame.loc[0, "net"] == "A" and frame.loc[0, "seed"] == 0 and frame.loc[0, "lr"] == 0.005
+    as_json = pd.read_json(
+        __import__("io").StringIO(
+            cli("runs", "export", "--epochs", "--format", "json", "--results-dir", str(root)).out
+        )
+    )
+    assert as_json.shape[0] == 4 and as_json["val_top5_err"].tolist() == [20.0, 10.3125, 19.75, 12.5]
+    empty = cli("runs", "export", "--epochs", "--results-dir", str(tmp_path_factory.mktemp("none"))).out
+    assert empty.splitlines() == [",".join(runs.EPOCH_EXPORT_COLUMNS)]
+
+
+def test_epochs_csv_keeps_every_epoch_exactly():
+    import io
+
+    import pandas as pd
+
+    from vggbench.tracking import EPOCH_COLUMNS, epochs_csv
+
+    run = make_run(ID_A, errors=(80.0, 41.25, 1 / 3))
+    frame = pd.read_csv(io.StringIO(epochs_csv(run.epochs)))
+    assert tuple(frame.columns) == EPOCH_COLUMNS
+    assert frame["val_top1_err"].tolist() == [80.0, 41.25, 1 / 3] and frame["epoch"].tolist() == [1, 2, 3]
+    assert frame["data_time_fraction"].tolist() == [0.03] * 3
+
+
+def test_a_tensorboard_folder_is_named_by_arm_seed_and_id():
+    from vggbench.tracking import run_folder_name
+
+    assert run_folder_name("A-LRN", 2, ID_A) == f"A-LRN-seed2-{ID_A}"
+    assert run_folder_name("S=256->384", 0, ID_A) == f"S=256-_384-seed0-{ID_A}"
+
+
+def _tensorboard_missing() -> str | None:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return "tensorboard is not installed (pip install 'vggbench[tensorboard]')"
+    return None
+
+
+@pytest.mark.skipif(_tensorboard_missing() is not None, reason=str(_tensorboard_missing()))
+def test_train_records_its_command_writes_epochs_csv_and_tensorboard_reads_its_events(cli, tmp_path):
+    import pandas as pd
+    from conftest import train_argv
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    argv = train_argv(
+        epochs=2,
+        limit_train=64,
+        limit_val=32,
+        batch=32,
+        results_dir=tmp_path / "r",
+        tensorboard=tmp_path / "tb",
+    )
+    result = cli(*argv)
+    assert result.code == 0, result.err
+    assert "val top-1 err" in result.err and "top-5 err" in result.err and "after 2 epochs (" in result.out
+    (run,) = store.read_runs(tmp_path / "r")
+    assert run.argv == argv and run.package_version
+    csv = pd.read_csv(tmp_path / "r" / "checkpoints" / run.id / "epochs.csv")
+    assert csv["val_top1_err"].tolist() == [e.val_top1_err for e in run.epochs]
+    assert csv["train_loss"].tolist() == [e.train_loss for e in run.epochs]
+    (folder,) = (tmp_path / "tb").iterdir()
+    assert folder.name == f"A-seed0-{run.id}"
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    import numpy as np
+
+    for tag, name in {"train/loss": "train_loss", "val/top1_err": "val_top1_err", "train/lr": "lr"}.items():
+        points = [(s.step, s.value) for s in events.Scalars(tag)]
+        assert points == [(e.epoch, float(np.float32(getattr(e, name)))) for e in run.epochs], tag
+    assert {"train/images_per_s", "train/data_share", "val/top5_err"} <= set(events.Tags()["scalars"])
+    stored = cli(*argv)  # the stored run: its folder is not written twice
+    assert stored.code == 0 and len(list(folder.iterdir())) == 1
+    elsewhere = [*argv[:-1], str(tmp_path / "tb2")]  # but a new folder gets it whole, from its record
+    assert cli(*elsewhere).code == 0
+    again = EventAccumulator(str(tmp_path / "tb2" / folder.name))
+    again.Reload()
+    assert [s.value for s in again.Scalars("val/top1_err")] == [
+        s.value for s in events.Scalars("val/top1_err")
+    ]
+
+
+@pytest.mark.parametrize("command", [["train", "--crop", "32", "--quiet"], ["ablate", "lrn", "--quiet"]])
+def test_tensorboard_missing_is_a_one_line_error_before_any_work(cli, tmp_path, monkeypatch, command):
+    import sys
+
+    from conftest import assert_one_line_error
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails: not installed
+    argv = [*command, "--tensorboard", str(tmp_path / "tb"), "--results-dir", str(tmp_path / "r")]
+    assert_one_line_error(cli(*argv), "--tensorboard needs the tensorboard package", "vggbench[tensorboard]")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "tb").exists()

@@ -8,7 +8,9 @@ or a unique prefix of it, as git names commits (`store.find_run`).
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +19,9 @@ from vggbench.ablations.spec import load_presets
 from vggbench.ablations.stats import top5_comparable
 from vggbench.architectures import get_architecture
 from vggbench.errors import VggbenchError
-from vggbench.recipe import setting, shared_by_arms
+from vggbench.recipe import SETTINGS, setting, shared_by_arms
 from vggbench.scales import parse_train_scale
-from vggbench.store import EvalRecord, RunRecord
+from vggbench.store import EpochMetrics, EvalRecord, RunRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -183,6 +185,29 @@ def train_summary(run: RunRecord, stored: bool, root: Path) -> str:
     )
 
 
+def reproduce_command(run: RunRecord) -> str:
+    """The `vggbench train` command that trains this run again: every setting of its config that is
+    not train's default, as train's option (the data's fingerprint is found again from the files;
+    the same files give the same run id). `train` finds the run stored; --force retrains it."""
+    argv = ["vggbench", "train"]
+    for s in SETTINGS:
+        if s.name not in run.config:
+            continue
+        value, default = run.config[s.name], s.default
+        flag = s.flag or "--" + s.name.replace("_", "-")
+        if s.type is bool:
+            if bool(value) != bool(default):
+                argv.append(flag if value else f"--no-{flag[2:]}")
+        elif value is not None and value != default:
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(argv)
+
+
+def made_by(run: RunRecord) -> str | None:
+    """The command line that made the run, as it was typed (None: not recorded)."""
+    return shlex.join(["vggbench", *run.argv]) if run.argv else None
+
+
 # --- Rows -------------------------------------------------------------------------------------------
 
 
@@ -300,11 +325,16 @@ def summary_frame(run: RunRecord, top5: bool = True) -> pd.DataFrame:
             f"{run.train_time_s:.0f} s ({run.images_per_s:.0f} img/s), wall {run.wall_time_s:.0f} s",
         ),
         ("machine", f"{run.machine}, {run.device}, torch {run.torch_version}"),
-        ("created", f"{run.created} (code {run.code_version})"),
+        (
+            "created",
+            f"{run.created} (code {run.code_version}"
+            + (f", vggbench {run.package_version})" if run.package_version else ")"),
+        ),
         ("status", run.status),
         ("checkpoint", run.checkpoint),
     ]
     rows += [("warning", warning) for warning in run.warnings]
+    rows.append(("made by", made_by(run) or "-"))
     return pd.DataFrame(rows, columns=["field", "value"])
 
 
@@ -350,9 +380,10 @@ def evals_frame(evals: Sequence[EvalRecord], top5: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns[: None if top5 else -1])
 
 
-def compare_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
+def compare_frame(runs: Sequence[RunRecord], diff_only: bool = False) -> pd.DataFrame:
     """Runs side by side: one row per config key, result and final epoch, one column per run id,
-    and a `differs` column that marks ('*') the rows where the runs disagree (config first)."""
+    and a `differs` column that marks ('*') the rows where the runs disagree (config first);
+    `diff_only`: those rows only."""
     import pandas as pd  # lazy: keeps CLI start-up fast
 
     keys = sorted({k for run in runs for k in run.config})
@@ -381,6 +412,8 @@ def compare_frame(runs: Sequence[RunRecord]) -> pd.DataFrame:
     is_config = frame["field"].str.startswith("config.")
     # the differing config keys first, then the rest of the config, then the results
     order = frame.assign(_rank=(~is_config) * 2 + (is_config & ~differs)).sort_values("_rank", kind="stable")
+    if diff_only:
+        order = order[order["differs"] == "*"]
     return order.drop(columns="_rank").reset_index(drop=True)
 
 
@@ -427,6 +460,22 @@ def export_rows(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
+#: What each row of `runs export --epochs` says of its run, before the epoch's own fields.
+EPOCH_RUN_COLUMNS = ("id", "net", "dataset", "width", "crop", "train_scale", "seed")
+EPOCH_EXPORT_COLUMNS = (*EPOCH_RUN_COLUMNS, *(f.name for f in fields(EpochMetrics)))
+
+
+def epoch_rows(root: Path) -> list[dict[str, Any]]:
+    """Every epoch of every stored run in long format, one row per run and epoch: the run's id and
+    what tells runs apart (EPOCH_RUN_COLUMNS), then the epoch's fields (the columns of epochs.csv
+    and the run records' epoch keys)."""
+    return [
+        {**{c: getattr(run, c) for c in EPOCH_RUN_COLUMNS}, **asdict(epoch)}
+        for run in store.read_runs(root)
+        for epoch in run.epochs
+    ]
+
+
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
@@ -437,14 +486,15 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def render_export(rows: list[dict[str, Any]], fmt: str) -> str:
-    """JSON: a list of objects (lists as lists); CSV: one table, lists as JSON text in their cell."""
+def render_export(rows: list[dict[str, Any]], fmt: str, columns: Sequence[str] = ()) -> str:
+    """JSON: a list of objects (lists as lists); CSV: one table, lists as JSON text in their cell
+    (`columns`: the header of a table without rows)."""
     import pandas as pd  # lazy: keeps CLI start-up fast
 
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str) + "\n"
     cells = [{k: json.dumps(v) if isinstance(v, list) else v for k, v in row.items()} for row in rows]
-    columns = list(dict.fromkeys(k for row in cells for k in row))
+    columns = list(dict.fromkeys(k for row in cells for k in row)) or list(columns)
     return pd.DataFrame(cells, columns=columns).to_csv(index=False)
 
 

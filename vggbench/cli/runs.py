@@ -83,7 +83,8 @@ def runs_show(
     results_dir: Path = RESULTS_DIR_OPTION,
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
 ) -> None:
-    """One run: what it is and reached, its per-epoch curve, and its stored evaluations.
+    """One run: what it is and reached, the command that made it and one that trains it again, its
+    per-epoch curve, and its stored evaluations.
 
     JSON gives the whole record and its evaluation records."""
     import json
@@ -102,17 +103,22 @@ def runs_show(
         ("per-epoch curve (validation: center crop at Q)", runs_lib.curve_frame(run, top5)),
         ("stored evaluations", runs_lib.evals_frame(evals, top5)),
     ]
-    echo(render_sections(sections, fmt, key="table"))
+    notes = [f"to train it again: {runs_lib.reproduce_command(run)}"]
+    echo(render_sections(sections, fmt, notes, key="table"))
 
 
 @runs_app.command(
     "compare",
     epilog=examples(
-        "vggbench runs compare 1cc2 3573", "vggbench runs compare 1cc2 3573 390c --format markdown"
+        "vggbench runs compare 1cc2 3573 --diff-only",
+        "vggbench runs compare 1cc2 3573 390c --format markdown",
     ),
 )
 def runs_compare(
     run_ids: list[str] = typer.Argument(..., help="two or more run ids or unique prefixes", metavar="RUN"),
+    diff_only: bool = typer.Option(
+        False, "--diff-only", help="only the rows where the runs differ", rich_help_panel=OUTPUT
+    ),
     results_dir: Path = RESULTS_DIR_OPTION,
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
 ) -> None:
@@ -122,7 +128,7 @@ def runs_compare(
     check_format(fmt)
     chosen = runs_lib.get_runs(results_dir, run_ids, at_least=2)
     sections = [
-        ("runs side by side (* = differs)", runs_lib.compare_frame(chosen)),
+        ("runs side by side (* = differs)", runs_lib.compare_frame(chosen, diff_only)),
         ("val top-1 error (%) per epoch", runs_lib.curves_frame(chosen)),
     ]
     echo(render_sections(sections, fmt, key="table"))
@@ -144,7 +150,7 @@ def runs_diff(
     "export",
     epilog=examples(
         "vggbench runs export --format csv --out records.csv",
-        "vggbench runs export --format json | python -c 'import json,sys; print(len(json.load(sys.stdin)))'",
+        "vggbench runs export --epochs --out epochs.csv",
     ),
 )
 def runs_export(
@@ -156,10 +162,16 @@ def runs_export(
         rich_help_panel=OUTPUT,
         metavar="FILE",
     ),
+    epochs: bool = typer.Option(
+        False,
+        "--epochs",
+        help="every run's epochs instead, one row per run and epoch (long format)",
+        rich_help_panel=OUTPUT,
+    ),
     results_dir: Path = RESULTS_DIR_OPTION,
 ) -> None:
     """Every run and evaluation record, flattened to one row each (kind says which), for pandas:
-    pd.read_csv or pd.read_json."""
+    pd.read_csv or pd.read_json. With --epochs, every epoch of every run, one row each."""
     # lazy: keeps CLI start-up fast
     from vggbench import runs as runs_lib
     from vggbench.store import atomic_write_text
@@ -167,7 +179,8 @@ def runs_export(
     check_format(fmt, runs_lib.EXPORT_FORMATS)
     if out is not None:
         runs_lib.check_export_target(out, results_dir)
-    text = runs_lib.render_export(runs_lib.export_rows(results_dir), fmt)
+    rows = runs_lib.epoch_rows(results_dir) if epochs else runs_lib.export_rows(results_dir)
+    text = runs_lib.render_export(rows, fmt, runs_lib.EPOCH_EXPORT_COLUMNS if epochs else ())
     if out is None:
         sys.stdout.write(text)
         return

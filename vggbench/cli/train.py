@@ -23,6 +23,15 @@ from vggbench.cli.progress import TrainBars
 from vggbench.recipe import SETTINGS
 from vggbench.render import check_format
 
+TENSORBOARD_OPTION = typer.Option(
+    None,
+    "--tensorboard",
+    help="also log loss, val errors, lr, img/s and data share per epoch for TensorBoard here, one "
+    "folder per run (arm-seedN-id); needs pip install 'vggbench[tensorboard]'",
+    rich_help_panel=OUTPUT,
+    metavar="DIR",
+)
+
 EPILOG = examples(
     "vggbench train --config A --data fashion-mnist --width 0.125 --crop 32 --epochs 5",
     "vggbench train --config A --data fashion-mnist --width 0.125 --crop 32 --scale 384 "
@@ -73,6 +82,7 @@ _OWN = {
         Param(
             "quiet", bool, typer.Option(False, "--quiet", help="no progress output", rich_help_panel=OUTPUT)
         ),
+        Param("tensorboard", Path, TENSORBOARD_OPTION),
         Param(
             "device",
             str,
@@ -120,6 +130,7 @@ def train(**given: Any) -> None:
     from vggbench import store
     from vggbench import train as training
     from vggbench.data.cache import CacheOptions
+    from vggbench.tracking import TensorBoard, chain
 
     fmt, results_dir, quiet, device = given["fmt"], given["results_dir"], given["quiet"], given["device"]
     force = given["force"]
@@ -129,6 +140,7 @@ def train(**given: Any) -> None:
     if "data_root" in options:
         options["data_root"] = str(options["data_root"])
     settings = training.TrainConfig(**options)
+    board = TensorBoard(given["tensorboard"]) if given["tensorboard"] else None
     stored = not force and store.read_run(results_dir, settings.run_id) is not None
     if not stored:
         gpu_scale_note(settings.crop, settings.width, device)
@@ -141,9 +153,13 @@ def train(**given: Any) -> None:
             force=force,
             quiet=quiet,
             progress=bars.progress,
-            on_epoch_end=bars.on_epoch_end,
+            on_epoch_end=chain(
+                bars.on_epoch_end, board and board.follow(settings.net, settings.seed, settings.run_id)
+            ),
             cache=cache,
         )
+    if board is not None:
+        board.log_stored(results_dir, [(record.net, record.id)])
     if given["as_json"] or fmt == "json":
         echo(json.dumps(record.to_json(), indent=2, sort_keys=True, default=str))
         return
