@@ -283,8 +283,11 @@ def test_train_records_its_command_writes_epochs_csv_and_tensorboard_reads_its_e
     )
     result = cli(*argv)
     assert result.code == 0, result.err
-    assert "val top-1 err" in result.err and "top-5 err" in result.err and "after 2 epochs (" in result.out
+    assert "val top-1 err" in result.err and "top-5 err" in result.err and "after 2 epochs" in result.out
     (run,) = store.read_runs(tmp_path / "r")
+    assert result.out.startswith(runs.train_summary(run, False, tmp_path / "r"))
+    if runs.stalled_at_chance(run):  # a first run of the defaults: the summary says what to change
+        assert "stalled at chance (90% for 10 classes); try --preset quick" in result.out
     assert run.argv == argv and run.package_version
     csv = pd.read_csv(tmp_path / "r" / "checkpoints" / run.id / "epochs.csv")
     assert csv["val_top1_err"].tolist() == [e.val_top1_err for e in run.epochs]
@@ -320,3 +323,46 @@ def test_tensorboard_missing_is_a_one_line_error_before_any_work(cli, tmp_path, 
     argv = [*command, "--tensorboard", str(tmp_path / "tb"), "--results-dir", str(tmp_path / "r")]
     assert_one_line_error(cli(*argv), "--tensorboard needs the tensorboard package", "vggbench[tensorboard]")
     assert not (tmp_path / "r").exists() and not (tmp_path / "tb").exists()
+
+
+# --- First-run help --------------------------------------------------------------------------------
+
+
+def test_train_preset_takes_the_presets_budget_and_explicit_flags_over_it(cli, tmp_path):
+    from vggbench.train import TrainConfig
+
+    smoke = runs.preset_defaults("smoke")
+    assert smoke == {
+        "data": "synthetic",
+        "width": 0.0625,
+        "crop": 32,
+        "epochs": 2,
+        "batch_size": 64,
+        "limit_train": 512,
+        "limit_val": 128,
+        "lr": 0.005,
+    }
+    expected = TrainConfig(**{**smoke, "crop": 64, "seed": 4})
+    store.write_run(tmp_path, make_run(expected.run_id))  # found stored: nothing trains
+    argv = ["train", "--preset", "smoke", "--crop", "64", "--seed", "4", "--results-dir", str(tmp_path)]
+    result = cli(*argv, "--device", "cpu")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"run {expected.run_id} (stored; --force retrains)")
+    assert runs.preset_defaults("quick", fine_tune=True)["lr"] == 0.0005  # a tenth, as ablate's
+
+
+def test_a_run_stalled_at_chance_says_so_with_the_change_most_likely_to_fix_it():
+    run = make_run(ID_A, errors=(90.0, 89.5))
+    run.stopped_by = "stalled"
+    assert runs.outcome(run) == (
+        "val top-1 err 89.50% top-5 err 22.38% after 2 epochs, stalled at chance (90% for 10 classes)"
+    )
+    summary = runs.train_summary(run, False, Path("r"))
+    assert "stalled at chance (90% for 10 classes); try --preset quick" in summary
+    run.argv = ["train", "--preset", "quick"]
+    assert runs.stall_fix(run) == "try a lower --lr (e.g. 0.0017)"
+    run.init.scheme = "paper"
+    assert runs.stall_fix(run).startswith("try --init glorot")
+    assert runs.given_preset(run) == "quick"
+    learning = make_run(ID_B)
+    assert "stalled" not in runs.train_summary(learning, False, Path("r"))

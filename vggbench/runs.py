@@ -19,7 +19,7 @@ from vggbench.ablations.spec import load_presets
 from vggbench.ablations.stats import top5_comparable
 from vggbench.architectures import get_architecture
 from vggbench.errors import VggbenchError
-from vggbench.recipe import SETTINGS, setting, shared_by_arms
+from vggbench.recipe import SETTINGS, at_chance, preset_settings, setting, shared_by_arms
 from vggbench.scales import parse_train_scale
 from vggbench.store import EpochMetrics, EvalRecord, RunRecord
 
@@ -92,11 +92,26 @@ def select_runs(
 def preset_values(preset: str) -> dict[str, Any]:
     """The shared values of an ablation preset (ablations/presets.toml), as they appear in a run's
     config; an unknown preset names the known ones."""
+    values = _preset(preset)
+    return {s.name: values.get(s.preset) for s in shared_by_arms()}
+
+
+def _preset(preset: str) -> dict[str, Any]:
     presets = load_presets()
     if preset not in presets:
         raise VggbenchError(f"unknown preset {preset!r}; choose one of {', '.join(presets)}")
-    values = presets[preset]
-    return {s.name: values.get(s.preset) for s in shared_by_arms()}
+    return presets[preset]
+
+
+def preset_defaults(preset: str, fine_tune: bool = False) -> dict[str, Any]:
+    """`train --preset`: the settings an ablation preset sets (its budget: data, width, crop, batch,
+    image limits, epochs, lr, init, stopping rule, ...), by setting name. A run that fine-tunes
+    another (`fine_tune`) gets a tenth of the preset's lr, as `ablate`'s fine-tuned arms do."""
+    values = _preset(preset)
+    found = {s.name: values[s.preset] for s in preset_settings() if s.preset in values}
+    if fine_tune and "lr" in found:
+        found["lr"] = found["lr"] / 10
+    return found
 
 
 def matches_preset(run: RunRecord, budget: dict[str, Any]) -> bool:
@@ -161,24 +176,49 @@ def run_evals(root: Path, run_id: str) -> list[EvalRecord]:
 
 
 def plural(count: int, word: str) -> str:
-    """'1 epoch', '3 epochs'."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    """'1 epoch', '3 epochs', '10 classes'."""
+    return f"{count} {word}{'' if count == 1 else 'es' if word.endswith('s') else 's'}"
 
 
 def outcome(run: RunRecord) -> str:
     """What a run reached and how it ended, e.g. 'val top-1 err 41.25% top-5 err 10.31% after 2
-    epochs (schedule)': the errors named as errors, as every summary line says them."""
-    return (
-        f"val top-1 err {run.top1_err:.2f}% top-5 err {run.top5_err:.2f}% after "
-        f"{plural(len(run.epochs), 'epoch')} ({run.stopped_by})"
-    )
+    epochs (schedule)': the errors named as errors, as every summary line says them; a run at
+    chance says so ('..., stalled at chance: 90% for 10 classes')."""
+    errors = f"val top-1 err {run.top1_err:.2f}% top-5 err {run.top5_err:.2f}%"
+    epochs = plural(len(run.epochs), "epoch")
+    if stalled_at_chance(run):
+        chance = f"{100 * (1 - 1 / run.num_classes):.0f}% for {plural(run.num_classes, 'class')}"
+        return f"{errors} after {epochs}, stalled at chance ({chance})"
+    return f"{errors} after {epochs} ({run.stopped_by})"
+
+
+def stalled_at_chance(run: RunRecord) -> bool:
+    """Whether the run ended having learned nothing: stopped as stalled, at chance."""
+    return run.stopped_by == "stalled" and at_chance(run.top1_err, run.num_classes)
+
+
+#: The crop up to which a run is at the quick preset's (CPU) scale, where --preset quick is the fix.
+QUICK_SCALE_CROP = 64
+
+
+def stall_fix(run: RunRecord) -> str:
+    """The one change most likely to get a run off chance: Glorot's init instead of the paper's
+    normal one (which stalls without pre-training); at CPU scale without a preset, the quick preset
+    (the recipe of every reported number); else a lower lr."""
+    if run.init.scheme == "paper":
+        return "try --init glorot (the paper's normal init stalls without pre-training)"
+    if run.crop <= QUICK_SCALE_CROP and "--preset" not in run.argv:
+        return "try --preset quick (the budget of every reported number: lr 0.005, batch 128, 10,000 images)"
+    return f"try a lower --lr (e.g. {run.recipe.lr / 3:.2g})"
 
 
 def train_summary(run: RunRecord, stored: bool, root: Path) -> str:
-    """`train`'s one line: the run, what it reached (`outcome`), its speed and its record's path."""
+    """`train`'s one line: the run, what it reached (`outcome`; a stalled run the change most
+    likely to fix it), its speed and its record's path."""
+    fix = f"; {stall_fix(run)}" if stalled_at_chance(run) else ""
     return (
         f"run {run.id}{' (stored; --force retrains)' if stored else ''}: {run.net} width "
-        f"{run.width:g} crop {run.crop} S={run.train_scale} on {run.dataset}: {outcome(run)}, "
+        f"{run.width:g} crop {run.crop} S={run.train_scale} on {run.dataset}: {outcome(run)}{fix}, "
         f"{run.wall_time_s:.0f} s, {run.images_per_s:.0f} img/s, "
         f"data {100 * run.data_time_fraction:.0f}% of train time; "
         f"{Path(root) / store.RUNS / (run.id + '.json')}"
@@ -206,6 +246,17 @@ def reproduce_command(run: RunRecord) -> str:
 def made_by(run: RunRecord) -> str | None:
     """The command line that made the run, as it was typed (None: not recorded)."""
     return shlex.join(["vggbench", *run.argv]) if run.argv else None
+
+
+def given_preset(run: RunRecord) -> str | None:
+    """The preset a run's command named (`train --preset`, `ablate --preset`), None if none."""
+    argv = run.argv
+    for index, arg in enumerate(argv):
+        if arg == "--preset" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--preset="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 # --- Rows -------------------------------------------------------------------------------------------
@@ -319,6 +370,7 @@ def summary_frame(run: RunRecord, top5: bool = True) -> pd.DataFrame:
             f"dropout {recipe.dropout:g}, batch {recipe.batch_size}",
         ),
         ("budget", f"{budget_label(run)}; trained {len(run.epochs)}, stopped by {run.stopped_by}"),
+        ("preset", given_preset(run) or "-"),
         _errors_row(run, top5),
         (
             "train time",

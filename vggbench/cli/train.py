@@ -10,6 +10,7 @@ import typer
 from vggbench.cli.common import (
     DATA,
     OUTPUT,
+    RECIPE,
     RUN_CONTROL,
     Param,
     echo,
@@ -84,6 +85,17 @@ _OWN = {
         ),
         Param("tensorboard", Path, TENSORBOARD_OPTION),
         Param(
+            "preset",
+            str,
+            typer.Option(
+                None,
+                help="start from an ablation preset's budget (smoke, quick, gpu, paper: data, width, crop, "
+                "batch, limits, epochs, lr, stopping rule); flags given override it",
+                rich_help_panel=RECIPE,
+            ),
+        ),
+        Param("ctx", typer.Context, None),
+        Param(
             "device",
             str,
             typer.Option(
@@ -135,6 +147,15 @@ def train(**given: Any) -> None:
     fmt, results_dir, quiet, device = given["fmt"], given["results_dir"], given["quiet"], given["device"]
     force = given["force"]
     check_format(fmt, ("text", "json"))
+    if given["preset"] is not None:
+        from vggbench.runs import preset_defaults  # lazy: keeps CLI start-up fast
+
+        ctx = given["ctx"]
+        explicit = {
+            name for name in given if name != "ctx" and ctx.get_parameter_source(name).name != "DEFAULT"
+        }
+        preset = preset_defaults(given["preset"], fine_tune=given["init_from"] is not None)
+        given = {**given, **{k: v for k, v in preset.items() if k not in explicit}}
     cache = CacheOptions(given["cache_budget"], given["cache_dir"])
     options = {s.name: given[s.name] for s in SETTINGS if given[s.name] is not None}
     if "data_root" in options:
