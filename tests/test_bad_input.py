@@ -246,6 +246,7 @@ CASES = [
     (_ablate("lrn", "--tensorboard", "{json}"), ["--tensorboard", "is a file", "give a folder"]),
     (["params", "--wide", "--format", "xml"], ["unknown format 'xml'"]),
     (["params", "--wide=yes"], ["--wide"]),
+    (_train("--preset", "huge"), ["unknown preset 'huge'", "smoke, quick, paper"]),
     # --- bench -----------------------------------------------------------------------------------
     (_bench("--width", INF), ["width inf", FINITE]),
     (_bench("--width", NAN), ["width nan", FINITE]),

@@ -4,6 +4,7 @@ fit the terminal, and the run browser's columns, sort and diff."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -366,3 +367,84 @@ def test_a_run_stalled_at_chance_says_so_with_the_change_most_likely_to_fix_it()
     assert runs.given_preset(run) == "quick"
     learning = make_run(ID_B)
     assert "stalled" not in runs.train_summary(learning, False, Path("r"))
+
+
+# --- Wording ---------------------------------------------------------------------------------------
+
+HELPS = [
+    ["params"],
+    ["train"],
+    ["ablate"],
+    ["report"],
+    ["eval"],
+    ["bench"],
+    ["runs", "list"],
+    ["runs", "export"],
+]
+
+
+@pytest.mark.parametrize("argv", HELPS, ids=" ".join)
+def test_help_examples_fit_80_columns_and_break_only_before_an_option(cli, monkeypatch, argv):
+    monkeypatch.setenv("COLUMNS", "80")
+    text = cli(*argv, "--help").out
+    lines = text.rstrip().split("Examples:")[-1].strip("\n").splitlines()
+    assert lines and all(len(line) <= 80 for line in lines)
+    for line, following in zip(lines, lines[1:]):
+        if line.rstrip().endswith("\\"):  # continued: the next line starts with an option
+            assert following.strip().startswith("-"), (line, following)
+        else:
+            assert re.match(r"\s*(vggbench|torchrun) ", following), following
+
+
+def test_train_and_eval_type_data_root_alike_and_quiet_is_one_flag(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    for command in ("train", "eval"):
+        line = next(
+            line for line in cli(command, "--help").out.splitlines() if re.search(r"--data-root +<", line)
+        )
+        assert "<path>" in line, line
+    ablate = cli("ablate", "--help").out
+    assert "--quiet" in ablate and "--no-quiet" not in ablate
+
+
+def test_eta_holds_through_validation():
+    from vggbench.cli.progress import eta_text
+
+    assert eta_text(60.0, 30, 120) == "0:03:00"  # a quarter done in a minute
+    assert eta_text(3725.0, 1, 2) == "1:02:05"
+    assert eta_text(None, 0, 10) == eta_text(5.0, 0, 10) == eta_text(5.0, 3, None) == "-:--:--"
+
+
+def test_ablate_says_how_each_run_ended_and_its_error(capsys, root):
+    from vggbench.ablations.sweep import SweepStep
+    from vggbench.cli.progress import SweepBars
+
+    bars = SweepBars(quiet=False, name="lrn", results_dir=root)
+    bars.clock, bars.started = (lambda: 60.0), 0.0
+    with bars:
+        bars.on_run(SweepStep(1, 2, "A", 0, ID_A, False))
+        bars.on_run(SweepStep(2, 2, "A-LRN", 0, ID_B, True))
+    assert capsys.readouterr().err.splitlines() == [
+        f"lrn: run 1 of 2: arm 'A', seed 0 (run {ID_A}); ETA after the first run",
+        f"lrn: run 1 of 2 done: arm 'A', seed 0 (run {ID_A}): val top-1 err 41.25% top-5 err 10.31% after 2 "
+        "epochs (schedule)",
+        f"lrn: run 2 of 2: arm 'A-LRN', seed 0 (run {ID_B}, stored); about 60 s left (from 1 run so far)",
+        f"lrn: run 2 of 2 done: arm 'A-LRN', seed 0 (run {ID_B}, stored): val top-1 err 50.00% top-5 err "
+        "12.50% after 2 epochs (schedule)",
+    ]
+
+
+def test_ctrl_c_is_said_as_interrupted_not_as_an_error(capsys, monkeypatch):
+    import importlib
+
+    app_module = importlib.import_module("vggbench.cli.app")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(
+        app_module.typer.main, "get_command", lambda app: type("C", (), {"main": interrupt, "params": []})()
+    )
+    monkeypatch.setattr(app_module, "_tidy", lambda command: command)
+    assert app_module.run(["params"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"

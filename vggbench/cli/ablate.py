@@ -102,7 +102,7 @@ _PARAMS = [
     ),
     _option("results_dir", Path, Path("results"), help="the results store", rich_help_panel=OUTPUT),
     _option("fmt", str, "table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
-    _option("quiet", bool, False, help="no progress output", rich_help_panel=OUTPUT),
+    _option("quiet", bool, False, "--quiet", help="no progress output", rich_help_panel=OUTPUT),
     Param("tensorboard", Path, TENSORBOARD_OPTION),
     _option(
         "shard",
@@ -184,7 +184,10 @@ def ablate(**given: Any) -> None:
         echo(render_ablation(record, fmt))
         return
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
-    with resumable(None, "the sweep's completed runs are stored"), SweepBars(quiet, spec.name) as bars:
+    with (
+        resumable(None, "the sweep's completed runs are stored"),
+        SweepBars(quiet, spec.name, results_dir) as bars,
+    ):
         record = run_ablation(
             spec,
             seeds=seeds,

@@ -122,12 +122,10 @@ def run(argv: list[str]) -> int:
             sys.stderr.write(f"error: {error.format_message()}\n")
         return 2
     except Interrupted as stop:
-        sys.stderr.write(
-            f"error: {stop.saved}; to continue, run: {_resume_command(argv, stop.resume_flag)}\n"
-        )
+        sys.stderr.write(f"{stop.saved}; to continue, run: {_resume_command(argv, stop.resume_flag)}\n")
         return 128 + stop.signum
     except (typer.Abort, KeyboardInterrupt) as error:
-        sys.stderr.write(f"error: {str(error) or 'interrupted'}\n")
+        sys.stderr.write(f"{str(error) or 'interrupted'}\n")
         return 128 + signum_of(error)
     except VggbenchError as error:
         sys.stderr.write(f"error: {error}\n")

@@ -83,7 +83,7 @@ def eval_command(
         help=f"evaluate on this dataset's validation split (default: the run's): {DATASETS_HELP}",
         rich_help_panel=DATA,
     ),
-    data_root: str = typer.Option(None, "--data-root", help="where datasets live", rich_help_panel=DATA),
+    data_root: Path = typer.Option(None, "--data-root", help="where datasets live", rich_help_panel=DATA),
     limit_val: int = typer.Option(
         None, "--limit-val", help="a stratified subset of this many validation images", rich_help_panel=DATA
     ),
@@ -168,7 +168,7 @@ def eval_command(
         crop=crop,
         norm=norm,
         data=data,
-        data_root=data_root,
+        data_root=None if data_root is None else str(data_root),
         limit_val=limit_val,
         max_images=max_images,
         batch=batch,
