@@ -448,3 +448,27 @@ def test_ctrl_c_is_said_as_interrupted_not_as_an_error(capsys, monkeypatch):
     monkeypatch.setattr(app_module, "_tidy", lambda command: command)
     assert app_module.run(["params"]) == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.skipif(_tensorboard_missing() is not None, reason=str(_tensorboard_missing()))
+def test_ablate_logs_each_trained_run_as_its_epochs_end_and_each_stored_run_whole(root, tmp_path):
+    from types import SimpleNamespace
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from vggbench.ablations.sweep import SweepStep
+    from vggbench.tracking import TensorBoard
+
+    board = TensorBoard(tmp_path / "tb")
+    trained = make_run(ID_A)
+    board.on_run(SweepStep(1, 2, "A", 0, ID_A, False))
+    for metrics in trained.epochs:  # as the trainer's on_epoch_end sees them
+        board.log_epoch(SimpleNamespace(epoch=metrics.epoch, metrics=metrics))
+    board.on_run(SweepStep(2, 2, "A-LRN", 0, ID_B, True))  # stored: nothing trains
+    board.log_stored(root, [("A", ID_A), ("A-LRN", ID_B)])  # what the sweep's record lists
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == [f"A-LRN-seed0-{ID_B}", f"A-seed0-{ID_A}"]
+    for name, errors in ((f"A-seed0-{ID_A}", [80.0, 41.25]), (f"A-LRN-seed0-{ID_B}", [79.0, 50.0])):
+        events = EventAccumulator(str(tmp_path / "tb" / name))
+        events.Reload()
+        assert [(s.step, s.value) for s in events.Scalars("val/top1_err")] == [(1, errors[0]), (2, errors[1])]
+    assert len(list((tmp_path / "tb" / f"A-seed0-{ID_A}").iterdir())) == 1  # not written twice
