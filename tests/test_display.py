@@ -117,6 +117,8 @@ def test_a_narrow_table_shortens_ids_to_a_unique_prefix_and_notes_what_every_row
     assert "ab12c0ffee01" in text and "ab12c0ffee02" in text  # the row's own id is whole
     assert "in every row: dataset fashion-mnist" in text
     assert "1234567.00" in text
+    frame["count"] = pd.array([None, None], dtype="Int64")  # a column with no value at all
+    assert "count" in render_table(frame, width=40)
 
 
 # --- The run browser ---------------------------------------------------------------------------

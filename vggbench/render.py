@@ -266,7 +266,8 @@ def _in_units(shown: pd.DataFrame, frame: pd.DataFrame, unit: float, name: str) 
     out = shown.copy()
     for column in frame.columns:
         values = frame[column]
-        if pd.api.types.is_integer_dtype(values) and values.abs().max() >= unit:
+        largest = values.abs().max() if pd.api.types.is_integer_dtype(values) else None
+        if largest is not None and pd.notna(largest) and largest >= unit:
             out[column] = [MISSING if pd.isna(v) else f"{v / unit:.2f} {name}" for v in values]
     return out
 
