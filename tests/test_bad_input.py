@@ -238,6 +238,15 @@ CASES = [
     (["runs", "show", R1, "--format", "xml", "--results-dir", "{store}"], ["unknown format 'xml'"]),
     (["runs", "list", "--config", "Z", "--results-dir", "{store}"], ["unknown config 'Z'"]),
     (["runs", "nope"], ["nope"]),
+    (["runs", "list", "--results-dir", "{store}", "--sort", "speed"], ["cannot sort by 'speed'", "top1_err"]),
+    (["runs", "export", "--epochs", "--format", "xml", "--results-dir", "{store}"], ["unknown format 'xml'"]),
+    (["runs", "compare", R1, "--diff-only", "--results-dir", "{store}"], ["at least 2 runs"]),
+    # --- tracking and wide tables ----------------------------------------------------------------
+    (_train("--tensorboard", "{json}"), ["--tensorboard", "is a file", "give a folder"]),
+    (_ablate("lrn", "--tensorboard", "{json}"), ["--tensorboard", "is a file", "give a folder"]),
+    (["params", "--wide", "--format", "xml"], ["unknown format 'xml'"]),
+    (["params", "--wide=yes"], ["--wide"]),
+    (_train("--preset", "huge"), ["unknown preset 'huge'", "smoke, quick, paper"]),
     # --- bench -----------------------------------------------------------------------------------
     (_bench("--width", INF), ["width inf", FINITE]),
     (_bench("--width", NAN), ["width nan", FINITE]),

@@ -41,7 +41,8 @@ def test_json_has_one_object_per_net_with_the_paper_oracles(cli):
         ("csv", "net,weight_layers,params"),
     ],
 )
-def test_every_format_renders(cli, fmt, marker):
+def test_every_format_renders(cli, fmt, marker, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: headers unwrapped
     result = cli("params", "--format", fmt, "--width", "0.125", "--size", "32", "--classes", "10")
     assert result.code == 0 and marker in result.out
 

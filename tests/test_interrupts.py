@@ -56,7 +56,7 @@ def test_ctrl_c_in_train_prints_what_was_saved_and_the_command_that_resumes(cli,
     # the signal lands in epoch 2 (or 3 on a loaded machine), or after an epoch's checkpoint
     stopped = r"(after epoch [12]|in epoch [23] at step \d+ of 32)"
     assert re.fullmatch(
-        rf"error: interrupted {stopped}; checkpoint saved to {re.escape(str(checkpoint))}"
+        rf"interrupted {stopped}; checkpoint saved to {re.escape(str(checkpoint))}"
         + re.escape(f"{CONTINUE}{shlex.join(['vggbench', *argv, '--resume'])}"),
         err.strip().splitlines()[-1],
     ), err
@@ -77,7 +77,7 @@ def test_ctrl_c_in_ablate_says_the_same_command_continues(cli, tmp_path, monkeyp
     result = cli(*argv)
     assert result.code == 130
     assert result.err == (
-        "error: interrupted after epoch 1; checkpoint saved to X/last.pt; the sweep's completed runs "
+        "interrupted after epoch 1; checkpoint saved to X/last.pt; the sweep's completed runs "
         f"are stored; to continue, run: {shlex.join(['vggbench', *argv])}\n"
     )
 
@@ -94,7 +94,7 @@ def test_ctrl_c_before_training_says_nothing_was_saved(cli, tmp_path, monkeypatc
     result = cli(*argv)
     assert (result.code, result.err) == (
         130,
-        f"error: interrupted; to continue, run: {shlex.join(['vggbench', *argv])}\n",
+        f"interrupted; to continue, run: {shlex.join(['vggbench', *argv])}\n",
     )
 
 
@@ -168,6 +168,6 @@ def test_sigterm_before_training_is_ctrl_c_with_exit_143(cli, tmp_path, monkeypa
     result = cli(*argv)
     assert (result.code, result.err) == (
         143,
-        f"error: interrupted; to continue, run: {shlex.join(['vggbench', *argv, '--resume'])}\n",
+        f"interrupted; to continue, run: {shlex.join(['vggbench', *argv, '--resume'])}\n",
     )
     assert signal.getsignal(signal.SIGTERM) == before

@@ -165,6 +165,7 @@ def test_list_json_has_every_run_with_exact_values_and_the_interrupted_one_last(
         "width": 0.125,
         "crop": 32,
         "train_scale": "256",
+        "seed": 0,
         "budget": "40 (schedule)",
         "epochs": 2,
         "stopped_by": "schedule",
@@ -173,6 +174,7 @@ def test_list_json_has_every_run_with_exact_values_and_the_interrupted_one_last(
         "top5_err": 10.3125,
         "train_time_s": 100.5,
         "status": "complete",
+        "created": "2026-12-02T06:21:31+00:00",
     }
     assert rows[2]["budget"] == "2 (epochs)"
     assert rows[3]["status"] == runs.INTERRUPTED and rows[3]["net"] is None
@@ -198,12 +200,15 @@ def test_list_filters(cli, root, filters, expected):
     assert [r["id"] for r in json.loads(result.out)] == expected
 
 
-def test_list_table_never_cuts_an_id(cli, root):
-    result = cli("runs", "list", "--results-dir", str(root))
+def test_list_table_never_cuts_an_id(cli, root, monkeypatch):
+    narrow = cli("runs", "list", "--results-dir", str(root)).out
+    assert all(run_id in narrow for run_id in (ID_A, ID_B, ID_C, "feedfacecafe"))
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal, and --wide: every column, unwrapped
+    result = cli("runs", "list", "--results-dir", str(root), "--wide")
     assert result.code == 0, result.err
     for run_id in (ID_A, ID_B, ID_C, "feedfacecafe"):
         assert run_id in result.out
-    assert "top-1 %" in result.out and "0.125" in result.out and "2 (schedule)" in result.out
+    assert "top-1 err %" in result.out and "0.125" in result.out and "2 (schedule)" in result.out
 
 
 def test_an_id_column_is_kept_whole_in_a_table_wider_than_the_terminal():
@@ -236,7 +241,8 @@ def test_show_by_unique_prefix_has_the_summary_curve_and_evaluations(cli, root):
     assert RunRecord.from_json(shown["run"]) == make_run(ID_A)
     assert [EvalRecord.from_json(e) for e in shown["evals"]] == [make_eval(ID_A)]
     table = cli("runs", "show", "ab12c", "--results-dir", str(root)).out
-    assert f"run {ID_A}" in table and "41.25 / 10.31" in table and "12.50" in table
+    assert f"run {ID_A}" in table and "41.25" in table and "12.50" in table
+    assert "top-5" not in table and "10.31" not in table and "1.75" not in table  # 10 classes: no top-5
     csv = pd.read_csv(
         io.StringIO(cli("runs", "show", "77e", "--results-dir", str(root), "--format", "csv").out)
     )
@@ -301,6 +307,8 @@ def test_export_flattens_every_record_for_pandas(cli, root, tmp_path_factory):
         (["list", "--config", "F"], ["unknown config 'F'", "A, A-LRN"]),
         (["list", "--scale", "big"], ["bad scale 'big'"]),
         (["list", "--preset", "huge"], ["unknown preset 'huge'", "smoke, quick, paper"]),
+        (["list", "--sort", "speed"], ["cannot sort by 'speed'", "top1_err", "created"]),
+        (["list", "--sort", ""], ["cannot sort by ''", "choose one of id"]),
         (["export", "--out", "runs/x.csv"], ["inside the store's runs/ folder", "elsewhere"]),
         (["show"], ["Missing argument"]),
     ],

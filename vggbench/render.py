@@ -6,8 +6,11 @@ and `vggbench --help` should not pay for them.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -54,13 +57,56 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(object).map(_cell) if len(frame) else frame
 
 
-def render_table(frame: pd.DataFrame, title: str | None = None, width: int = 160, slack: int = 40) -> str:
-    """A rich table as text (used for the terminal). Id columns keep their full width (no wrap, no
-    ellipsis); other columns fold when the table is wider than `width` + `slack`."""
+def render_table(
+    frame: pd.DataFrame,
+    title: str | None = None,
+    width: int | None = None,
+    wide: bool = False,
+    optional: Sequence[str] = (),
+) -> str:
+    """A rich table as text for the terminal, at most `width` columns wide (default: the terminal's,
+    rich's Console, which honours COLUMNS). Numbers and ids are never cut; their headers wrap over
+    lines as narrow as their values, text columns fold, and when that is not enough ids are shortened
+    to their shortest unique prefix (at least `SHORT_ID` characters; commands take prefixes) and
+    counts are given in G or M, and at last the `optional` columns are left out (a line under the
+    table says so). `wide`: today's layout, ruled, up to 200 columns."""
     from rich.console import Console  # lazy: keeps CLI start-up fast
-    from rich.table import Table
 
     shown = _display(frame)
+    if wide:
+        table = _wide_table(frame, shown, title)
+        return _print(table, _wide_fit(table))
+    width = width or Console().width
+    notes: list[str] = []
+    leave_out = functools.partial(_leave_out, optional=optional)
+    steps = (_as_shown, _wrapped_headers, _one_value_noted, _short_ids, leave_out, _in_billions, _in_millions)
+    wrap = False
+    for step in steps:
+        frame, shown, notes = step(frame, shown, notes)
+        wrap = wrap or step is _wrapped_headers
+        if _fits(frame, shown, width, wrap):
+            break
+    table, needed = _narrow_table(frame, shown, title, width, wrap)
+    lines = [wrapped for note in notes for wrapped in textwrap.wrap(note, width, subsequent_indent="  ")]
+    return _print(table, max(width, needed)) + "".join(f"{line}\n" for line in lines)
+
+
+#: The fewest characters of an id that a narrow table shows (a unique prefix, as git's short hashes).
+SHORT_ID = 8
+
+
+def _print(table: object, width: int) -> str:
+    from rich.console import Console  # lazy: keeps CLI start-up fast
+
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
+    console.print(table)
+    return console.file.getvalue()
+
+
+def _wide_table(frame: pd.DataFrame, shown: pd.DataFrame, title: str | None) -> object:
+    """Today's table: ruled, id columns at their full width, other columns folding."""
+    from rich.table import Table  # lazy: keeps CLI start-up fast
+
     table = Table(title=title)
     for column, justify in zip(frame.columns, _alignment(frame)):
         if str(column) in ID_COLUMNS:
@@ -70,14 +116,180 @@ def render_table(frame: pd.DataFrame, title: str | None = None, width: int = 160
             table.add_column(str(column), justify=justify, overflow="fold")
     for row in shown.itertuples(index=False):
         table.add_row(*row)
-    wide = Console(width=10_000)
-    measure = table.__rich_measure__(wide, wide.options)
-    # up to `slack` columns past `width` rather than fold a table that nearly fits; never narrower
-    # than its id columns need
-    fit = max(measure.minimum, min(measure.maximum, width + slack), width)
-    console = Console(file=io.StringIO(), width=fit, force_terminal=False, color_system=None)
-    console.print(table)
-    return console.file.getvalue()
+    return table
+
+
+def _wide_fit(table: object, width: int = 160, slack: int = 40) -> int:
+    """Up to `slack` columns past `width` rather than fold a table that nearly fits; never narrower
+    than its id columns need."""
+    from rich.console import Console  # lazy: keeps CLI start-up fast
+
+    console = Console(width=10_000)
+    measure = table.__rich_measure__(console, console.options)
+    return max(measure.minimum, min(measure.maximum, width + slack), width)
+
+
+#: Characters between two columns of a narrow table.
+GAP = 2
+
+
+#: The id columns that name the row itself: a narrow table never folds them (ids of other runs, as
+#: in `init`, fold like text).
+OWN_ID_COLUMNS = frozenset({"id", "run", "run id", "eval id"})
+
+
+def _kept_whole(frame: pd.DataFrame) -> list[bool]:
+    """Which columns never wrap: numbers and the row's own ids."""
+    return [a == "right" or str(c) in OWN_ID_COLUMNS for c, a in zip(frame.columns, _alignment(frame))]
+
+
+def _fixed_width(column: object, cells: list[str], wrap: bool) -> int:
+    """A number or id column's width: its widest value or header (`wrap`: its header's longest word)."""
+    header = _wrap(str(column), max(map(len, cells), default=0)) if wrap else [str(column)]
+    return max(map(len, [*header, *cells]))
+
+
+def _text_widths(column: object, cells: list[str]) -> tuple[int, int]:
+    """A text column's (narrowest without breaking a word, widest) width."""
+    texts = [str(column), *cells]
+    return max(len(w) for text in texts for w in text.replace("/", "/ ").split(" ")), max(map(len, texts))
+
+
+def _fits(frame: pd.DataFrame, shown: pd.DataFrame, width: int, wrap: bool) -> bool:
+    """Whether the table fits `width` with its text columns folded at spaces only (`wrap`: and the
+    headers of numbers and ids)."""
+    total = GAP * (len(frame.columns) - 1)
+    for column, whole in zip(shown.columns, _kept_whole(frame)):
+        cells = [str(v) for v in shown[column]]
+        total += _fixed_width(column, cells, wrap) if whole else _text_widths(column, cells)[0]
+    return total <= width
+
+
+def _narrow_table(
+    frame: pd.DataFrame, shown: pd.DataFrame, title: str | None, width: int, wrap: bool
+) -> tuple[object, int]:
+    """A table without rules between columns, `width` wide at most: numbers and ids at their full
+    width (their headers wrapped to it), text columns given the rest: their full width where it
+    fits, else each its longest word and a share of what is left, else (folding inside words) a
+    share of the room by that word's length. Returns the table and the width it needs (more than
+    `width` only where its numbers and ids alone are wider)."""
+    from rich import box  # lazy: keeps CLI start-up fast
+    from rich.table import Table
+
+    whole = _kept_whole(frame)
+    cells = {c: [str(v) for v in shown[c]] for c in shown.columns}
+    fixed = {c: _fixed_width(c, cells[c], wrap) for c, w in zip(shown.columns, whole) if w}
+    text = {c: _text_widths(c, cells[c]) for c, w in zip(shown.columns, whole) if not w}
+    room = width - sum(fixed.values()) - GAP * (len(shown.columns) - 1)
+    widths = dict(fixed) | _share(text, room)
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for column, justify, kept in zip(shown.columns, _alignment(frame), whole):
+        header = "\n".join(_wrap(str(column), widths[column])) if kept and wrap else str(column)
+        table.add_column(header, justify=justify, no_wrap=kept, overflow="fold", width=widths[column])
+    for row in shown.itertuples(index=False):
+        table.add_row(*row)
+    return table, sum(widths.values()) + GAP * (len(shown.columns) - 1)
+
+
+def _share(text: dict[object, tuple[int, int]], room: int) -> dict[object, int]:
+    """The widths of the text columns ((narrowest, widest) each) in `room` characters."""
+    narrowest = sum(low for low, _ in text.values())
+    widest = sum(high for _, high in text.values())
+    if widest <= room:
+        return {c: high for c, (_, high) in text.items()}
+    if narrowest <= room:  # the narrowest columns whole first, the widest fold
+        widths, spare = {c: low for c, (low, _) in text.items()}, room - narrowest
+        for c, (low, high) in sorted(text.items(), key=lambda item: item[1][1] - item[1][0]):
+            widths[c] += min(high - low, spare)
+            spare -= widths[c] - low
+        return widths
+    return {c: max(1, low * room // max(narrowest, 1)) for c, (low, _) in text.items()}
+
+
+def _wrap(header: str, width: int) -> list[str]:
+    """A header's words on lines of at most `width` characters (or its longest word)."""
+    lines = [""]
+    for word in header.replace("/", "/ ").split(" "):
+        joint = "" if lines[-1].endswith("/") else " "
+        if lines[-1] and len(lines[-1]) + len(joint) + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]}{joint}{word}".strip()
+    return lines
+
+
+Step = tuple["pd.DataFrame", "pd.DataFrame", list[str]]
+
+
+def _as_shown(frame: pd.DataFrame, shown: pd.DataFrame, notes: list[str]) -> Step:
+    return frame, shown, notes
+
+
+def _wrapped_headers(frame: pd.DataFrame, shown: pd.DataFrame, notes: list[str]) -> Step:
+    """The headers of numbers and ids wrapped to their values' width (`render_table` tells
+    `_fits` and `_narrow_table` from here on)."""
+    return frame, shown, notes
+
+
+def _one_value_noted(frame: pd.DataFrame, shown: pd.DataFrame, notes: list[str]) -> Step:
+    """The text columns with one value in every row (of two or more) as a line under the table."""
+    whole = dict(zip(shown.columns, _kept_whole(frame)))
+    found = {str(c): shown[c].iloc[0] for c in shown.columns if not whole[c] and shown[c].nunique() == 1}
+    if len(shown) < 2 or not found or len(found) == len(shown.columns):
+        return frame, shown, notes
+    line = "in every row: " + "; ".join(f"{c} {v}" for c, v in found.items())
+    keep = [c for c in shown.columns if str(c) not in found]
+    return frame[keep], shown[keep], [*notes, line]
+
+
+_HEX_ID = re.compile(r"\b[0-9a-f]{12}\b")
+
+
+def _short_ids(frame: pd.DataFrame, shown: pd.DataFrame, notes: list[str]) -> Step:
+    """Every 12-hex-digit id in the id columns cut to the shortest prefix (at least SHORT_ID) that
+    tells the table's ids apart."""
+    columns = [c for c in shown.columns if str(c) in ID_COLUMNS - OWN_ID_COLUMNS]
+    ids = sorted({m for c in columns for v in shown[c] for m in _HEX_ID.findall(str(v))})
+    length = SHORT_ID
+    while len({i[:length] for i in ids}) < len(ids):
+        length += 1
+    out = shown.copy()
+    for c in columns:
+        out[c] = [_HEX_ID.sub(lambda m: m.group()[:length], str(v)) for v in shown[c]]
+    return frame, out, notes
+
+
+def _in_units(shown: pd.DataFrame, frame: pd.DataFrame, unit: float, name: str) -> pd.DataFrame:
+    """Whole-number columns of counts past `unit` in that unit, two decimals (7.61 G)."""
+    import pandas as pd  # lazy: keeps CLI start-up fast
+
+    out = shown.copy()
+    for column in frame.columns:
+        values = frame[column]
+        largest = values.abs().max() if pd.api.types.is_integer_dtype(values) else None
+        if largest is not None and pd.notna(largest) and largest >= unit:
+            out[column] = [MISSING if pd.isna(v) else f"{v / unit:.2f} {name}" for v in values]
+    return out
+
+
+def _in_billions(frame: pd.DataFrame, shown: pd.DataFrame, notes: list[str]) -> Step:
+    """Counts past a billion in G, e.g. MACs: 7.61 G."""
+    return frame, _in_units(shown, frame, 1e9, "G"), notes
+
+
+def _in_millions(frame: pd.DataFrame, shown: pd.DataFrame, notes: list[str]) -> Step:
+    """Counts past a million in M (after `_in_billions`: those below a billion)."""
+    billions = _in_units(shown, frame, 1e9, "G")
+    millions = _in_units(shown, frame, 1e6, "M")
+    return frame, billions.where(billions != shown, millions), notes
+
+
+def _leave_out(frame: pd.DataFrame, shown: pd.DataFrame, notes: list[str], optional: Sequence[str]) -> Step:
+    gone = [c for c in optional if c in shown.columns]
+    if not gone:
+        return frame, shown, notes
+    keep = [c for c in shown.columns if c not in gone]
+    return frame[keep], shown[keep], [*notes, f"left out to fit: {', '.join(gone)} (--wide shows them)"]
 
 
 def _alignment(frame: pd.DataFrame) -> list[str]:
@@ -281,11 +493,14 @@ def render_latex(frame: pd.DataFrame, caption: str | None = None, label: str | N
     return "\n".join([*lines, "\\end{table}"]) + "\n"
 
 
-def render(frame: pd.DataFrame, fmt: str, title: str | None = None) -> str:
-    """The frame in `fmt`; JSON keeps raw values (a list of objects, one per row)."""
+def render(
+    frame: pd.DataFrame, fmt: str, title: str | None = None, wide: bool = False, optional: Sequence[str] = ()
+) -> str:
+    """The frame in `fmt`; JSON keeps raw values (a list of objects, one per row); `wide` and
+    `optional`: how a table fits the terminal (`render_table`)."""
     check_format(fmt)
     if fmt == "table":
-        return render_table(frame, title)
+        return render_table(frame, title, wide=wide, optional=optional)
     if fmt == "markdown":
         return render_markdown(frame)
     if fmt == "latex":

@@ -423,6 +423,10 @@ class RunRecord:
     #: how the training images reached the loader: "in memory", "streamed" or "cached" (an image
     #: folder decoded once, data.cache); "" in records written before it was recorded
     train_data: str = ""
+    #: the vggbench command line that made the run ([]: a library call, or a record made before it
+    #: was recorded) and the package's version ("": not recorded); neither enters the id
+    argv: list[str] = field(default_factory=list)
+    package_version: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -450,7 +454,8 @@ class RunRecord:
         return key
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record's fields, and its final val errors at top level (read back from the epochs)."""
+        return {**asdict(self), "top1_err": self.top1_err, "top5_err": self.top5_err}
 
     @classmethod
     def from_json(cls, data: Any, where: str = "") -> RunRecord:

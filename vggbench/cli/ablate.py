@@ -24,6 +24,7 @@ from vggbench.cli.common import (
     with_params,
 )
 from vggbench.cli.progress import SweepBars, worker_progress
+from vggbench.cli.train import TENSORBOARD_OPTION
 from vggbench.recipe import SETTINGS, setting
 from vggbench.render import check_format
 
@@ -101,7 +102,8 @@ _PARAMS = [
     ),
     _option("results_dir", Path, Path("results"), help="the results store", rich_help_panel=OUTPUT),
     _option("fmt", str, "table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
-    _option("quiet", bool, False, help="no progress output", rich_help_panel=OUTPUT),
+    _option("quiet", bool, False, "--quiet", help="no progress output", rich_help_panel=OUTPUT),
+    Param("tensorboard", Path, TENSORBOARD_OPTION),
     _option(
         "shard",
         str,
@@ -153,10 +155,12 @@ def ablate(**given: Any) -> None:
     from vggbench.ablations.sweep import parse_shard, run_ablation, sweep
     from vggbench.ablations.workers import SweepArgs, run_workers, slurm_options, submit_and_wait
     from vggbench.report.ablation import render_ablation
+    from vggbench.tracking import TensorBoard, chain
 
     fmt, seeds, preset, jobs, submit = (given[k] for k in ("fmt", "seeds", "preset", "jobs", "submit"))
     results_dir, device, quiet = given["results_dir"], given["device"], given["quiet"]
     check_format(fmt)
+    board = TensorBoard(given["tensorboard"]) if given["tensorboard"] else None
     slurm = slurm_options(
         submit, given["shard"], jobs, given["slurm_partition"], given["slurm_time"], given["slurm_gpus"]
     )
@@ -171,13 +175,19 @@ def ablate(**given: Any) -> None:
     if submit is not None:
         record = submit_and_wait(args, jobs, submit, slurm, note)
         if record is not None:
+            _log_stored(board, results_dir, record)
             echo(render_ablation(record, fmt))
         return
     if jobs is not None and jobs != 1:
-        echo(render_ablation(run_workers(args, jobs, worker_progress(spec.name, quiet)), fmt))
+        record = run_workers(args, jobs, worker_progress(spec.name, quiet))
+        _log_stored(board, results_dir, record)
+        echo(render_ablation(record, fmt))
         return
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
-    with resumable(None, "the sweep's completed runs are stored"), SweepBars(quiet, spec.name) as bars:
+    with (
+        resumable(None, "the sweep's completed runs are stored"),
+        SweepBars(quiet, spec.name, results_dir) as bars,
+    ):
         record = run_ablation(
             spec,
             seeds=seeds,
@@ -188,8 +198,15 @@ def ablate(**given: Any) -> None:
             device=device,
             quiet=quiet,
             say=say,
-            on_run=bars.on_run,
+            on_run=chain(bars.on_run, board and board.on_run),
             progress=bars.progress,
-            on_epoch_end=bars.on_epoch_end,
+            on_epoch_end=chain(bars.on_epoch_end, board and board.log_epoch),
         )
+    _log_stored(board, results_dir, record)
     echo(render_ablation(record, fmt))
+
+
+def _log_stored(board, results_dir: Path, record) -> None:
+    """--tensorboard: every run of the ablation that this process did not log as it trained."""
+    if board is not None:
+        board.log_stored(results_dir, [(arm.name, run_id) for arm in record.arms for run_id in arm.runs])

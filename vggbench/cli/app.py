@@ -23,6 +23,7 @@ from vggbench.cli.common import Interrupted, echo, examples
 from vggbench.errors import VggbenchError
 from vggbench.fs import fs_error
 from vggbench.signals import raise_stopped, signum_of
+from vggbench.tracking import command_line, package_version
 
 # Typer vendors click in recent releases and depends on it in older ones: find its exception types
 # through the public BadParameter instead of importing either spelling.
@@ -44,16 +45,7 @@ app = typer.Typer(
 )
 
 
-def version() -> str:
-    """The installed package's version (the source tree's when it is not installed)."""
-    from importlib import metadata
-
-    try:
-        return metadata.version("vggbench")
-    except metadata.PackageNotFoundError:
-        from vggbench import __version__  # lazy: only without an installed distribution
-
-        return __version__
+version = package_version
 
 
 def _print_version(value: bool) -> None:
@@ -121,7 +113,8 @@ def run(argv: list[str]) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_stopped) if main_thread else None
     try:
-        result = command.main(args=argv, prog_name="vggbench", standalone_mode=False)
+        with command_line(argv):
+            result = command.main(args=argv, prog_name="vggbench", standalone_mode=False)
     except typer.Exit as done:
         return done.exit_code
     except _CLICK_EXCEPTIONS.ClickException as error:
@@ -129,12 +122,10 @@ def run(argv: list[str]) -> int:
             sys.stderr.write(f"error: {error.format_message()}\n")
         return 2
     except Interrupted as stop:
-        sys.stderr.write(
-            f"error: {stop.saved}; to continue, run: {_resume_command(argv, stop.resume_flag)}\n"
-        )
+        sys.stderr.write(f"{stop.saved}; to continue, run: {_resume_command(argv, stop.resume_flag)}\n")
         return 128 + stop.signum
     except (typer.Abort, KeyboardInterrupt) as error:
-        sys.stderr.write(f"error: {str(error) or 'interrupted'}\n")
+        sys.stderr.write(f"{str(error) or 'interrupted'}\n")
         return 128 + signum_of(error)
     except VggbenchError as error:
         sys.stderr.write(f"error: {error}\n")

@@ -23,9 +23,32 @@ __all__ = ["DATA", "EVALUATION", "MODEL", "OUTPUT", "RECIPE", "RUN_CONTROL"]
 FORMAT_HELP = f"output format: {', '.join(FORMATS)}"
 
 
+#: The widest line of an example in --help: what an 80-column terminal shows without wrapping.
+EXAMPLE_WIDTH = 76
+
+
 def examples(*lines: str) -> str:
-    """A command's epilog: real calls to copy (kept one per line by the leading \\b)."""
-    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+    """A command's epilog: real calls to copy (kept one per line by the leading \\b); a call too
+    wide for an 80-column terminal continues on the next line (a shell's ' \\'), between options."""
+    return "\b\nExamples:\n" + "\n".join(wrapped for line in lines for wrapped in _continued(line))
+
+
+def _continued(line: str) -> list[str]:
+    """An example as lines of at most EXAMPLE_WIDTH, broken only before an option."""
+    groups: list[str] = []
+    for word in line.split(" "):
+        if groups and not word.startswith("-"):
+            groups[-1] += f" {word}"
+        else:
+            groups.append(word)
+    out = [f"  {groups[0]}"]
+    for group in groups[1:]:
+        if len(out[-1]) + 1 + len(group) + 2 > EXAMPLE_WIDTH:
+            out[-1] += " \\"
+            out.append(f"      {group}")
+        else:
+            out[-1] += f" {group}"
+    return out
 
 
 def results_dir_option(help: str = "the results store") -> Path:

@@ -21,6 +21,9 @@ from vggbench.cli.progress import progress_bars
 from vggbench.options import DATASETS_HELP
 from vggbench.render import check_format, render
 
+#: What a terminal table leaves out when it does not fit (--wide keeps them).
+NARROW_OPTIONAL = ("Q (px)", "passes/image", "images/s")
+
 EPILOG = examples(
     "vggbench eval RUN --dense --multi-crop --scales jitter",
     "vggbench eval --config D --scale 256:512 --method dense --scales multi",
@@ -80,7 +83,7 @@ def eval_command(
         help=f"evaluate on this dataset's validation split (default: the run's): {DATASETS_HELP}",
         rich_help_panel=DATA,
     ),
-    data_root: str = typer.Option(None, "--data-root", help="where datasets live", rich_help_panel=DATA),
+    data_root: Path = typer.Option(None, "--data-root", help="where datasets live", rich_help_panel=DATA),
     limit_val: int = typer.Option(
         None, "--limit-val", help="a stratified subset of this many validation images", rich_help_panel=DATA
     ),
@@ -135,6 +138,7 @@ def eval_command(
     ),
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar", rich_help_panel=OUTPUT),
+    wide: bool = typer.Option(False, "--wide", help="the table as wide as it is", rich_help_panel=OUTPUT),
 ) -> None:
     """The paper's test protocols (Section 3.2): dense, multi-crop, both, center; scales; fusion."""
     import json
@@ -164,7 +168,7 @@ def eval_command(
         crop=crop,
         norm=norm,
         data=data,
-        data_root=data_root,
+        data_root=None if data_root is None else str(data_root),
         limit_val=limit_val,
         max_images=max_images,
         batch=batch,
@@ -178,4 +182,5 @@ def eval_command(
         return
     frame = results_frame(records)
     title = "Evaluation (errors in percent, MACs = multiply-accumulates per image)"
-    echo(render(frame if fmt == "csv" else frame.rename(columns=RESULT_HEADERS), fmt, title))
+    shown = frame if fmt == "csv" else frame.rename(columns=RESULT_HEADERS)
+    echo(render(shown, fmt, title, wide=wide, optional=NARROW_OPTIONAL))

@@ -10,10 +10,13 @@ from vggbench import paper
 from vggbench.cli.common import FORMAT_HELP, MODEL, OUTPUT, echo, examples, wrote
 from vggbench.render import check_format, render
 
+#: What a terminal table leaves out unless --wide: FLOPs, which are twice the MACs beside them.
+NARROW_DROPS = ("flops",)
+
 EPILOG = examples(
     "vggbench params",
     "vggbench params --config D --width 0.125 --size 32 --classes 10",
-    "vggbench params --filters --format markdown",
+    "vggbench params --filters --wide",
 )
 
 
@@ -36,6 +39,12 @@ def params(
     ),
     channels: int = typer.Option(512, help="channels for --filters", rich_help_panel=MODEL),
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
+    wide: bool = typer.Option(
+        False,
+        "--wide",
+        help="the table as wide as it is (every column, numbers in full)",
+        rich_help_panel=OUTPUT,
+    ),
     write: Path = typer.Option(
         None,
         "--write",
@@ -58,7 +67,9 @@ def params(
     else:
         frame = counts.params_frame(width, classes, size)
         title = f"Parameters and compute at {size}x{size}, {classes} classes, width {width:g}"
-    echo(render(frame if fmt in ("json", "csv") else counts.display(frame), fmt, title))
+    if fmt == "table" and not wide:
+        frame = frame.drop(columns=[c for c in NARROW_DROPS if c in frame.columns])
+    echo(render(frame if fmt in ("json", "csv") else counts.display(frame), fmt, title, wide=wide))
     if write:
         from vggbench.report.write import write_table2  # lazy: the report's writer imports plots and bench
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,19 +27,54 @@ def _progress(*columns: object):
     return Progress(*columns, console=Console(stderr=True), transient=True)
 
 
+def _bar():
+    """A bar, or a spinner while the task has no total yet (data and models loading): a bar drawn
+    in full would look finished."""
+    from rich.progress import BarColumn, ProgressColumn, SpinnerColumn  # lazy: keeps CLI start-up fast
+
+    class BarOrSpinner(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bar, self.spinner = BarColumn(), SpinnerColumn()
+
+        def render(self, task):
+            return self.spinner.render(task) if task.total is None else self.bar.render(task)
+
+    return BarOrSpinner()
+
+
+def _eta():
+    """The time left from the mean rate since the task started, so that it holds through
+    validation (rich's own ETA, from the last 30 s of steps, goes blank while none run)."""
+    from rich.progress import ProgressColumn  # lazy: keeps CLI start-up fast
+    from rich.text import Text
+
+    class Remaining(ProgressColumn):
+        def render(self, task):
+            return Text(eta_text(task.elapsed, task.completed, task.total), style="progress.remaining")
+
+    return Remaining()
+
+
+def eta_text(elapsed: float | None, completed: float, total: float | None) -> str:
+    """'0:01:05' left at the mean rate so far; '-:--:--' before any progress or without a total."""
+    if not elapsed or not completed or not total:
+        return "-:--:--"
+    left = max(0, round(elapsed * (total - completed) / completed))
+    return f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+
+
 @contextlib.contextmanager
 def progress_bars(quiet: bool = False):
     """A factory of rich progress bars on stderr (none when quiet or stderr is not a terminal):
     factory(label, total) -> advance(n). Until the first bar, a status line says that the data and
     models load."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import MofNCompleteColumn, TextColumn
 
     if not _live(quiet):
         yield lambda label, total: lambda n: None
         return
-    with _progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
-    ) as bars:
+    with _progress(TextColumn("{task.description}"), _bar(), MofNCompleteColumn(), _eta()) as bars:
         loading = [bars.add_task("loading data and models", total=None)]
 
         def factory(label: str, total: int) -> Callable[[int], None]:
@@ -60,14 +96,14 @@ class TrainBars:
         self.bar, self.task, self.owned = shared, None, shared is None
         self.steps, self.epochs = 0, 0
         if self.bar is None and _live(quiet):
-            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import TextColumn, TimeElapsedColumn
 
             self.bar = _progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
+                _bar(),
                 TextColumn("{task.fields[info]}"),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                _eta(),
             )
 
     def __enter__(self) -> TrainBars:
@@ -104,7 +140,7 @@ class TrainBars:
             self.task,
             description=following,
             completed=end.epoch * self.steps,
-            info=f"epoch {end.epoch}: val top-1 {end.metrics.val_top1_err:.2f}%",
+            info=f"epoch {end.epoch}: val top-1 err {end.metrics.val_top1_err:.2f}%",
         )
 
     def __exit__(self, *exc) -> None:
@@ -119,19 +155,20 @@ class SweepBars:
     done so far; a bar per run on a terminal (TrainBars), else one plain line per run (none when
     quiet)."""
 
-    def __init__(self, quiet: bool, name: str) -> None:
+    def __init__(self, quiet: bool, name: str, results_dir: Path | None = None) -> None:
         import time
 
         self.quiet, self.name, self.clock = quiet, name, time.perf_counter
+        self.results_dir, self.running = results_dir, None
         self.started = self.clock()
         self.bar = None
         self.done = 0
         if _live(quiet):
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
             self.bar = _progress(
                 TextColumn("{task.description}"),
-                BarColumn(),
+                _bar(),
                 TextColumn("{task.fields[info]}"),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -153,6 +190,8 @@ class SweepBars:
         return f"about {_duration(left)} left (from {done} run{'s' if done > 1 else ''} so far)"
 
     def on_run(self, step: SweepStep) -> None:
+        self.finished()
+        self.running = step
         what = f"arm {step.arm!r}, seed {step.seed} (run {step.run_id}{', stored' if step.stored else ''})"
         if self.bar is None:
             if not self.quiet:
@@ -179,7 +218,29 @@ class SweepBars:
     def on_epoch_end(self) -> Callable[[EpochEnd], None] | None:
         return None if self.bar is None else lambda end: self.run_bars and self.run_bars._epoch_end(end)
 
+    def finished(self) -> None:
+        """One line for the run that ran last, once it is stored: how it stopped and its errors."""
+        step, self.running = self.running, None
+        if step is None or self.quiet or self.results_dir is None:
+            return
+        # lazy: keeps CLI start-up fast
+        from vggbench import store
+        from vggbench.runs import outcome
+
+        run = store.read_run(self.results_dir, step.run_id)
+        if run is None:
+            return
+        stored = ", stored" if step.stored else ""
+        line = f"{self.name}: run {step.index} of {step.total} done: arm {step.arm!r}, seed {step.seed} "
+        line += f"(run {step.run_id}{stored}): {outcome(run)}"
+        if self.bar is not None:
+            self.bar.console.print(line, markup=False, highlight=False)
+        else:
+            sys.stderr.write(line + "\n")
+
     def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.finished()
         if self.bar is not None:
             self.bar.__exit__(*exc)
 

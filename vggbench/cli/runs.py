@@ -21,13 +21,16 @@ runs_app = typer.Typer(
 RESULTS_DIR_OPTION = typer.Option(
     Path("results"), "--results-dir", help="the results store", rich_help_panel=OUTPUT
 )
+WIDE_OPTION = typer.Option(
+    False, "--wide", help="the table as wide as it is (every column, ids in full)", rich_help_panel=OUTPUT
+)
 
 
 @runs_app.command(
     "list",
     epilog=examples(
         "vggbench runs list",
-        "vggbench runs list --config A-LRN --data fashion-mnist --preset quick",
+        "vggbench runs list --config A-LRN --preset quick --sort top1_err",
         "vggbench runs list --scale 256:512 --format csv > runs.csv",
     ),
 )
@@ -43,8 +46,15 @@ def runs_list(
         help="only runs at this ablation preset's shared budget (presets.toml: data, width, crop, batch, "
         "image limits, stopping rule; lr, epochs and init vary by arm and do not decide)",
     ),
+    sort: str = typer.Option(
+        None,
+        "--sort",
+        help="sort by this column, e.g. top1_err, created, seed, net (default: oldest first)",
+        metavar="COLUMN",
+    ),
     results_dir: Path = RESULTS_DIR_OPTION,
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
+    wide: bool = WIDE_OPTION,
 ) -> None:
     """Every stored run: id in full, net, data, budget, train scale, init, val errors, time, status.
 
@@ -56,11 +66,12 @@ def runs_list(
     chosen = runs_lib.select_runs(results_dir, config, data, scale, preset)
     filtered = any(v is not None for v in (config, data, scale, preset))
     frame = runs_lib.runs_frame(chosen, [] if filtered else runs_lib.interrupted_runs(results_dir))
+    frame = runs_lib.sort_runs(frame, sort)
     if not len(frame):
         where = Path(results_dir) / "runs"
         note(f"no runs{' match' if filtered else ''} in {where}; train one with vggbench train")
-    shown = frame if fmt in ("json", "csv") else runs_lib.display_runs(frame)
-    echo(render(shown, fmt, f"Runs in {results_dir}"))
+    shown = frame if fmt in ("json", "csv") else runs_lib.display_runs(frame, chosen, wide or fmt != "table")
+    echo(render(shown, fmt, f"Runs in {results_dir}", wide=wide))
 
 
 @runs_app.command(
@@ -72,7 +83,8 @@ def runs_show(
     results_dir: Path = RESULTS_DIR_OPTION,
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
 ) -> None:
-    """One run: what it is and reached, its per-epoch curve, and its stored evaluations.
+    """One run: what it is and reached, the command that made it and one that trains it again, its
+    per-epoch curve, and its stored evaluations.
 
     JSON gives the whole record and its evaluation records."""
     import json
@@ -85,22 +97,28 @@ def runs_show(
     if fmt == "json":
         echo(json.dumps({"run": run.to_json(), "evals": [e.to_json() for e in evals]}, indent=2, default=str))
         return
+    top5 = runs_lib.show_top5(run, fmt)
     sections = [
-        (f"run {run.id}", runs_lib.summary_frame(run)),
-        ("per-epoch curve (validation: center crop at Q)", runs_lib.curve_frame(run)),
-        ("stored evaluations", runs_lib.evals_frame(evals)),
+        (f"run {run.id}", runs_lib.summary_frame(run, top5)),
+        ("per-epoch curve (validation: center crop at Q)", runs_lib.curve_frame(run, top5)),
+        ("stored evaluations", runs_lib.evals_frame(evals, top5)),
     ]
-    echo(render_sections(sections, fmt, key="table"))
+    notes = [f"to train it again: {runs_lib.reproduce_command(run)}"]
+    echo(render_sections(sections, fmt, notes, key="table"))
 
 
 @runs_app.command(
     "compare",
     epilog=examples(
-        "vggbench runs compare 1cc2 3573", "vggbench runs compare 1cc2 3573 390c --format markdown"
+        "vggbench runs compare 1cc2 3573 --diff-only",
+        "vggbench runs compare 1cc2 3573 390c --format markdown",
     ),
 )
 def runs_compare(
     run_ids: list[str] = typer.Argument(..., help="two or more run ids or unique prefixes", metavar="RUN"),
+    diff_only: bool = typer.Option(
+        False, "--diff-only", help="only the rows where the runs differ", rich_help_panel=OUTPUT
+    ),
     results_dir: Path = RESULTS_DIR_OPTION,
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
 ) -> None:
@@ -110,7 +128,7 @@ def runs_compare(
     check_format(fmt)
     chosen = runs_lib.get_runs(results_dir, run_ids, at_least=2)
     sections = [
-        ("runs side by side (* = differs)", runs_lib.compare_frame(chosen)),
+        ("runs side by side (* = differs)", runs_lib.compare_frame(chosen, diff_only)),
         ("val top-1 error (%) per epoch", runs_lib.curves_frame(chosen)),
     ]
     echo(render_sections(sections, fmt, key="table"))
@@ -132,7 +150,7 @@ def runs_diff(
     "export",
     epilog=examples(
         "vggbench runs export --format csv --out records.csv",
-        "vggbench runs export --format json | python -c 'import json,sys; print(len(json.load(sys.stdin)))'",
+        "vggbench runs export --epochs --out epochs.csv",
     ),
 )
 def runs_export(
@@ -144,10 +162,16 @@ def runs_export(
         rich_help_panel=OUTPUT,
         metavar="FILE",
     ),
+    epochs: bool = typer.Option(
+        False,
+        "--epochs",
+        help="every run's epochs instead, one row per run and epoch (long format)",
+        rich_help_panel=OUTPUT,
+    ),
     results_dir: Path = RESULTS_DIR_OPTION,
 ) -> None:
     """Every run and evaluation record, flattened to one row each (kind says which), for pandas:
-    pd.read_csv or pd.read_json."""
+    pd.read_csv or pd.read_json. With --epochs, every epoch of every run, one row each."""
     # lazy: keeps CLI start-up fast
     from vggbench import runs as runs_lib
     from vggbench.store import atomic_write_text
@@ -155,7 +179,8 @@ def runs_export(
     check_format(fmt, runs_lib.EXPORT_FORMATS)
     if out is not None:
         runs_lib.check_export_target(out, results_dir)
-    text = runs_lib.render_export(runs_lib.export_rows(results_dir), fmt)
+    rows = runs_lib.epoch_rows(results_dir) if epochs else runs_lib.export_rows(results_dir)
+    text = runs_lib.render_export(rows, fmt, runs_lib.EPOCH_EXPORT_COLUMNS if epochs else ())
     if out is None:
         sys.stdout.write(text)
         return

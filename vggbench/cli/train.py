@@ -10,6 +10,7 @@ import typer
 from vggbench.cli.common import (
     DATA,
     OUTPUT,
+    RECIPE,
     RUN_CONTROL,
     Param,
     echo,
@@ -22,6 +23,15 @@ from vggbench.cli.common import (
 from vggbench.cli.progress import TrainBars
 from vggbench.recipe import SETTINGS
 from vggbench.render import check_format
+
+TENSORBOARD_OPTION = typer.Option(
+    None,
+    "--tensorboard",
+    help="also log loss, val errors, lr, img/s and data share per epoch for TensorBoard here, one "
+    "folder per run (arm-seedN-id); needs pip install 'vggbench[tensorboard]'",
+    rich_help_panel=OUTPUT,
+    metavar="DIR",
+)
 
 EPILOG = examples(
     "vggbench train --config A --data fashion-mnist --width 0.125 --crop 32 --epochs 5",
@@ -73,6 +83,18 @@ _OWN = {
         Param(
             "quiet", bool, typer.Option(False, "--quiet", help="no progress output", rich_help_panel=OUTPUT)
         ),
+        Param("tensorboard", Path, TENSORBOARD_OPTION),
+        Param(
+            "preset",
+            str,
+            typer.Option(
+                None,
+                help="start from an ablation preset's budget (smoke, quick, gpu, paper: data, width, crop, "
+                "batch, limits, epochs, lr, stopping rule); flags given override it",
+                rich_help_panel=RECIPE,
+            ),
+        ),
+        Param("ctx", typer.Context, None),
         Param(
             "device",
             str,
@@ -120,15 +142,26 @@ def train(**given: Any) -> None:
     from vggbench import store
     from vggbench import train as training
     from vggbench.data.cache import CacheOptions
+    from vggbench.tracking import TensorBoard, chain
 
     fmt, results_dir, quiet, device = given["fmt"], given["results_dir"], given["quiet"], given["device"]
     force = given["force"]
     check_format(fmt, ("text", "json"))
+    if given["preset"] is not None:
+        from vggbench.runs import preset_defaults  # lazy: keeps CLI start-up fast
+
+        ctx = given["ctx"]
+        explicit = {
+            name for name in given if name != "ctx" and ctx.get_parameter_source(name).name != "DEFAULT"
+        }
+        preset = preset_defaults(given["preset"], fine_tune=given["init_from"] is not None)
+        given = {**given, **{k: v for k, v in preset.items() if k not in explicit}}
     cache = CacheOptions(given["cache_budget"], given["cache_dir"])
     options = {s.name: given[s.name] for s in SETTINGS if given[s.name] is not None}
     if "data_root" in options:
         options["data_root"] = str(options["data_root"])
     settings = training.TrainConfig(**options)
+    board = TensorBoard(given["tensorboard"]) if given["tensorboard"] else None
     stored = not force and store.read_run(results_dir, settings.run_id) is not None
     if not stored:
         gpu_scale_note(settings.crop, settings.width, device)
@@ -141,17 +174,16 @@ def train(**given: Any) -> None:
             force=force,
             quiet=quiet,
             progress=bars.progress,
-            on_epoch_end=bars.on_epoch_end,
+            on_epoch_end=chain(
+                bars.on_epoch_end, board and board.follow(settings.net, settings.seed, settings.run_id)
+            ),
             cache=cache,
         )
+    if board is not None:
+        board.log_stored(results_dir, [(record.net, record.id)])
     if given["as_json"] or fmt == "json":
         echo(json.dumps(record.to_json(), indent=2, sort_keys=True, default=str))
         return
-    echo(
-        f"run {record.id}{' (stored; --force retrains)' if stored else ''}: {record.net} width "
-        f"{record.width:g} crop {record.crop} S={record.train_scale} on {record.dataset}: val top-1 "
-        f"{record.top1_err:.2f}% top-5 {record.top5_err:.2f}% after {len(record.epochs)} epochs, "
-        f"{record.wall_time_s:.0f} s, {record.images_per_s:.0f} img/s, "
-        f"data {100 * record.data_time_fraction:.0f}% of train time; "
-        f"{Path(results_dir) / store.RUNS / (record.id + '.json')}"
-    )
+    from vggbench.runs import train_summary  # lazy: keeps CLI start-up fast
+
+    echo(train_summary(record, stored, results_dir))

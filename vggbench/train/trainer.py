@@ -50,6 +50,7 @@ from vggbench.runtime import (
 from vggbench.scales import test_scales, to_pixels
 from vggbench.signals import signum_of
 from vggbench.store import EpochMetrics, InitInfo, Recipe, RunRecord
+from vggbench.tracking import current_command, package_version, write_epochs_csv
 from vggbench.train.checkpoint import (
     FINAL_WEIGHTS,
     LAST_CHECKPOINT,
@@ -622,14 +623,16 @@ class Trainer:
         decreased = self.schedule.step(metrics.val_top1_err)
         self.epochs.append(metrics)
         self.log.line(
-            f"epoch {metrics.epoch}/{self.config.epochs}: loss {metrics.train_loss:.4f}, val top-1 "
-            f"{metrics.val_top1_err:.2f}% top-5 {metrics.val_top5_err:.2f}%, lr {metrics.lr:g}, "
+            f"epoch {metrics.epoch}/{self.config.epochs}: loss {metrics.train_loss:.4f}, val top-1 err "
+            f"{metrics.val_top1_err:.2f}% top-5 err {metrics.val_top5_err:.2f}%, lr {metrics.lr:g}, "
             f"{metrics.images_per_s:.0f} img/s, data {100 * metrics.data_time_fraction:.0f}% of train time"
             + (f"; lr -> {self.schedule.lr:g}" if decreased else "")
         )
         self._warn_if_not_learning()
         self.rng, self.partial, self.start_step = rng_state(), None, 0
         self._save(epoch + 1, 0)
+        if self.dist.is_main:
+            write_epochs_csv(self.folder, self.epochs)
         if self.on_epoch_end is not None:
             end = EpochEnd(epoch + 1, dataclasses.replace(metrics), self.model, self.optimizer, self.schedule)
             self.on_epoch_end(end)
@@ -762,6 +765,8 @@ class Trainer:
             torch_version=torch.__version__,
             code_version=self.code_version,
             created=utc_now(),
+            argv=current_command(),
+            package_version=package_version(),
         )
 
     def _recipe(self) -> Recipe:
