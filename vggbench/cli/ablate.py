@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from vggbench.cli.common import (
-    FORMAT_HELP,
     MODEL,
-    OUTPUT,
     RECIPE,
     RUN_CONTROL,
     Param,
+    device_param,
     echo,
     examples,
+    format_param,
     gpu_scale_note,
     note,
+    option,
+    quiet_param,
+    results_dir_param,
     resumable,
     setting_param,
     with_params,
@@ -44,10 +46,6 @@ def _overrides(names: tuple[str, ...]) -> list[Param]:
     return [setting_param(setting(name), help=setting(name).override) for name in names]
 
 
-def _option(name: str, kind: Any, default: Any, *decls: str, **options: Any) -> Param:
-    return Param(name, kind, typer.Option(default, *decls, **options))
-
-
 _PARAMS = [
     Param(
         "name",
@@ -56,7 +54,7 @@ _PARAMS = [
             ..., help="lrn, conv1x1, conv5x5, jitter, depth, init, or a spec file (.toml)", metavar="NAME"
         ),
     ),
-    _option(
+    option(
         "config",
         str,
         None,
@@ -65,7 +63,7 @@ _PARAMS = [
         rich_help_panel=MODEL,
     ),
     *_overrides(_MODEL_AND_DATA),
-    _option(
+    option(
         "preset",
         str,
         "quick",
@@ -73,25 +71,25 @@ _PARAMS = [
         "paper (GPUs, full recipe)",
         rich_help_panel=RECIPE,
     ),
-    _option(
+    option(
         "seeds", int, 3, help="seeds per arm; 3 or more for a confidence interval", rich_help_panel=RECIPE
     ),
     *_overrides(_RECIPE),
-    _option(
+    option(
         "finetune_lr",
         float,
         None,
         help="lr of an arm that fine-tunes another arm's run (default: lr / 10, the paper's 1e-3)",
         rich_help_panel=RECIPE,
     ),
-    _option(
+    option(
         "finetune_epochs",
         int,
         None,
         help="epochs of an arm that fine-tunes another arm's run (default: the preset's epochs)",
         rich_help_panel=RECIPE,
     ),
-    _option(
+    option(
         "from_scratch",
         bool,
         False,
@@ -99,10 +97,10 @@ _PARAMS = [
         help="train every arm from scratch for the same epochs (no fine-tuning chain: init_from ignored)",
         rich_help_panel=RECIPE,
     ),
-    _option("results_dir", Path, Path("results"), help="the results store", rich_help_panel=OUTPUT),
-    _option("fmt", str, "table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
-    _option("quiet", bool, False, help="no progress output", rich_help_panel=OUTPUT),
-    _option(
+    results_dir_param(),
+    format_param(),
+    quiet_param(),
+    option(
         "shard",
         str,
         None,
@@ -110,8 +108,8 @@ _PARAMS = [
         rich_help_panel=RUN_CONTROL,
         metavar="I/N",
     ),
-    _option("device", str, "auto", help="auto, cpu or cuda", rich_help_panel=RUN_CONTROL),
-    _option(
+    device_param("auto, cpu or cuda"),
+    option(
         "jobs",
         int,
         None,
@@ -119,7 +117,7 @@ _PARAMS = [
         "split); with --submit, the array's tasks (default: one per seed)",
         rich_help_panel=RUN_CONTROL,
     ),
-    _option(
+    option(
         "submit",
         str,
         None,
@@ -127,15 +125,15 @@ _PARAMS = [
         "through submitit; local: the same array on this machine, waited for",
         rich_help_panel=RUN_CONTROL,
     ),
-    _option("slurm_partition", str, None, help="--submit slurm: the partition", rich_help_panel=RUN_CONTROL),
-    _option(
+    option("slurm_partition", str, None, help="--submit slurm: the partition", rich_help_panel=RUN_CONTROL),
+    option(
         "slurm_time",
         int,
         None,
         help="--submit slurm: each task's time limit, in minutes",
         rich_help_panel=RUN_CONTROL,
     ),
-    _option("slurm_gpus", int, None, help="--submit slurm: GPUs per task", rich_help_panel=RUN_CONTROL),
+    option("slurm_gpus", int, None, help="--submit slurm: GPUs per task", rich_help_panel=RUN_CONTROL),
     *_overrides(tuple(s.name for s in _OVERRIDES if s.name not in _MODEL_AND_DATA + _RECIPE)),
 ]
 

@@ -28,14 +28,6 @@ def examples(*lines: str) -> str:
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def results_dir_option(help: str = "the results store") -> Path:
-    return typer.Option(Path("results"), "--results-dir", help=help, rich_help_panel=OUTPUT)
-
-
-def format_option(default: str = "table", help: str = FORMAT_HELP) -> str:
-    return typer.Option(default, "--format", help=help, rich_help_panel=OUTPUT)
-
-
 def echo(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -110,6 +102,27 @@ def setting_param(setting: Setting, help: str | None = None, default: Any = None
         metavar=setting.metavar,
     )
     return Param(setting.name, setting.cli_type or setting.type, option)
+
+
+def option(name: str, kind: Any, default: Any, *decls: str, **options: Any) -> Param:
+    """A command's own option (not a recipe setting): `decls` and `options` as typer.Option's."""
+    return Param(name, kind, typer.Option(default, *decls, **options))
+
+
+def results_dir_param(help: str = "the results store") -> Param:
+    return option("results_dir", Path, Path("results"), "--results-dir", help=help, rich_help_panel=OUTPUT)
+
+
+def format_param(default: str = "table", help: str = FORMAT_HELP) -> Param:
+    return option("fmt", str, default, "--format", help=help, rich_help_panel=OUTPUT)
+
+
+def quiet_param(help: str = "no progress output", *decls: str) -> Param:
+    return option("quiet", bool, False, *decls, help=help, rich_help_panel=OUTPUT)
+
+
+def device_param(help: str) -> Param:
+    return option("device", str, "auto", "--device", help=help, rich_help_panel=RUN_CONTROL)
 
 
 def with_params(params: list[Param]) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -9,12 +9,16 @@ import typer
 
 from vggbench.cli.common import (
     DATA,
-    OUTPUT,
     RUN_CONTROL,
     Param,
+    device_param,
     echo,
     examples,
+    format_param,
     gpu_scale_note,
+    option,
+    quiet_param,
+    results_dir_param,
     resumable,
     setting_param,
     with_params,
@@ -57,29 +61,11 @@ _OWN = {
         ),
     ],
     "max_device_batch": [
-        Param(
-            "results_dir",
-            Path,
-            typer.Option(Path("results"), help="the results store", rich_help_panel=OUTPUT),
-        ),
-        Param(
-            "fmt",
-            str,
-            typer.Option(
-                "text", "--format", help="text (one line) or json (the run record)", rich_help_panel=OUTPUT
-            ),
-        ),
-        Param("as_json", bool, typer.Option(False, "--json", hidden=True, help="same as --format json")),
-        Param(
-            "quiet", bool, typer.Option(False, "--quiet", help="no progress output", rich_help_panel=OUTPUT)
-        ),
-        Param(
-            "device",
-            str,
-            typer.Option(
-                "auto", help="auto (cuda if available), cpu, cuda or cuda:N", rich_help_panel=RUN_CONTROL
-            ),
-        ),
+        results_dir_param(),
+        format_param("text", "text (one line) or json (the run record)"),
+        option("as_json", bool, False, "--json", hidden=True, help="same as --format json"),
+        quiet_param("no progress output", "--quiet"),
+        device_param("auto (cuda if available), cpu, cuda or cuda:N"),
     ],
     "compile": [
         Param(
