@@ -154,7 +154,9 @@ class VGG(nn.Module):
 
 
 def build_model(spec: ModelSpec, fully_convolutional: bool = False) -> VGG:
-    """The model for `spec` in the requested form, with the paper's default initialisation."""
+    """The model for `spec` in the requested form with some fixed weights: the paper's normal init
+    (std 0.01), drawn from torch's global generator. Training draws its own (`train.Trainer`, the
+    seed's generator; its default is Glorot's, recipe.DEFAULT_INIT); benchmarks and tests use this."""
     model = VGG(spec, fully_convolutional)
     init_weights(model, "paper", std=0.01)
     return model

@@ -53,18 +53,57 @@ INPUT_RANGES = ("0-255", "0-1")
 #: The test protocols of Section 3.2 (evaluate.protocols computes them).
 TEST_METHODS = ("center", "dense", "multi-crop", "multi-crop+dense")
 
-#: "At chance": a val top-1 error within CHANCE_POINTS of guessing's, 100 (1 - 1/K). A run at chance
-#: for NOT_LEARNING_EPOCHS epochs warns (and counts as stalled in an ablation); under the schedule
-#: rule one at chance for STALLED_EPOCHS epochs in a row stops as stalled.
+# --- "Not learning": one rule, which training and the ablations read -------------------------------
+#
+# A run has learned nothing while its validation top-1 error is at chance, within CHANCE_POINTS of
+# guessing's, 100 (1 - 1/K) (`at_chance`). From that one test:
+# - the record's `stopped_by` is "stalled" when the run's last NOT_LEARNING_EPOCHS epochs (or all of
+#   a shorter run's) were at chance; under the schedule rule a run at chance for STALLED_EPOCHS
+#   epochs in a row stops there, as stalled (`stalled`);
+# - an ablation's seed is stalled when its evaluated error is at chance, or its run warned.
+# The warning is the early sign, a looser test kept as it was: an accuracy below CHANCE_MARGIN x
+# guessing's for NOT_LEARNING_EPOCHS epochs (`not_learning`), e.g. top-1 error above 85% of 10
+# classes where `at_chance` needs 89%. Both thresholds are pinned by the tests and the stored runs'
+# warnings; unifying them would change which runs warn and which seeds an ablation counts stalled.
 CHANCE_POINTS = 1.0
+CHANCE_MARGIN = 1.5
 NOT_LEARNING_EPOCHS = 3
 STALLED_EPOCHS = 6
+NOT_LEARNING = "the run is not learning"  # starts the warning; ablations count such runs as stalled
+SLOPE_EPOCHS = 3  # a record's val-error slope is fitted over the last this many epochs
 
 
 def at_chance(top1_err: float, num_classes: int) -> bool:
     """Whether a top-1 error is within CHANCE_POINTS of guessing's, 100 (1 - 1/K): such a run (or
     seed of an ablation) has learned nothing."""
     return top1_err >= 100.0 * (1 - 1 / num_classes) - CHANCE_POINTS
+
+
+def stalled(errors: list[float], num_classes: int, epochs: int) -> bool:
+    """Whether the last `epochs` validation errors (all there, at least `epochs` of them) were at chance."""
+    recent = errors[-epochs:] if epochs else []
+    return len(recent) == epochs and all(at_chance(err, num_classes) for err in recent)
+
+
+def not_learning(errors: list[float], num_classes: int) -> bool:
+    """The warning's test: the last NOT_LEARNING_EPOCHS validation errors all had an accuracy below
+    CHANCE_MARGIN x guessing's (never for one class, which cannot be guessed wrong)."""
+    recent = errors[-NOT_LEARNING_EPOCHS:]
+    chance_err = 100.0 * (1 - min(1.0, CHANCE_MARGIN / num_classes))
+    return len(recent) == NOT_LEARNING_EPOCHS and num_classes > 1 and all(e >= chance_err for e in recent)
+
+
+def val_slope(errors: list[float], last: int = SLOPE_EPOCHS) -> float | None:
+    """The least-squares slope of the last `last` validation errors, in points per epoch (negative:
+    still falling); None with fewer than two epochs."""
+    tail = errors[-last:]
+    n = len(tail)
+    if n < 2:
+        return None
+    mean_x, mean_y = (n - 1) / 2, sum(tail) / n
+    return sum((x - mean_x) * (y - mean_y) for x, y in enumerate(tail)) / sum(
+        (x - mean_x) ** 2 for x in range(n)
+    )
 
 
 def schedule_problem(epochs: int, patience: int, max_lr_decreases: int) -> str | None:

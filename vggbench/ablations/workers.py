@@ -11,39 +11,20 @@ import os
 import queue
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vggbench.ablations.spec import AblationSpec, preset_budget
+from vggbench.ablations.spec import preset_budget
 from vggbench.ablations.stats import AblationRecord
-from vggbench.ablations.sweep import SweepStep, analyse, run_ablation, train_sweep
+from vggbench.ablations.sweep import SweepArgs, SweepHooks, SweepStep, analyse, run_ablation, train_sweep
 from vggbench.errors import VggbenchError
 from vggbench.train import TrainingInterrupted
 
 SUBMIT_TARGETS = ("slurm", "local")  # local: submitit's LocalExecutor, this machine's processes
 SUBMITIT_FOLDER = "submitit"  # <results>/submitit/<job id>/: the array's pickles and logs
-
-
-@dataclass(frozen=True)
-class SweepArgs:
-    """What every worker or array task of one sweep is given (picklable, for spawn and submitit)."""
-
-    spec: AblationSpec
-    seeds: int
-    preset: str
-    overrides: dict[str, Any]
-    results_dir: Path
-    shard: tuple[int, int] = (1, 1)
-    device: str = "auto"
-    quiet: bool = False
-
-    def sweep_options(self, **changes: Any) -> dict[str, Any]:
-        """The keywords of `train_sweep` / `run_ablation` after the spec (with `changes`)."""
-        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
-        return {**options, **changes}
 
 
 def check_jobs(jobs: int) -> None:
@@ -111,7 +92,7 @@ def run_workers(
     if errors:
         raise VggbenchError("; ".join(f"{name}: {error}" for name, error in sorted(errors.items())))
     # every run is stored by now: this reads them and analyses
-    return run_ablation(args.spec, **args.sweep_options(quiet=True))
+    return run_ablation(replace(args, quiet=True))
 
 
 def _follow(workers: list, events: Any, on_run: Callable[[int, SweepStep], None] | None) -> dict[str, str]:
@@ -136,7 +117,7 @@ def _worker(index: int, args: SweepArgs, events: Any) -> None:
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        train_sweep(args.spec, **args.sweep_options(on_run=lambda step: events.put(("run", index, step))))
+        train_sweep(args, SweepHooks(on_run=lambda step: events.put(("run", index, step))))
     except KeyboardInterrupt as interrupted:
         events.put(("error", index, str(interrupted) or "interrupted"))
         sys.exit(130)
@@ -271,4 +252,4 @@ def wait_for(jobs: list) -> None:
 
 def array_task(args: SweepArgs) -> AblationRecord:
     """One array task: its shard's runs, then the analysis of the store."""
-    return run_ablation(args.spec, **args.sweep_options())
+    return run_ablation(args)

@@ -148,8 +148,8 @@ def ablate(**given: Any) -> None:
     """
     # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench.ablations.spec import load_spec, preset_budget
-    from vggbench.ablations.sweep import parse_shard, run_ablation, sweep
-    from vggbench.ablations.workers import SweepArgs, run_workers, slurm_options, submit_and_wait
+    from vggbench.ablations.sweep import SweepArgs, SweepHooks, parse_shard, run_ablation, sweep
+    from vggbench.ablations.workers import run_workers, slurm_options, submit_and_wait
     from vggbench.report.ablation import render_ablation
 
     fmt, seeds, preset, jobs, submit = (given[k] for k in ("fmt", "seeds", "preset", "jobs", "submit"))
@@ -176,18 +176,5 @@ def ablate(**given: Any) -> None:
         return
     say = None if quiet else (lambda text: sys.stderr.write(text + "\n"))
     with resumable(None, "the sweep's completed runs are stored"), SweepBars(quiet, spec.name) as bars:
-        record = run_ablation(
-            spec,
-            seeds=seeds,
-            preset=preset,
-            overrides=overrides,
-            results_dir=results_dir,
-            shard=shard,
-            device=device,
-            quiet=quiet,
-            say=say,
-            on_run=bars.on_run,
-            progress=bars.progress,
-            on_epoch_end=bars.on_epoch_end,
-        )
+        record = run_ablation(args, SweepHooks(say, bars.on_run, bars.progress, bars.on_epoch_end))
     echo(render_ablation(record, fmt))

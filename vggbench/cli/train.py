@@ -16,6 +16,7 @@ from vggbench.cli.common import (
     examples,
     format_param,
     gpu_scale_note,
+    note,
     option,
     quiet_param,
     results_dir_param,
@@ -106,6 +107,7 @@ def train(**given: Any) -> None:
     from vggbench import store
     from vggbench import train as training
     from vggbench.data.cache import CacheOptions
+    from vggbench.runtime import distributed_from_env
 
     fmt, results_dir, quiet, device = given["fmt"], given["results_dir"], given["quiet"], given["device"]
     force = given["force"]
@@ -114,13 +116,14 @@ def train(**given: Any) -> None:
     options = {s.name: given[s.name] for s in SETTINGS if given[s.name] is not None}
     if "data_root" in options:
         options["data_root"] = str(options["data_root"])
-    settings = training.TrainConfig(**options)
-    stored = not force and store.read_run(results_dir, settings.run_id) is not None
+    say = None if quiet or not distributed_from_env().is_main else note
+    resolved = training.resolve(training.TrainConfig(**options), say, fresh=True)
+    stored = not force and store.read_run(results_dir, resolved.id) is not None
     if not stored:
-        gpu_scale_note(settings.crop, settings.width, device)
+        gpu_scale_note(resolved.config.crop, resolved.config.width, device)
     with resumable("--resume"), TrainBars(quiet) as bars:
         record = training.train(
-            settings,
+            resolved,
             results_dir=results_dir,
             device=device,
             resume=given["resume"],
