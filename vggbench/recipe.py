@@ -231,6 +231,24 @@ class Setting:
         return f"{self.called} {value} must be {self.rule.says}{fix}"
 
 
+def _limit(split: str, name: str) -> Setting:
+    """--limit-train or --limit-val: a stratified subset of a split, which every arm shares."""
+    return Setting(
+        f"limit_{split}",
+        int,
+        None,
+        f"a stratified subset of this many {name} images",
+        DATA,
+        at_least(1),
+        fix=f"leave it out for the whole {name} split",
+        words=f"--limit-{split}",
+        optional=True,
+        preset=f"limit_{split}",
+        override=f"override the preset's {name} images",
+        shared=True,
+    )
+
+
 def _lrn_net(config: Any) -> bool:
     return config.model_spec(1).has_lrn
 
@@ -311,34 +329,7 @@ SETTINGS: tuple[Setting, ...] = (
         identity=False,
         cli_type=Path,
     ),
-    Setting(
-        "limit_train",
-        int,
-        None,
-        "a stratified subset of this many training images",
-        DATA,
-        at_least(1),
-        fix="leave it out for the whole training split",
-        words="--limit-train",
-        optional=True,
-        preset="limit_train",
-        override="override the preset's training images",
-        shared=True,
-    ),
-    Setting(
-        "limit_val",
-        int,
-        None,
-        "a stratified subset of this many validation images",
-        DATA,
-        at_least(1),
-        fix="leave it out for the whole validation split",
-        words="--limit-val",
-        optional=True,
-        preset="limit_val",
-        override="override the preset's validation images",
-        shared=True,
-    ),
+    *(_limit(split, name) for split, name in (("train", "training"), ("val", "validation"))),
     Setting(
         "val_split",
         float,
