@@ -8,7 +8,7 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -28,6 +28,7 @@ from vggbench.data import (
     rgb_statistics,
 )
 from vggbench.data.cache import CacheOptions, TrainSet, cached_train_set
+from vggbench.data.loaders import check_one_batch
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.sources import load_run
 from vggbench.locks import run_lock
@@ -134,39 +135,49 @@ def train(
     target = resolve_device(device, dist)
     check_device_options(target, resolved.config.bf16, resolved.config.compile)
     check_sources(results_dir, resolved.config)
-    with _one_process_per_run(results_dir, resolved.id, dist):
-        return _train_locked(resolved, results_dir, target, dist, log, force, resume, on_epoch_end, cache)
+    last = checkpoint_dir(results_dir, resolved.id) / LAST_CHECKPOINT
 
+    def trainer() -> Trainer:
+        return prepared or Trainer(resolved, results_dir, target, dist, log, on_epoch_end, cache)
 
-def _train_locked(
-    resolved: ResolvedConfig,
-    results_dir: Path,
-    target: torch.device,
-    dist: Distributed,
-    log: Log,
-    force: bool,
-    resume: bool,
-    on_epoch_end: EpochHook | None,
-    cache: CacheOptions,
-) -> RunRecord:
-    """`train` under the run's lock: the stored run, or the run trained (from its checkpoint)."""
-    config, run_id = resolved.config, resolved.id
-    last = checkpoint_dir(results_dir, run_id) / LAST_CHECKPOINT
-    if not force:
-        stored = store.read_run(results_dir, run_id)
-        if stored is not None and stored.status == "complete":
-            _remove_stale_checkpoint(results_dir, run_id, last, log.quiet)
-            return stored
-    checkpoint = checkpoint_to_resume(results_dir, resolved, resume) if resume or not force else None
     try:
-        with process_group(dist, target), determinism(config.deterministic, target):
-            trainer = Trainer(resolved, results_dir, target, dist, log, on_epoch_end, cache)
-            return trainer.run(checkpoint)
+        prepared = None
+        if force or not _stored(results_dir, resolved.id):
+            prepared = trainer()
+            prepared.prepare()  # the data, checked against the recipe before anything is written
+        with _one_process_per_run(results_dir, resolved.id, dist):
+            return _train_locked(results_dir, resolved, log.quiet, force, resume, trainer)
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt as interrupt:
         kept = f"the checkpoint {last} is kept" if last.exists() else "no checkpoint was written yet"
         raise TrainingInterrupted(f"interrupted; {kept}", signum_of(interrupt)) from None
+
+
+def _stored(results_dir: Path, run_id: str) -> bool:
+    stored = store.read_run(results_dir, run_id)
+    return stored is not None and stored.status == "complete"
+
+
+def _train_locked(
+    results_dir: Path,
+    resolved: ResolvedConfig,
+    quiet: bool,
+    force: bool,
+    resume: bool,
+    trainer: Callable[[], Trainer],
+) -> RunRecord:
+    """`train` under the run's lock: the stored run, or the run trained (from its checkpoint) by
+    `trainer()`."""
+    last = checkpoint_dir(results_dir, resolved.id) / LAST_CHECKPOINT
+    stored = None if force else store.read_run(results_dir, resolved.id)
+    if stored is not None and stored.status == "complete":
+        _remove_stale_checkpoint(results_dir, resolved.id, last, quiet)
+        return stored
+    checkpoint = checkpoint_to_resume(results_dir, resolved, resume) if resume or not force else None
+    run = trainer()
+    with process_group(run.dist, run.device), determinism(resolved.config.deterministic, run.device):
+        return run.run(checkpoint)
 
 
 def check_sources(results_dir: Path, config: TrainConfig) -> None:
@@ -223,6 +234,7 @@ class Trainer:
         self.log, self.on_epoch_end, self.flag = log, on_epoch_end, InterruptFlag()
         self.folder = checkpoint_dir(results_dir, self.run_id)
         self.channels_last = resolved.config.channels_last
+        self.prepared = False
 
     def run(self, checkpoint: Checkpoint | None) -> RunRecord:
         self.code_version = code_version()  # of the code that starts (or resumes) the run
@@ -263,7 +275,11 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------------------------------
 
-    def _load_data(self) -> None:
+    def prepare(self) -> None:
+        """Load the data and check it against the recipe (a batch per epoch, the classes of the run
+        it fine-tunes); nothing is written, so that bad input leaves nothing behind."""
+        if self.prepared:
+            return
         c, dist = self.config, self.dist
         if c.batch_size % dist.world_size:
             raise VggbenchError(
@@ -283,6 +299,19 @@ class Trainer:
             skip_bad_images=c.skip_bad_images,
         )
         self.num_classes = self.dataset.num_classes
+        check_one_batch(len(self.dataset.train), self.per_rank_batch, dist.world_size)
+        if c.init_from:
+            source = store.read_run(self.results_dir, store.find_run(self.results_dir, c.init_from))
+            if source is not None and source.num_classes != self.num_classes:
+                raise VggbenchError(
+                    f"--init-from {source.id}: that run has {source.num_classes} classes, this dataset "
+                    f"{self.num_classes}; fine-tune from a run on the same classes"
+                )
+        self.prepared = True
+
+    def _load_data(self) -> None:
+        c, dist = self.config, self.dist
+        self.prepare()
         self.stats = rgb_statistics(self.dataset.train, self.results_dir / "cache")
         self.scale = c.train_scale
         self.q_paper, self.q_pixels = self.resolved.test_scale, self.resolved.test_pixels
@@ -392,11 +421,6 @@ class Trainer:
     def _load_init_from(self) -> str:
         """Start from a stored run's weights (fine-tuning); returns the init scheme's name."""
         record, source = load_run(self.results_dir, self.config.init_from)
-        if record.num_classes != self.num_classes:
-            raise VggbenchError(
-                f"--init-from {record.id}: that run has {record.num_classes} classes, this dataset "
-                f"{self.num_classes}; fine-tune from a run on the same classes"
-            )
         try:
             load_state(self.model, source.state_dict())
         except VggbenchError as error:
