@@ -17,7 +17,17 @@ from typing import Any
 
 from vggbench import paper
 from vggbench.architectures import ARCHITECTURES, get_architecture
-from vggbench.checks import SEED_LIMIT, in_range, positive, valid_seed
+from vggbench.checks import (
+    MAX_BATCH,
+    MAX_INIT_STD,
+    MAX_LR,
+    MAX_WEIGHT_DECAY,
+    MAX_WORKERS,
+    SEED_LIMIT,
+    in_range,
+    positive,
+    valid_seed,
+)
 from vggbench.errors import VggbenchError
 from vggbench.options import DATASETS_HELP
 from vggbench.scales import check_crop, parse_train_scale
@@ -182,14 +192,16 @@ def one_of(choices: tuple[str, ...]) -> Rule:
 class Setting:
     """One setting of a training run (a field of TrainConfig).
 
-    `identity`: whether it enters the run id, or a test of the config (it enters where the test
-    holds). `shown`: whether `train --help` shows the default (False: the option's default is None
-    and TrainConfig's applies, e.g. one that depends on another setting). `words`: how an error
-    names it. `flag`, `metavar` and `cli_type`: train's option where it is not the field's name and
-    type. `preset`: its key in presets and specs, where presets may set it (`required`: every preset
-    must), and `override`: `ablate`'s help for it, where `ablate` may override the preset. `arm`:
-    an ablation's arm may set it for itself; `shared`: every arm keeps the preset's value (the
-    preset's shared budget, which `runs list --preset` matches)."""
+    `cap`: the largest value the machine (or training's floats) can take, checked after `rule`
+    (`checks` says why each is where it is; the model's sizes are capped where every command meets
+    them, models.ModelSpec). `identity`: whether it enters the run id, or a test of the config (it
+    enters where the test holds). `shown`: whether `train --help` shows the default (False: the
+    option's default is None and TrainConfig's applies, e.g. one that depends on another setting).
+    `words`: how an error names it. `flag`, `metavar` and `cli_type`: train's option where it is not
+    the field's name and type. `preset`: its key in presets and specs, where presets may set it
+    (`required`: every preset must), and `override`: `ablate`'s help for it, where `ablate` may
+    override the preset. `arm`: an ablation's arm may set it for itself; `shared`: every arm keeps
+    the preset's value (the preset's shared budget, which `runs list --preset` matches)."""
 
     name: str
     type: type
@@ -197,6 +209,7 @@ class Setting:
     help: str
     panel: str
     rule: Rule | None = None
+    cap: float | None = None
     fix: str = ""
     words: str = ""
     identity: bool | Callable[[Any], bool] = True
@@ -223,9 +236,16 @@ class Setting:
 
     def problem(self, value: Any) -> str | None:
         """The error for a value outside the setting's range or choices (None: it is fine)."""
-        if self.rule is None or (value is None and self.optional) or self.rule.ok(value):
-            return None
         fix = f"; {self.fix}" if self.fix else ""
+        if value is None and self.optional:
+            return None
+        if self.rule is not None and not self.rule.ok(value):
+            return self._outside(value, fix)
+        if self.cap is not None and value > self.cap:
+            return f"{self.called} {value} must be at most {self.cap:g}{fix}"
+        return None
+
+    def _outside(self, value: Any, fix: str) -> str:
         if self.rule.choices:
             return f"unknown {self.called} {value!r}; choose {self.rule.says}{fix}"
         return f"{self.called} {value} must be {self.rule.says}{fix}"
@@ -354,7 +374,16 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("download", bool, False, "download the dataset if missing (torchvision)", DATA, identity=False),
     Setting("skip_bad_images", bool, False, "skip unreadable images, counting them", DATA),
-    Setting("workers", int, 0, "DataLoader workers for image folders", DATA, at_least(0), identity=False),
+    Setting(
+        "workers",
+        int,
+        0,
+        "DataLoader workers for image folders",
+        DATA,
+        at_least(0),
+        MAX_WORKERS,
+        identity=False,
+    ),
     # the train scale, the initialisation and the recipe
     Setting(
         "scale",
@@ -406,6 +435,7 @@ SETTINGS: tuple[Setting, ...] = (
         "or 0.1 (the paper's '10^-2 variance' read literally)",
         RECIPE,
         Rule(positive, "positive and finite", "a finite positive number"),
+        cap=MAX_INIT_STD,
         fix=f"the paper's is {DEFAULT_INIT_STD} (or 0.1 literally)",
         identity=lambda config: config.init == "paper",
         shown=False,
@@ -447,6 +477,7 @@ SETTINGS: tuple[Setting, ...] = (
         "initial learning rate (default 0.01; 0.001 with --init-from, as the paper)",
         RECIPE,
         POSITIVE,
+        cap=MAX_LR,
         fix="the paper's is 0.01",
         words="learning rate",
         preset="lr",
@@ -470,6 +501,7 @@ SETTINGS: tuple[Setting, ...] = (
         "weight decay (L2)",
         RECIPE,
         NOT_NEGATIVE,
+        cap=MAX_WEIGHT_DECAY,
         fix="the paper's is 5e-4",
     ),
     Setting(
@@ -479,6 +511,7 @@ SETTINGS: tuple[Setting, ...] = (
         "global batch size (split over processes under torchrun)",
         RECIPE,
         at_least(1),
+        cap=MAX_BATCH,
         fix="the paper's is 256",
         flag="--batch",
         preset="batch",
@@ -531,6 +564,7 @@ SETTINGS: tuple[Setting, ...] = (
         "largest micro-batch on a device: larger batches accumulate gradients",
         RUN_CONTROL,
         at_least(1),
+        cap=MAX_BATCH,
         optional=True,
         identity=False,
     ),
