@@ -19,6 +19,7 @@ from vggbench import paper
 from vggbench.architectures import ARCHITECTURES, get_architecture
 from vggbench.checks import (
     MAX_BATCH,
+    MAX_CROP,
     MAX_INIT_STD,
     MAX_LR,
     MAX_WEIGHT_DECAY,
@@ -291,7 +292,11 @@ SETTINGS: tuple[Setting, ...] = (
         paper.PAPER_CROP,
         "training crop in pixels, a multiple of 32 (e.g. 32 on a CPU)",
         MODEL,
-        Rule(parses(check_crop), "a multiple of 32 of at least 32", "a multiple of 32 of at least 32"),
+        Rule(
+            parses(check_crop),
+            f"a multiple of 32 in [32, {MAX_CROP}]",
+            f"a multiple of 32 in [32, {MAX_CROP}]",
+        ),
         fix="e.g. 32 or 224",
         preset="crop",
         required=True,

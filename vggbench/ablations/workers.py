@@ -9,6 +9,7 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ import torch
 from vggbench.ablations.spec import preset_budget
 from vggbench.ablations.stats import AblationRecord
 from vggbench.ablations.sweep import SweepArgs, SweepHooks, SweepStep, analyse, run_ablation, train_sweep
+from vggbench.checks import cores
 from vggbench.errors import VggbenchError
 from vggbench.train import TrainingInterrupted
 
@@ -163,8 +165,18 @@ def slurm_options(
     """ablate's --submit, --jobs and --slurm-* options, checked against each other."""
     if jobs is not None:
         check_jobs(jobs)
+    if jobs is not None and submit is None and jobs > cores():
+        raise VggbenchError(
+            f"--jobs {jobs} must be at most {cores()} (the cores here; one run per GPU, or a share of "
+            "the cores each); with --submit it counts the array's tasks"
+        )
     if submit is not None and submit not in SUBMIT_TARGETS:
         raise VggbenchError(f"--submit {submit!r}: use {' or '.join(SUBMIT_TARGETS)}")
+    if submit == "slurm" and shutil.which("srun") is None:
+        raise VggbenchError(
+            "--submit slurm: no srun on this machine's PATH (submitit submits through Slurm); run the "
+            "command on the cluster's login node, or use --submit local or --jobs here"
+        )
     if submit is not None and shard is not None:
         raise VggbenchError(
             "--shard with --submit: the array's task i runs shard i of N; drop --shard and set N with --jobs"

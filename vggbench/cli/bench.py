@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vggbench.checks import MAX_BATCH
 from vggbench.cli.common import (
     EVALUATION,
     MODEL,
     OUTPUT,
     RECIPE,
     RUN_CONTROL,
+    at_most_cores,
     device_param,
     echo,
     examples,
@@ -21,7 +23,9 @@ from vggbench.cli.common import (
     with_params,
     wrote,
 )
+from vggbench.errors import VggbenchError
 from vggbench.fs import writable_folder
+from vggbench.recipe import Rule
 from vggbench.render import check_format
 
 EPILOG = examples(
@@ -36,8 +40,8 @@ def _grid(name: str, default: str, help: str, metavar: str, panel: str = MODEL) 
     return option(name, list[str], [default], f"--{name}", help=help, rich_help_panel=panel, metavar=metavar)
 
 
-def _measure(name: str, kind: type, default: Any, help: str) -> Any:
-    return option(name, kind, default, help=help, rich_help_panel=EVALUATION)
+def _measure(name: str, kind: type, default: Any, help: str, check: Rule | None = None) -> Any:
+    return option(name, kind, default, help=help, rich_help_panel=EVALUATION, check=check)
 
 
 _PARAMS = [
@@ -75,7 +79,11 @@ _PARAMS = [
         metavar="PATH",
     ),
     _measure(
-        "workers", int, None, "data: DataLoader workers of a streamed folder (default: the cores, at most 8)"
+        "workers",
+        int,
+        None,
+        "data: DataLoader workers of a streamed folder (default: the cores, at most 8)",
+        at_most_cores("workers"),
     ),
     device_param("auto (cuda if available), cpu or cuda"),
     option(
@@ -88,7 +96,14 @@ _PARAMS = [
     ),
     option("bf16", bool, False, "--bf16", help="bf16 autocast", rich_help_panel=RUN_CONTROL),
     option("compile", bool, False, "--compile", help="torch.compile the model", rich_help_panel=RUN_CONTROL),
-    option("threads", int, None, help="torch CPU threads (default: torch's)", rich_help_panel=RUN_CONTROL),
+    option(
+        "threads",
+        int,
+        None,
+        help="torch CPU threads (default: torch's)",
+        rich_help_panel=RUN_CONTROL,
+        check=at_most_cores("threads"),
+    ),
     format_param(),
     results_dir_param("the results store (the record goes to <dir>/bench/)"),
     option(
@@ -117,9 +132,11 @@ def bench(**given: Any) -> None:
         folders=None if not folders else tuple(f for f in folders if f != "none"),
     ).check()
     grid = [("config", str), ("width", float), ("crop", int), ("batch", int)]
-    points = bench_run.cases(
-        *(bench_run.parse_list(given[name], kind, name) for name, kind in grid), given["classes"]
-    )
+    configs, widths, crops, batches = (bench_run.parse_list(given[name], kind, name) for name, kind in grid)
+    for batch in batches:
+        if batch > MAX_BATCH:
+            raise VggbenchError(f"--batch {batch} must be at most {MAX_BATCH}")
+    points = bench_run.cases(configs, widths, crops, batches, given["classes"])
     if save:  # before minutes of measuring, not after
         writable_folder(Path(results_dir) / tables.KIND)
     record = bench_run.run_bench(

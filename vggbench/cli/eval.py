@@ -6,12 +6,14 @@ from typing import Any
 
 import typer
 
+from vggbench.checks import MAX_BATCH, MAX_CLASSES, MAX_CROP, MAX_WIDTH
 from vggbench.cli.common import (
     DATA,
     EVALUATION,
     MODEL,
     RUN_CONTROL,
     Param,
+    at_most,
     device_param,
     echo,
     examples,
@@ -104,9 +106,18 @@ _PARAMS = [
         "--classes",
         help="classes of --checkpoint (default: from its FC8)",
         rich_help_panel=MODEL,
+        check=at_most(MAX_CLASSES, "FC8 would not fit in memory"),
     ),
-    setting_param(setting("width"), help="width multiplier of --checkpoint (default 1)"),
-    setting_param(setting("crop"), help="crop of --checkpoint (default 224)"),
+    setting_param(
+        setting("width"),
+        help="width multiplier of --checkpoint (default 1)",
+        check=at_most(MAX_WIDTH, f"{MAX_WIDTH:g}x the paper's channels"),
+    ),
+    setting_param(
+        setting("crop"),
+        help="crop of --checkpoint (default 224)",
+        check=at_most(MAX_CROP, "pixels; VGG's first conv would not fit in memory"),
+    ),
     option(
         "data",
         str,
@@ -169,6 +180,7 @@ _PARAMS = [
         "--batch",
         help="net inputs per forward pass (an image's 50 crops stay together)",
         rich_help_panel=RUN_CONTROL,
+        check=at_most(MAX_BATCH, "a stated cap"),
     ),
     device_param("auto, cpu, cuda or cuda:N"),
     results_dir_param(),

@@ -181,8 +181,8 @@ def _train_locked(
 
 
 def check_sources(results_dir: Path, config: TrainConfig) -> None:
-    """The stored runs that --init-from and --preinit-from name exist and completed (their weights
-    load later, with the data)."""
+    """The stored runs that --init-from and --preinit-from name exist, completed and have their
+    weights (which load later, with the data)."""
     for flag, name in (("--init-from", config.init_from), ("--preinit-from", config.preinit_from)):
         if name:
             try:
@@ -191,6 +191,11 @@ def check_sources(results_dir: Path, config: TrainConfig) -> None:
                 raise VggbenchError(f"{flag} {name}: {error}") from None
             if run is None or run.status != "complete":
                 raise VggbenchError(f"{flag} {name}: that run did not complete; resume it with --resume")
+            if not (results_dir / run.checkpoint).is_file():
+                raise VggbenchError(
+                    f"{flag} {name}: the weights of run {run.id} ({results_dir / run.checkpoint}) are "
+                    "missing; retrain it with --force"
+                )
 
 
 def _remove_stale_checkpoint(results_dir: Path, run_id: str, last: Path, quiet: bool) -> None:
