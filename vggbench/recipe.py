@@ -295,7 +295,7 @@ SETTINGS: tuple[Setting, ...] = (
         Rule(
             parses(check_crop),
             f"a multiple of 32 in [32, {MAX_CROP}]",
-            f"a multiple of 32 in [32, {MAX_CROP}]",
+            "a multiple of 32 of at least 32",
         ),
         fix="e.g. 32 or 224",
         preset="crop",

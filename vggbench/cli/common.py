@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from vggbench.checks import DEVICE_HELP, cores, device_problem
+from vggbench.checks import cores, device_problem
 from vggbench.errors import VggbenchError
 from vggbench.recipe import DATA, EVALUATION, MODEL, OUTPUT, RECIPE, RUN_CONTROL, Rule, Setting
 from vggbench.render import FORMATS
@@ -154,12 +154,18 @@ def quiet_param(help: str = "no progress output", *decls: str) -> Param:
     return option("quiet", bool, False, *decls, help=help, rich_help_panel=OUTPUT)
 
 
-#: A device as the commands take it: auto, cpu, cuda or cuda:N.
-DEVICE = Rule(lambda v: device_problem(v) is None, f"one of {DEVICE_HELP}", DEVICE_HELP)
-
-
 def device_param(help: str) -> Param:
-    return option("device", str, "auto", "--device", help=help, rich_help_panel=RUN_CONTROL, check=DEVICE)
+    """--device, checked as it is parsed: auto, cpu, cuda or cuda:N."""
+    return option(
+        "device", str, "auto", "--device", help=help, rich_help_panel=RUN_CONTROL, callback=_known_device
+    )
+
+
+def _known_device(value: str) -> str:
+    problem = device_problem(value)
+    if problem:
+        raise VggbenchError(problem)
+    return value
 
 
 def with_params(params: list[Param]) -> Callable[[Callable[..., None]], Callable[..., None]]:
