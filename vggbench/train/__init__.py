@@ -25,8 +25,9 @@ it returns the run's `store.RunRecord`:
 Files: <results>/runs/<id>.json (the record), <results>/checkpoints/<id>/last.pt (resume state,
 removed when the run completes) and model.pt (final weights, a plain FC-form state dict).
 
-Modules: config (TrainConfig, run identity, defaults) · loop (train_step, StepLoop, PlateauSchedule,
-validate) · checkpoint (Checkpoint, RNG state, Ctrl-C) · trainer (train, Trainer).
+Modules: config (TrainConfig, resolve, run_id) · loop (train_step, StepLoop, PlateauSchedule,
+validate) · checkpoint (Checkpoint, RNG state, Ctrl-C) · events (StepProgress, EpochEnd, the log)
+· trainer (train, Trainer).
 """
 
 from vggbench.recipe import DEFAULT_EPOCHS, DEFAULT_INIT, DEFAULT_INIT_STD, DEFAULT_PATIENCE, INIT_CHOICES

@@ -13,6 +13,7 @@ import math
 import random
 import signal
 import subprocess
+import sys
 import threading
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from vggbench import store
+from vggbench import fs, store
 from vggbench.errors import VggbenchError
 from vggbench.signals import STOP_SIGNALS, Stopped
 from vggbench.store import EpochMetrics, InitInfo
@@ -225,6 +226,24 @@ def _no_checkpoint_error(results_dir: Path, resolved: ResolvedConfig) -> Vggbenc
     if best:
         message += f"; checkpoint {best[1]} is of another config ({'; '.join(best[2][:3])})"
     return VggbenchError(message + "; rerun without --resume to start it")
+
+
+def remove_stale_checkpoint(results_dir: Path, run_id: str, last: Path, quiet: bool) -> None:
+    """Remove a complete run's last.pt when it is older than the record (`train`'s rule); say
+    how to continue a newer one, an interrupted --force run's."""
+    record = Path(results_dir) / store.RUNS / f"{run_id}.json"
+    with fs.reading(last):
+        if not last.exists():
+            return
+        stale = last.stat().st_mtime_ns <= record.stat().st_mtime_ns
+    if stale:
+        with fs.writing(last):
+            last.unlink(missing_ok=True)
+    elif not quiet:
+        sys.stderr.write(
+            f"note: run {run_id} is stored, and a --force run of it left a checkpoint ({last}); "
+            "--resume --force continues that run, --force starts over\n"
+        )
 
 
 def code_version() -> str:

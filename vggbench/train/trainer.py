@@ -17,7 +17,7 @@ import torch.distributed as td
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from vggbench import fs, store
+from vggbench import store
 from vggbench.data import (
     DATA_SEED,
     TrainAugment,
@@ -66,6 +66,7 @@ from vggbench.train.checkpoint import (
     checkpoint_dir,
     checkpoint_to_resume,
     code_version,
+    remove_stale_checkpoint,
     restore,
     rng_state,
     save_torch,
@@ -172,7 +173,7 @@ def _train_locked(
     last = checkpoint_dir(results_dir, resolved.id) / LAST_CHECKPOINT
     stored = None if force else store.read_run(results_dir, resolved.id)
     if stored is not None and stored.status == "complete":
-        _remove_stale_checkpoint(results_dir, resolved.id, last, quiet)
+        remove_stale_checkpoint(results_dir, resolved.id, last, quiet)
         return stored
     checkpoint = checkpoint_to_resume(results_dir, resolved, resume) if resume or not force else None
     run = trainer()
@@ -196,24 +197,6 @@ def check_sources(results_dir: Path, config: TrainConfig) -> None:
                     f"{flag} {name}: the weights of run {run.id} ({results_dir / run.checkpoint}) are "
                     "missing; retrain it with --force"
                 )
-
-
-def _remove_stale_checkpoint(results_dir: Path, run_id: str, last: Path, quiet: bool) -> None:
-    """Remove a complete run's last.pt when it is older than the record (`train`'s rule); say
-    how to continue a newer one, an interrupted --force run's."""
-    record = Path(results_dir) / store.RUNS / f"{run_id}.json"
-    with fs.reading(last):
-        if not last.exists():
-            return
-        stale = last.stat().st_mtime_ns <= record.stat().st_mtime_ns
-    if stale:
-        with fs.writing(last):
-            last.unlink(missing_ok=True)
-    elif not quiet:
-        sys.stderr.write(
-            f"note: run {run_id} is stored, and a --force run of it left a checkpoint ({last}); "
-            "--resume --force continues that run, --force starts over\n"
-        )
 
 
 # --- One run ---------------------------------------------------------------------------------------
