@@ -644,7 +644,7 @@ class Trainer:
         if self.dist.is_main:
             Checkpoint(
                 run_id=self.run_id,
-                config=self.config.to_dict(),
+                config=dataclasses.asdict(self.config),
                 epoch=epoch,
                 step=step,
                 model=self.model.state_dict(),
@@ -681,7 +681,7 @@ class Trainer:
             id=self.run_id,
             net=c.net,
             model=self.spec.to_dict(),
-            config=c.to_dict(),
+            config=dataclasses.asdict(c),
             data=c.data_source(),
             data_fingerprint=c.data_fingerprint,
             dataset=self.dataset.name,
