@@ -411,10 +411,10 @@ CASES_26 = [
         ["--jobs 99999999999999999999 must be at most", CORES],
     ),
     (_ablate("lrn", "--jobs", "100000"), ["--jobs 100000 must be at most", CORES]),
-    (_ablate("lrn", "--lr", "1e300"), ["learning rate 1e+300 must be at most 10"]),
-    (_ablate("lrn", "--batch", BIG), [f"batch size {BIG} must be at most 65536"]),
-    (_ablate("lrn", "--width", "1e6"), ["width 1e+06 must be at most 16"]),
-    (_ablate("lrn", "--crop", HUGE_INT), [f"--crop {HUGE_INT} must be a multiple of 32 in [32, 2048]"]),
+    (_ablate("lrn", "--lr", "1e300"), ["--lr 1e+300 must be at most 10 (the paper's is 0.01)"]),
+    (_ablate("lrn", "--batch", BIG), [f"--batch {BIG} must be at most 65536 (the paper's is 256)"]),
+    (_ablate("lrn", "--width", "1e6"), ["--width 1000000.0 must be at most 16 (16x the paper's channels)"]),
+    (_ablate("lrn", "--crop", HUGE_INT), [f"--crop {HUGE_INT} must be at most 2048 (pixels)"]),
     (_ablate("lrn", "--device", "mps"), ["unknown device 'mps'" + NO_DEVICE]),
     # --- contradictions: a train-scale or net filter beside named runs ----------------------------------
     (

@@ -7,11 +7,13 @@ from typing import Any
 
 import typer
 
+from vggbench.checks import MAX_CROP, MAX_WIDTH
 from vggbench.cli.common import (
     MODEL,
     RECIPE,
     RUN_CONTROL,
     Param,
+    at_most,
     device_param,
     echo,
     examples,
@@ -26,7 +28,7 @@ from vggbench.cli.common import (
     with_params,
 )
 from vggbench.cli.progress import SweepBars, worker_progress
-from vggbench.recipe import SETTINGS, setting
+from vggbench.recipe import SETTINGS, Rule, setting
 from vggbench.render import check_format
 
 EPILOG = examples(
@@ -42,8 +44,20 @@ _RECIPE = ("epochs", "batch_size", "lr", "init")
 _OVERRIDES = [s for s in SETTINGS if s.override]
 
 
+#: The caps of the model's sizes, which models.ModelSpec checks (a spec's key check names the lower bound).
+_MODEL_CAPS = {"crop": (MAX_CROP, "pixels"), "width": (MAX_WIDTH, f"{MAX_WIDTH:g}x the paper's channels")}
+
+
 def _overrides(names: tuple[str, ...]) -> list[Param]:
-    return [setting_param(setting(name), help=setting(name).override) for name in names]
+    """The preset's overrides, each checked against its cap as it is parsed."""
+    return [setting_param(setting(name), help=setting(name).override, check=_cap(name)) for name in names]
+
+
+def _cap(name: str) -> Rule | None:
+    if name in _MODEL_CAPS:
+        return at_most(*_MODEL_CAPS[name])
+    cap = setting(name).cap
+    return None if cap is None else at_most(cap, setting(name).fix or "the machine's limit")
 
 
 _PARAMS = [
