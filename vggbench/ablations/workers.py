@@ -172,11 +172,6 @@ def slurm_options(
         )
     if submit is not None and submit not in SUBMIT_TARGETS:
         raise VggbenchError(f"--submit {submit!r}: use {' or '.join(SUBMIT_TARGETS)}")
-    if submit == "slurm" and shutil.which("srun") is None:
-        raise VggbenchError(
-            "--submit slurm: no srun on this machine's PATH (submitit submits through Slurm); run the "
-            "command on the cluster's login node, or use --submit local or --jobs here"
-        )
     if submit is not None and shard is not None:
         raise VggbenchError(
             "--shard with --submit: the array's task i runs shard i of N; drop --shard and set N with --jobs"
@@ -191,6 +186,11 @@ def slurm_options(
         raise VggbenchError(f"--slurm-gpus {gpus}: need 0 or more")
     if partition is not None and not partition.strip():
         raise VggbenchError("--slurm-partition is empty; name a partition (sinfo lists them)")
+    if submit == "slurm" and shutil.which("srun") is None:
+        raise VggbenchError(
+            "--submit slurm: no srun on this machine's PATH (submitit submits through Slurm); run the "
+            "command on the cluster's login node, or use --submit local or --jobs here"
+        )
     return SlurmOptions(partition, time_min, gpus)
 
 
