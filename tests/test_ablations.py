@@ -29,9 +29,9 @@ from vggbench.ablations.sweep import analyse, budget_label, parse_shard, sweep, 
 from vggbench.ablations.testability import claim_kinds, untestable_reason
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import run_identity
+from vggbench.recipe import at_chance
 from vggbench.store import read_evals, read_run, read_runs, record_id, write_eval, write_run
 from vggbench.train import NOT_LEARNING
-from vggbench.train.trainer import at_chance
 
 ALL = ["conv1x1", "conv5x5", "depth", "init", "jitter", "lrn"]
 

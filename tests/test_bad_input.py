@@ -12,6 +12,7 @@ test_ablations, test_bench, test_runs_command, test_ablation_specs, ...) hold th
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -319,3 +320,163 @@ def test_bad_input(cli, places, tmp_path, argv, fragments):
 
 def test_the_table_has_no_duplicate_inputs():
     assert len({tuple(argv) for argv, _ in CASES}) == len(CASES)
+
+
+# --- Issue 26: empty paths, the machine's upper bounds, contradictions, nothing left behind -----------
+# Each case runs in an empty current folder, which stays empty: an empty path would mean it.
+
+BIG = "99999999999"  # more than any size, count or scale the machine can hold
+HUGE_INT = str(2**70)  # past a 64-bit integer
+EMPTY_PATH = "is an empty path; name a file or folder"
+EMPTY_RUN = "is an empty run id; give a stored run id or a unique prefix"
+NO_DEVICE = "; use auto, cpu, cuda or cuda:N"
+CORES = "(the cores here"
+
+CASES_26 = [
+    # --- every path option and run id rejects the empty string -----------------------------------
+    ([*TRAIN, "--results-dir", ""], ["--results-dir '' " + EMPTY_PATH, "e.g. --results-dir results"]),
+    ([*TRAIN, "--results-dir", "  "], ["--results-dir '  ' " + EMPTY_PATH]),
+    (_train("--cache-dir", ""), ["--cache-dir '' " + EMPTY_PATH]),
+    (_train("--data-root", ""), ["--data-root '' " + EMPTY_PATH]),
+    (_train("--init-from", ""), ["--init-from '' " + EMPTY_RUN]),
+    (_train("--init", "preinit", "--preinit-from", ""), ["--preinit-from '' " + EMPTY_RUN]),
+    (["report", "--out", "", "--results-dir", "{store}"], ["--out '' " + EMPTY_PATH]),
+    (["report", "--results-dir", ""], ["--results-dir '' " + EMPTY_PATH]),
+    (["params", "--write", ""], ["--write '' " + EMPTY_PATH]),
+    (_eval("--checkpoint", "", "--config", "A"), ["--checkpoint '' " + EMPTY_PATH]),
+    (_eval(""), ["RUN '' " + EMPTY_RUN]),
+    (_eval("--run", ""), ["--run '' " + EMPTY_RUN]),
+    (_eval(R1, "--data-root", ""), ["--data-root '' " + EMPTY_PATH]),
+    (["eval", R1, "--device", "cpu", "--results-dir", ""], ["--results-dir '' " + EMPTY_PATH]),
+    (_bench("--data-folder", ""), ["--data-folder '' " + EMPTY_PATH]),
+    (["bench", "--no-save", "--results-dir", ""], ["--results-dir '' " + EMPTY_PATH]),
+    (_ablate(""), ["NAME '' " + EMPTY_PATH]),
+    (["ablate", "lrn", "--quiet", "--results-dir", ""], ["--results-dir '' " + EMPTY_PATH]),
+    (["runs", "list", "--results-dir", ""], ["--results-dir '' " + EMPTY_PATH]),
+    (["runs", "show", "", "--results-dir", "{store}"], ["RUN '' " + EMPTY_RUN]),
+    (["runs", "show", R1, "--results-dir", ""], ["--results-dir '' " + EMPTY_PATH]),
+    (["runs", "compare", "", R2, "--results-dir", "{store}"], ["RUN '' " + EMPTY_RUN]),
+    (["runs", "export", "--out", "", "--results-dir", "{store}"], ["--out '' " + EMPTY_PATH]),
+    (["runs", "export", "--results-dir", ""], ["--results-dir '' " + EMPTY_PATH]),
+    (["runs", "diff", "", "--results-dir", "{store}"], ["REFERENCE '' " + EMPTY_PATH]),
+    # --- params: sizes the machine cannot hold --------------------------------------------------------
+    (["params", "--width", "1e6"], ["width 1e+06 must be at most 16", "use e.g. 1 or 0.125"]),
+    (["params", "--width", "16.5"], ["width 16.5 must be at most 16"]),
+    (["params", "--classes", "100000000000"], ["classes 100000000000 must be at most 100,000"]),
+    (["params", "--classes", "100001"], ["classes 100001 must be at most 100,000"]),
+    (["params", "--size", "1048576"], ["crop/size 1048576 must be at most 2048 pixels"]),
+    (["params", "--size", HUGE_INT], [f"crop/size {HUGE_INT} must be at most 2048 pixels"]),
+    (["params", "--config", "A", "--width", "1e6"], ["width 1e+06 must be at most 16"]),
+    (["params", "--config", "A", "--classes", BIG], [f"classes {BIG} must be at most 100,000"]),
+    (["params", "--config", "D", "--size", "4096"], ["crop/size 4096 must be at most 2048 pixels"]),
+    # --- train: sizes, counts and floats that overflow in training -----------------------------------
+    (_train("--crop", HUGE_INT), [f"crop/size {HUGE_INT} must be at most 2048 pixels"]),
+    (_train("--crop", "4096"), ["crop/size 4096 must be at most 2048 pixels"]),
+    (_train("--width", "1e6"), ["width 1e+06 must be at most 16"]),
+    (_train("--fc-width", "1000000000"), ["fc width 1000000000 must be at most 65,536"]),
+    (_train("--lr", "1e300"), ["learning rate 1e+300 must be at most 10", "the paper's is 0.01"]),
+    (_train("--lr", "11"), ["learning rate 11.0 must be at most 10"]),
+    (_train("--weight-decay", "1e300"), ["weight decay 1e+300 must be at most 1", "5e-4"]),
+    (_train("--weight-decay", "2"), ["weight decay 2.0 must be at most 1"]),
+    (_train("--config", "A-LRN", "--lrn-alpha", "1e300"), ["LRN alpha 1e+300 must be at most 1"]),
+    (_train("--config", "A-LRN", "--lrn-alpha", "2"), ["LRN alpha 2 must be at most 1"]),
+    (_train("--init", "paper", "--init-std", "1e300"), ["init std 1e+300 must be at most 1"]),
+    (_train("--batch", BIG), [f"batch size {BIG} must be at most 65536", "the paper's is 256"]),
+    (_train("--batch", "65537"), ["batch size 65537 must be at most 65536"]),
+    (_train("--max-device-batch", HUGE_INT), [f"max device batch {HUGE_INT} must be at most 65536"]),
+    (_train("--workers", "100000"), ["workers 100000 must be at most 64"]),
+    (_train("--workers", "65"), ["workers 65 must be at most 64"]),
+    (_train("--scale", BIG), [f"bad scale '{BIG}'", "at most 4096 in the paper's units"]),
+    (_train("--scale", "256:99999"), ["bad scale '256:99999'", "at most 4096"]),
+    (_train("--scale", "5000"), ["bad scale '5000'", "at most 4096"]),
+    (_train("--device", "mps"), ["unknown device 'mps'" + NO_DEVICE]),
+    (_train("--device", "tpu"), ["unknown device 'tpu'" + NO_DEVICE]),
+    (_train("--device", "cuda:x"), ["unknown device 'cuda:x'" + NO_DEVICE]),
+    # --- eval -------------------------------------------------------------------------------------
+    (_eval(R1, "--scales", BIG), [f"bad test scales '{BIG}'", "at most 4096 in the paper's units"]),
+    (_eval(R1, "--scales", "224,5000"), ["bad test scales '224,5000'", "at most 4096"]),
+    (_eval(R1, "--batch", BIG), [f"--batch {BIG} must be at most 65536"]),
+    (_eval(*CKPT, "--width", "1e6"), ["--width 1000000.0 must be at most 16 (16x the paper's channels)"]),
+    (_eval(*CKPT, "--classes", BIG), [f"--classes {BIG} must be at most 100000 (FC8 would not fit"]),
+    (_eval(*CKPT, "--crop", HUGE_INT), [f"--crop {HUGE_INT} must be at most 2048 (pixels"]),
+    (["eval", R1, "--device", "mps", "--results-dir", "{store}"], ["unknown device 'mps'" + NO_DEVICE]),
+    (["eval", R1, "--device", "gpu", "--results-dir", "{store}"], ["unknown device 'gpu'" + NO_DEVICE]),
+    # --- bench --------------------------------------------------------------------------------------
+    (
+        _bench("--threads", "100000000000000000000"),
+        ["--threads 100000000000000000000 must be at most", CORES],
+    ),
+    (_bench("--threads", "100000"), ["--threads 100000 must be at most", CORES]),
+    (_bench("--workers", "100000"), ["--workers 100000 must be at most", CORES]),
+    (_bench("--batch", BIG), [f"--batch {BIG} must be at most 65536"]),
+    (_bench("--batch", "64,70000"), ["--batch 70000 must be at most 65536"]),
+    (_bench("--width", "1e6"), ["width 1e+06 must be at most 16"]),
+    (_bench("--crop", HUGE_INT), [f"crop/size {HUGE_INT} must be at most 2048 pixels"]),
+    (_bench("--classes", BIG), [f"classes {BIG} must be at most 100,000"]),
+    (_bench("--device", "mps"), ["unknown device 'mps'" + NO_DEVICE]),
+    # --- ablate ----------------------------------------------------------------------------------
+    (
+        _ablate("lrn", "--jobs", "99999999999999999999"),
+        ["--jobs 99999999999999999999 must be at most", CORES],
+    ),
+    (_ablate("lrn", "--jobs", "100000"), ["--jobs 100000 must be at most", CORES]),
+    (_ablate("lrn", "--lr", "1e300"), ["--lr 1e+300 must be at most 10 (the paper's is 0.01)"]),
+    (_ablate("lrn", "--batch", BIG), [f"--batch {BIG} must be at most 65536 (the paper's is 256)"]),
+    (_ablate("lrn", "--width", "1e6"), ["--width 1000000.0 must be at most 16 (16x the paper's channels)"]),
+    (_ablate("lrn", "--crop", HUGE_INT), [f"--crop {HUGE_INT} must be at most 2048 (pixels)"]),
+    (_ablate("lrn", "--device", "mps"), ["unknown device 'mps'" + NO_DEVICE]),
+    # --- contradictions: a train-scale or net filter beside named runs ----------------------------------
+    (
+        _eval(R1, "--scale", "256:512"),
+        [f"run {R1} was trained at S=256, not --scale 256:512", "drop --scale"],
+    ),
+    (_eval(R1, "--scale", "384"), [f"run {R1} was trained at S=256, not --scale 384"]),
+    (_eval(R1, R2, "--fuse", "--scale", "384"), [f"run {R1} was trained at S=256, not --scale 384"]),
+    (_eval("--run", R1, "--config", "D"), [f"run {R1} is net A, not --config D", "drop --config"]),
+    (_eval(R1, "--config", "B"), [f"run {R1} is net A, not --config B"]),
+    # --- caught late (after the data loads): nothing is left behind ---------------------------------------
+    (_train("--limit-train", "64"), ["the training set has 64 images, fewer than one batch of 256"]),
+    (_train("--init-from", "nosuchrun"), ["--init-from nosuchrun: no stored run 'nosuchrun'"]),
+    (_train("--init", "preinit", "--preinit-from", "nosuchrun"), ["--preinit-from nosuchrun: no stored run"]),
+    ([*TRAIN, "--init-from", R1, "--results-dir", "{store}"], [f"the weights of run {R1}", "are missing"]),
+    (
+        [*TRAIN, "--init", "preinit", "--preinit-from", R1, "--results-dir", "{store}"],
+        [f"--preinit-from {R1}: the weights of run {R1}", "retrain it with --force"],
+    ),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", CASES_26, ids=[_case_id(argv) for argv, _ in CASES_26])
+def test_bad_input_refused_before_anything_is_written(cli, places, tmp_path, monkeypatch, argv, fragments):
+    """Issue 26's clusters: a one-line error, exit 2; no store made, none changed, and nothing in
+    the current folder."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    fresh = tmp_path / "fresh"
+    where = {**places, "fresh": str(fresh)}
+    before = _snapshot(Path(places["store"]).parent)
+    assert_one_line_error(cli(*(arg.format(**where) for arg in argv)), *fragments)
+    assert not fresh.exists() and list(here.iterdir()) == []
+    assert _snapshot(Path(places["store"]).parent) == before
+
+
+def test_the_new_tables_have_no_duplicate_inputs():
+    inputs = [tuple(argv) for argv, _ in CASES + CASES_26]
+    assert len(set(inputs)) == len(inputs) and len(CASES_26) >= 80
+
+
+@pytest.mark.skipif(shutil.which("srun") is not None, reason="this machine has srun (a Slurm cluster)")
+def test_submit_slurm_without_srun_is_refused_before_anything(cli, tmp_path):
+    result = cli("ablate", "lrn", "--submit", "slurm", "--quiet", "--results-dir", str(tmp_path / "store"))
+    assert_one_line_error(result, "--submit slurm: no srun on this machine's PATH", "--submit local")
+    assert not (tmp_path / "store").exists()
+
+
+def test_train_refuses_an_unknown_device_before_its_folder_is_made(tmp_path):
+    from vggbench.errors import VggbenchError
+    from vggbench.train import TrainConfig, train
+
+    with pytest.raises(VggbenchError, match="unknown device 'mps'; use auto, cpu, cuda or cuda:N"):
+        train(TrainConfig(width=0.0625, crop=32), results_dir=tmp_path / "store", device="mps", quiet=True)
+    assert not (tmp_path / "store").exists()

@@ -292,19 +292,11 @@ def test_train_format_json_prints_the_stored_record(cli, trained):
 def ablated(tmp_path_factory):
     """The smoke LRN ablation with one seed of one short epoch, stored once."""
     from vggbench.ablations.spec import load_spec
-    from vggbench.ablations.sweep import run_ablation
+    from vggbench.ablations.sweep import SweepArgs, run_ablation
 
     root = tmp_path_factory.mktemp("ablation")
     overrides = {"epochs": 1, "limit_train": 64, "limit_val": 32}
-    record = run_ablation(
-        load_spec("lrn"),
-        seeds=1,
-        preset="smoke",
-        overrides=overrides,
-        results_dir=root,
-        device="cpu",
-        quiet=True,
-    )
+    record = run_ablation(SweepArgs(load_spec("lrn"), 1, "smoke", overrides, root, device="cpu", quiet=True))
     return root, record
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from vggbench import paper
 from vggbench.architectures import LRN, Architecture, Conv, get_architecture
-from vggbench.checks import in_range, positive
+from vggbench.checks import MAX_CLASSES, MAX_FC_WIDTH, MAX_LRN_ALPHA, MAX_WIDTH, in_range, positive
 from vggbench.errors import VggbenchError
 from vggbench.recipe import INIT_SCHEMES, PREINIT_MAPPINGS
 from vggbench.scales import check_crop
@@ -41,16 +41,35 @@ class ModelSpec:
         get_architecture(self.net)
         if not positive(self.width):
             raise VggbenchError(f"width {self.width} must be a finite positive number; use e.g. 1 or 0.125")
+        if self.width > MAX_WIDTH:
+            raise VggbenchError(
+                f"width {self.width:g} must be at most {MAX_WIDTH:g} ({MAX_WIDTH:g}x the paper's channels); "
+                "use e.g. 1 or 0.125"
+            )
         if self.num_classes < 1:
             raise VggbenchError(f"classes {self.num_classes} must be at least 1; use e.g. 1000 or 10")
+        if self.num_classes > MAX_CLASSES:
+            raise VggbenchError(
+                f"classes {self.num_classes} must be at most {MAX_CLASSES:,} (FC8 would not fit in memory); "
+                "use e.g. 1000 or 10"
+            )
         if not in_range(self.dropout, 0, 1, high_open=True):
             raise VggbenchError(f"dropout {self.dropout} must be in [0, 1); the paper's is 0.5")
         if not positive(self.lrn_alpha):
             raise VggbenchError(
                 f"LRN alpha {self.lrn_alpha} must be positive; Krizhevsky's (the paper's) is 1e-4"
             )
+        if self.lrn_alpha > MAX_LRN_ALPHA:
+            raise VggbenchError(
+                f"LRN alpha {self.lrn_alpha:g} must be at most {MAX_LRN_ALPHA:g} (larger overflows on the "
+                "0-255 input); Krizhevsky's (the paper's) is 1e-4"
+            )
         if self.fc_width is not None and self.fc_width < 1:
             raise VggbenchError(f"fc width {self.fc_width} must be at least 1")
+        if self.fc_width is not None and self.fc_width > MAX_FC_WIDTH:
+            raise VggbenchError(
+                f"fc width {self.fc_width} must be at most {MAX_FC_WIDTH:,}; the paper's is 4096"
+            )
         check_crop(self.crop)
 
     @property
@@ -154,7 +173,9 @@ class VGG(nn.Module):
 
 
 def build_model(spec: ModelSpec, fully_convolutional: bool = False) -> VGG:
-    """The model for `spec` in the requested form, with the paper's default initialisation."""
+    """The model for `spec` in the requested form with some fixed weights: the paper's normal init
+    (std 0.01), drawn from torch's global generator. Training draws its own (`train.Trainer`, the
+    seed's generator; its default is Glorot's, recipe.DEFAULT_INIT); benchmarks and tests use this."""
     model = VGG(spec, fully_convolutional)
     init_weights(model, "paper", std=0.01)
     return model

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from vggbench import capabilities
+from vggbench.checks import device_problem
 from vggbench.errors import VggbenchError
 
 
@@ -108,6 +109,9 @@ def resolve_device(spec: str, dist: Distributed | None = None) -> torch.device:
     """auto (cuda when available), cpu, cuda or cuda:N; under torchrun on GPUs, cuda:LOCAL_RANK."""
     dist = dist or Distributed()
     name = (spec or "auto").strip().lower()
+    problem = device_problem(name)
+    if problem:
+        raise VggbenchError(problem.replace(repr(name), repr(spec), 1))
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vggbench import paper
+from vggbench.checks import MAX_CROP, MAX_SCALE
 from vggbench.errors import VggbenchError
 
 SCALE_HELP = "a paper-unit scale such as 256 or 384, or a jitter range such as 256:512"
@@ -27,6 +28,8 @@ def check_crop(crop: int) -> int:
         raise VggbenchError(
             f"crop/size {crop} is not a multiple of {step} of at least {step}; use e.g. 32, 64 or 224"
         )
+    if crop > MAX_CROP:
+        raise VggbenchError(f"crop/size {crop} must be at most {MAX_CROP} pixels; use e.g. 32, 64 or 224")
     return crop
 
 
@@ -63,6 +66,10 @@ def parse_train_scale(spec: str) -> TrainScale:
     if len(values) not in (1, 2) or any(v < paper.PAPER_CROP for v in values):
         raise VggbenchError(f"bad scale {spec!r}: expected {SCALE_HELP}, each at least {paper.PAPER_CROP}")
     smin, smax = values[0], values[-1]
+    if max(values) > MAX_SCALE:
+        raise VggbenchError(
+            f"bad scale {spec!r}: at most {MAX_SCALE} in the paper's units (its largest is 512)"
+        )
     if smax < smin:
         raise VggbenchError(f"bad scale {spec!r}: the range is reversed; write it as {smax}:{smin}")
     return TrainScale(smin, smax)
@@ -100,5 +107,10 @@ def test_scales(spec: str, train: TrainScale) -> tuple[int, ...]:
         raise VggbenchError(
             f"bad test scales {spec!r}: a test scale below the crop ({paper.PAPER_CROP} in paper units) "
             "cannot be cropped; use scales of at least 224"
+        )
+    if any(v > MAX_SCALE for v in values):
+        raise VggbenchError(
+            f"bad test scales {spec!r}: at most {MAX_SCALE} in the paper's units (its largest is 512); "
+            "e.g. 224,256,288"
         )
     return values

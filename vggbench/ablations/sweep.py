@@ -55,9 +55,9 @@ from vggbench.errors import VggbenchError
 from vggbench.evaluate.records import evaluate_run, stored_evaluation
 from vggbench.evaluate.sources import load_data
 from vggbench.locks import LOCK_FILE, FileLock, run_lock
-from vggbench.recipe import at_chance, preset_settings
+from vggbench.recipe import NOT_LEARNING, at_chance, preset_settings
 from vggbench.store import DataSource, EvalRecord, RunRecord, read_run, record_id
-from vggbench.train.trainer import EpochHook, Progress
+from vggbench.train.events import EpochHook, Progress
 
 ONE_SEED_NOTE = "one seed only: no interval; run with --seeds 3 or more for a verdict"
 
@@ -109,66 +109,52 @@ def sweep(spec: AblationSpec, seeds: int, shard: tuple[int, int] = (1, 1)) -> li
     return [(arm, seed) for seed in range(seeds) if seed % count == index - 1 for arm in spec.arms]
 
 
-def run_ablation(
-    spec: AblationSpec,
-    *,
-    seeds: int,
-    preset: str,
-    overrides: dict[str, Any] | None = None,
-    results_dir: Path,
-    shard: tuple[int, int] = (1, 1),
-    device: str = "auto",
-    quiet: bool = False,
-    say: Callable[[str], None] | None = None,
-    on_run: SweepHook | None = None,
-    progress: Progress | None = None,
-    on_epoch_end: EpochHook | None = None,
-) -> AblationRecord:
+@dataclass(frozen=True)
+class SweepArgs:
+    """One sweep: what every worker or array task of it is given (picklable, for spawn and submitit)."""
+
+    spec: AblationSpec
+    seeds: int
+    preset: str
+    overrides: dict[str, Any]
+    results_dir: Path
+    shard: tuple[int, int] = (1, 1)
+    device: str = "auto"
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class SweepHooks:
+    """What a caller hears during a sweep: `say` the sweep's lines, `on_run` each run before it
+    starts (k of N); `progress` and `on_epoch_end` go to `train.train`."""
+
+    say: Callable[[str], None] | None = None
+    on_run: SweepHook | None = None
+    progress: Progress | None = None
+    on_epoch_end: EpochHook | None = None
+
+
+def run_ablation(args: SweepArgs, hooks: SweepHooks = SweepHooks()) -> AblationRecord:
     """Train and evaluate this shard's arms x seeds (`train_sweep`), then analyse every record of
     the sweep found in the store."""
-    budget = train_sweep(
-        spec,
-        seeds=seeds,
-        preset=preset,
-        overrides=overrides,
-        results_dir=results_dir,
-        shard=shard,
-        device=device,
-        quiet=quiet,
-        say=say,
-        on_run=on_run,
-        progress=progress,
-        on_epoch_end=on_epoch_end,
+    budget = train_sweep(args, hooks)
+    return analyse(
+        args.spec, seeds=args.seeds, preset=args.preset, budget=budget, results_dir=args.results_dir
     )
-    return analyse(spec, seeds=seeds, preset=preset, budget=budget, results_dir=results_dir)
 
 
-def train_sweep(
-    spec: AblationSpec,
-    *,
-    seeds: int,
-    preset: str,
-    overrides: dict[str, Any] | None = None,
-    results_dir: Path,
-    shard: tuple[int, int] = (1, 1),
-    device: str = "auto",
-    quiet: bool = False,
-    say: Callable[[str], None] | None = None,
-    on_run: SweepHook | None = None,
-    progress: Progress | None = None,
-    on_epoch_end: EpochHook | None = None,
-) -> Budget:
+def train_sweep(args: SweepArgs, hooks: SweepHooks = SweepHooks()) -> Budget:
     """Train and evaluate this shard's arms x seeds (stored runs and evaluations are reused, an
     interrupted run resumes); the sweep's budget. Each run is done under its lock (`locks`), so
     that processes sharing the store (--jobs, concurrent sweeps, shards) do each run once: a run
     another process holds is passed over and come back to (`_claim_next`). An arm with init_from
     fine-tunes its source arm's run of the same seed (`say` tells which); a spec loaded with
-    chain=False has none. `on_run` hears of each run before it starts (k of N); `progress` and
-    `on_epoch_end` go to `train.train`."""
-    budget = preset_budget(spec, preset, overrides)
-    run_ids: dict[tuple[str, int], str] = {}
+    chain=False has none. Each job's config is resolved once (`_Jobs`)."""
+    spec, say = args.spec, hooks.say
+    budget = preset_budget(spec, args.preset, args.overrides)
+    jobs = _Jobs(budget, None if args.quiet else lambda text: sys.stderr.write(f"note: {text}\n"))
     datasets: dict[DataSource, Dataset] = {}  # every run of a sweep validates on the same images
-    pending = sweep(spec, seeds, shard)
+    pending = sweep(spec, args.seeds, args.shard)
     total = len(pending)
     passed_over: set[str] = set()
 
@@ -178,36 +164,67 @@ def train_sweep(
         passed_over.add(run_id)
 
     while pending:
-        (arm, seed), lock = _claim_next(spec.name, pending, budget, run_ids, results_dir, pass_over)
+        (arm, seed), lock = _claim_next(spec.name, pending, jobs, args.results_dir, pass_over)
         try:
-            config = train_config(arm, seed, budget, run_ids)
-            if on_run:
-                stored = read_run(results_dir, config.run_id)
+            resolved = jobs.resolved(arm, seed)
+            if hooks.on_run:
+                stored = read_run(args.results_dir, resolved.id)
                 complete = stored is not None and stored.status == "complete"
                 index = total - len(pending) + 1
-                on_run(SweepStep(index, total, arm.name, seed, config.run_id, complete))
+                hooks.on_run(SweepStep(index, total, arm.name, seed, resolved.id, complete))
             if say:
-                say(f"{spec.name}: arm {arm.name!r}, seed {seed} (run {config.run_id})")
-                if arm.init_from:
-                    say(
-                        f"{spec.name}: arm {arm.name!r}, seed {seed}: fine-tunes run {config.init_from} "
-                        f"({arm.init_from}) at lr {config.lr:g} for {config.epochs} epochs"
-                    )
-            run = _train(config, results_dir, device, quiet, progress, on_epoch_end)
+                _say_job(say, spec.name, arm, seed, resolved)
+            run = _train(resolved, args, hooks)
             protocols = [p for p in spec.evaluations if p.applies_to(arm.name)]
-            _evaluate(run, protocols, datasets, results_dir, device)
+            _evaluate(run, protocols, datasets, args.results_dir, args.device)
         finally:
             lock.release()
-        run_ids[(arm.name, seed)] = run.id
+        jobs.done(arm, seed, run.id)
         pending.remove((arm, seed))
     return budget
+
+
+def _say_job(
+    say: Callable[[str], None], name: str, arm: Arm, seed: int, resolved: train.ResolvedConfig
+) -> None:
+    say(f"{name}: arm {arm.name!r}, seed {seed} (run {resolved.id})")
+    if arm.init_from:
+        config = resolved.config
+        say(
+            f"{name}: arm {arm.name!r}, seed {seed}: fine-tunes run {config.init_from} "
+            f"({arm.init_from}) at lr {config.lr:g} for {config.epochs} epochs"
+        )
+
+
+class _Jobs:
+    """The sweep's jobs' configs, each resolved once against its data (when first asked for; `note`
+    hears of a limit beyond its split, as `train` says it), and the runs done here, which the jobs
+    that start from them name."""
+
+    def __init__(self, budget: Budget, note: Callable[[str], None] | None) -> None:
+        self.budget, self.note = budget, note
+        self.run_ids: dict[tuple[str, int], str] = {}
+        self._resolved: dict[tuple[str, int], train.ResolvedConfig] = {}
+
+    def ready(self, arm: Arm, seed: int) -> bool:
+        """Whether the run the job starts from is done here (or it starts from none)."""
+        return not arm.depends_on or (arm.depends_on, seed) in self.run_ids
+
+    def resolved(self, arm: Arm, seed: int) -> train.ResolvedConfig:
+        key = (arm.name, seed)
+        if key not in self._resolved:
+            config = train_config(arm, seed, self.budget, self.run_ids)
+            self._resolved[key] = train.resolve(config, self.note, fresh=True)
+        return self._resolved[key]
+
+    def done(self, arm: Arm, seed: int, run_id: str) -> None:
+        self.run_ids[(arm.name, seed)] = run_id
 
 
 def _claim_next(
     name: str,
     pending: list[tuple[Arm, int]],
-    budget: Budget,
-    run_ids: dict[tuple[str, int], str],
+    jobs: _Jobs,
     results_dir: Path,
     pass_over: Callable[[str, str], None],
 ) -> tuple[tuple[Arm, int], FileLock]:
@@ -215,15 +232,15 @@ def _claim_next(
     holds, with its run's lock taken; `pass_over` hears of each held one. When every ready job is
     held elsewhere, wait for the first (it is then usually complete, and read from the store). A
     ready job always exists: the sources of a shard's jobs are in the shard, before them."""
-    ready = [(arm, seed) for arm, seed in pending if not arm.depends_on or (arm.depends_on, seed) in run_ids]
+    ready = [(arm, seed) for arm, seed in pending if jobs.ready(arm, seed)]
     for arm, seed in ready:
-        run_id = train_config(arm, seed, budget, run_ids).run_id
+        run_id = jobs.resolved(arm, seed).id
         lock = run_lock(train.checkpoint_dir(results_dir, run_id))
         if lock.try_acquire():
             return (arm, seed), lock
         pass_over(run_id, lock.holder())
     arm, seed = ready[0]
-    run_id = train_config(arm, seed, budget, run_ids).run_id
+    run_id = jobs.resolved(arm, seed).id
     lock = run_lock(train.checkpoint_dir(results_dir, run_id))
     lock.acquire(
         lambda holder: sys.stderr.write(
@@ -237,7 +254,7 @@ def stalled_run(run: RunRecord) -> bool:
     """A run whose validation error stayed at chance (training warned): it is kept in the means, so
     that a recipe that stalls now and then shows it, the report counts it per arm, and its arm's
     comparisons get no verdict (as for a seed whose evaluated error is at chance, `at_chance`)."""
-    return any(warning.startswith(train.NOT_LEARNING) for warning in run.warnings)
+    return any(warning.startswith(NOT_LEARNING) for warning in run.warnings)
 
 
 # --- The sweep's calls into training and evaluation ---------------------------------------------
@@ -271,24 +288,16 @@ def arm_settings(arm: Arm, seed: int, budget: Budget, run_ids: dict[tuple[str, i
     return {"net": arm.net, "scale": arm.scale, "epochs": arm_epochs(arm, budget), **chosen}
 
 
-def _train(
-    config: train.TrainConfig,
-    results_dir: Path,
-    device: str,
-    quiet: bool,
-    progress: Progress | None = None,
-    on_epoch_end: EpochHook | None = None,
-) -> RunRecord:
+def _train(resolved: train.ResolvedConfig, args: SweepArgs, hooks: SweepHooks) -> RunRecord:
     """Train one arm x seed, or find its run in the store; an interrupted run resumes."""
-    resume = train.has_checkpoint(results_dir, config)
     return train.train(
-        config,
-        results_dir=results_dir,
-        device=device,
-        quiet=quiet,
-        resume=resume,
-        progress=progress,
-        on_epoch_end=on_epoch_end,
+        resolved,
+        results_dir=args.results_dir,
+        device=args.device,
+        quiet=args.quiet,
+        resume=train.has_checkpoint(args.results_dir, resolved.id),
+        progress=hooks.progress,
+        on_epoch_end=hooks.on_epoch_end,
     )
 
 
@@ -428,7 +437,7 @@ def _stored_sweep(spec: AblationSpec, seeds: int, budget: Budget, results_dir: P
         for arm in spec.arms:
             if arm.depends_on and (arm.depends_on, seed) not in run_ids:
                 continue
-            run = read_run(results_dir, train_config(arm, seed, budget, run_ids).run_id)
+            run = read_run(results_dir, train.resolve(train_config(arm, seed, budget, run_ids)).id)
             if run is None or run.status != "complete":
                 continue
             run_ids[(arm.name, seed)], runs[(arm.name, seed)] = run.id, run

@@ -9,41 +9,24 @@ import contextlib
 import multiprocessing
 import os
 import queue
+import shutil
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vggbench.ablations.spec import AblationSpec, preset_budget
+from vggbench.ablations.spec import preset_budget
 from vggbench.ablations.stats import AblationRecord
-from vggbench.ablations.sweep import SweepStep, analyse, run_ablation, train_sweep
+from vggbench.ablations.sweep import SweepArgs, SweepHooks, SweepStep, analyse, run_ablation, train_sweep
+from vggbench.checks import cores
 from vggbench.errors import VggbenchError
 from vggbench.train import TrainingInterrupted
 
 SUBMIT_TARGETS = ("slurm", "local")  # local: submitit's LocalExecutor, this machine's processes
 SUBMITIT_FOLDER = "submitit"  # <results>/submitit/<job id>/: the array's pickles and logs
-
-
-@dataclass(frozen=True)
-class SweepArgs:
-    """What every worker or array task of one sweep is given (picklable, for spawn and submitit)."""
-
-    spec: AblationSpec
-    seeds: int
-    preset: str
-    overrides: dict[str, Any]
-    results_dir: Path
-    shard: tuple[int, int] = (1, 1)
-    device: str = "auto"
-    quiet: bool = False
-
-    def sweep_options(self, **changes: Any) -> dict[str, Any]:
-        """The keywords of `train_sweep` / `run_ablation` after the spec (with `changes`)."""
-        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "spec"}
-        return {**options, **changes}
 
 
 def check_jobs(jobs: int) -> None:
@@ -111,7 +94,7 @@ def run_workers(
     if errors:
         raise VggbenchError("; ".join(f"{name}: {error}" for name, error in sorted(errors.items())))
     # every run is stored by now: this reads them and analyses
-    return run_ablation(args.spec, **args.sweep_options(quiet=True))
+    return run_ablation(replace(args, quiet=True))
 
 
 def _follow(workers: list, events: Any, on_run: Callable[[int, SweepStep], None] | None) -> dict[str, str]:
@@ -136,7 +119,7 @@ def _worker(index: int, args: SweepArgs, events: Any) -> None:
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        train_sweep(args.spec, **args.sweep_options(on_run=lambda step: events.put(("run", index, step))))
+        train_sweep(args, SweepHooks(on_run=lambda step: events.put(("run", index, step))))
     except KeyboardInterrupt as interrupted:
         events.put(("error", index, str(interrupted) or "interrupted"))
         sys.exit(130)
@@ -182,6 +165,11 @@ def slurm_options(
     """ablate's --submit, --jobs and --slurm-* options, checked against each other."""
     if jobs is not None:
         check_jobs(jobs)
+    if jobs is not None and submit is None and jobs > cores():
+        raise VggbenchError(
+            f"--jobs {jobs} must be at most {cores()} (the cores here; one run per GPU, or a share of "
+            "the cores each); with --submit it counts the array's tasks"
+        )
     if submit is not None and submit not in SUBMIT_TARGETS:
         raise VggbenchError(f"--submit {submit!r}: use {' or '.join(SUBMIT_TARGETS)}")
     if submit is not None and shard is not None:
@@ -198,6 +186,11 @@ def slurm_options(
         raise VggbenchError(f"--slurm-gpus {gpus}: need 0 or more")
     if partition is not None and not partition.strip():
         raise VggbenchError("--slurm-partition is empty; name a partition (sinfo lists them)")
+    if submit == "slurm" and shutil.which("srun") is None:
+        raise VggbenchError(
+            "--submit slurm: no srun on this machine's PATH (submitit submits through Slurm); run the "
+            "command on the cluster's login node, or use --submit local or --jobs here"
+        )
     return SlurmOptions(partition, time_min, gpus)
 
 
@@ -271,4 +264,4 @@ def wait_for(jobs: list) -> None:
 
 def array_task(args: SweepArgs) -> AblationRecord:
     """One array task: its shard's runs, then the analysis of the store."""
-    return run_ablation(args.spec, **args.sweep_options())
+    return run_ablation(args)

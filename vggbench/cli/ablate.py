@@ -8,24 +8,29 @@ from typing import Any
 
 import typer
 
+from vggbench.checks import MAX_CROP, MAX_WIDTH
 from vggbench.cli.common import (
-    FORMAT_HELP,
     MODEL,
-    OUTPUT,
     RECIPE,
     RUN_CONTROL,
     Param,
+    at_most,
+    device_param,
     echo,
     examples,
+    format_param,
     gpu_scale_note,
     note,
+    option,
+    quiet_param,
+    results_dir_param,
     resumable,
     setting_param,
     with_params,
 )
 from vggbench.cli.progress import SweepBars, worker_progress
 from vggbench.cli.train import TENSORBOARD_OPTION
-from vggbench.recipe import SETTINGS, setting
+from vggbench.recipe import SETTINGS, Rule, setting
 from vggbench.render import check_format
 
 EPILOG = examples(
@@ -41,12 +46,20 @@ _RECIPE = ("epochs", "batch_size", "lr", "init")
 _OVERRIDES = [s for s in SETTINGS if s.override]
 
 
+#: The caps of the model's sizes, which models.ModelSpec checks (a spec's key check names the lower bound).
+_MODEL_CAPS = {"crop": (MAX_CROP, "pixels"), "width": (MAX_WIDTH, f"{MAX_WIDTH:g}x the paper's channels")}
+
+
 def _overrides(names: tuple[str, ...]) -> list[Param]:
-    return [setting_param(setting(name), help=setting(name).override) for name in names]
+    """The preset's overrides, each checked against its cap as it is parsed."""
+    return [setting_param(setting(name), help=setting(name).override, check=_cap(name)) for name in names]
 
 
-def _option(name: str, kind: Any, default: Any, *decls: str, **options: Any) -> Param:
-    return Param(name, kind, typer.Option(default, *decls, **options))
+def _cap(name: str) -> Rule | None:
+    if name in _MODEL_CAPS:
+        return at_most(*_MODEL_CAPS[name])
+    cap = setting(name).cap
+    return None if cap is None else at_most(cap, setting(name).fix or "the machine's limit")
 
 
 _PARAMS = [
@@ -57,7 +70,7 @@ _PARAMS = [
             ..., help="lrn, conv1x1, conv5x5, jitter, depth, init, or a spec file (.toml)", metavar="NAME"
         ),
     ),
-    _option(
+    option(
         "config",
         str,
         None,
@@ -66,7 +79,7 @@ _PARAMS = [
         rich_help_panel=MODEL,
     ),
     *_overrides(_MODEL_AND_DATA),
-    _option(
+    option(
         "preset",
         str,
         "quick",
@@ -74,25 +87,25 @@ _PARAMS = [
         "paper (GPUs, full recipe)",
         rich_help_panel=RECIPE,
     ),
-    _option(
+    option(
         "seeds", int, 3, help="seeds per arm; 3 or more for a confidence interval", rich_help_panel=RECIPE
     ),
     *_overrides(_RECIPE),
-    _option(
+    option(
         "finetune_lr",
         float,
         None,
         help="lr of an arm that fine-tunes another arm's run (default: lr / 10, the paper's 1e-3)",
         rich_help_panel=RECIPE,
     ),
-    _option(
+    option(
         "finetune_epochs",
         int,
         None,
         help="epochs of an arm that fine-tunes another arm's run (default: the preset's epochs)",
         rich_help_panel=RECIPE,
     ),
-    _option(
+    option(
         "from_scratch",
         bool,
         False,
@@ -100,11 +113,11 @@ _PARAMS = [
         help="train every arm from scratch for the same epochs (no fine-tuning chain: init_from ignored)",
         rich_help_panel=RECIPE,
     ),
-    _option("results_dir", Path, Path("results"), help="the results store", rich_help_panel=OUTPUT),
-    _option("fmt", str, "table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
-    _option("quiet", bool, False, "--quiet", help="no progress output", rich_help_panel=OUTPUT),
+    results_dir_param(),
+    format_param(),
+    quiet_param("no progress output", "--quiet"),
     Param("tensorboard", Path, TENSORBOARD_OPTION),
-    _option(
+    option(
         "shard",
         str,
         None,
@@ -112,8 +125,8 @@ _PARAMS = [
         rich_help_panel=RUN_CONTROL,
         metavar="I/N",
     ),
-    _option("device", str, "auto", help="auto, cpu or cuda", rich_help_panel=RUN_CONTROL),
-    _option(
+    device_param("auto, cpu or cuda"),
+    option(
         "jobs",
         int,
         None,
@@ -121,7 +134,7 @@ _PARAMS = [
         "split); with --submit, the array's tasks (default: one per seed)",
         rich_help_panel=RUN_CONTROL,
     ),
-    _option(
+    option(
         "submit",
         str,
         None,
@@ -129,15 +142,15 @@ _PARAMS = [
         "through submitit; local: the same array on this machine, waited for",
         rich_help_panel=RUN_CONTROL,
     ),
-    _option("slurm_partition", str, None, help="--submit slurm: the partition", rich_help_panel=RUN_CONTROL),
-    _option(
+    option("slurm_partition", str, None, help="--submit slurm: the partition", rich_help_panel=RUN_CONTROL),
+    option(
         "slurm_time",
         int,
         None,
         help="--submit slurm: each task's time limit, in minutes",
         rich_help_panel=RUN_CONTROL,
     ),
-    _option("slurm_gpus", int, None, help="--submit slurm: GPUs per task", rich_help_panel=RUN_CONTROL),
+    option("slurm_gpus", int, None, help="--submit slurm: GPUs per task", rich_help_panel=RUN_CONTROL),
     *_overrides(tuple(s.name for s in _OVERRIDES if s.name not in _MODEL_AND_DATA + _RECIPE)),
 ]
 
@@ -152,8 +165,8 @@ def ablate(**given: Any) -> None:
     """
     # lazy: keeps CLI start-up fast (torch loads only for the command that needs it)
     from vggbench.ablations.spec import load_spec, preset_budget
-    from vggbench.ablations.sweep import parse_shard, run_ablation, sweep
-    from vggbench.ablations.workers import SweepArgs, run_workers, slurm_options, submit_and_wait
+    from vggbench.ablations.sweep import SweepArgs, SweepHooks, parse_shard, run_ablation, sweep
+    from vggbench.ablations.workers import run_workers, slurm_options, submit_and_wait
     from vggbench.report.ablation import render_ablation
     from vggbench.tracking import TensorBoard, chain
 
@@ -188,20 +201,9 @@ def ablate(**given: Any) -> None:
         resumable(None, "the sweep's completed runs are stored"),
         SweepBars(quiet, spec.name, results_dir) as bars,
     ):
-        record = run_ablation(
-            spec,
-            seeds=seeds,
-            preset=preset,
-            overrides=overrides,
-            results_dir=results_dir,
-            shard=shard,
-            device=device,
-            quiet=quiet,
-            say=say,
-            on_run=chain(bars.on_run, board and board.on_run),
-            progress=bars.progress,
-            on_epoch_end=chain(bars.on_epoch_end, board and board.log_epoch),
-        )
+        on_run = chain(bars.on_run, board and board.on_run)
+        on_epoch_end = chain(bars.on_epoch_end, board and board.log_epoch)
+        record = run_ablation(args, SweepHooks(say, on_run, bars.progress, on_epoch_end))
     _log_stored(board, results_dir, record)
     echo(render_ablation(record, fmt))
 

@@ -19,7 +19,7 @@ import typer
 
 from vggbench.cli import ablate, bench, params, report, runs, train
 from vggbench.cli import eval as eval_
-from vggbench.cli.common import Interrupted, echo, examples
+from vggbench.cli.common import Interrupted, echo, examples, refuse_empty
 from vggbench.errors import VggbenchError
 from vggbench.fs import fs_error
 from vggbench.signals import raise_stopped, signum_of
@@ -73,10 +73,12 @@ app.add_typer(runs.runs_app, name="runs", rich_help_panel="Results")
 
 
 def _tidy(command):
-    """Readable help placeholders. typer shows `<bool>` on every option without a metavar, flags
-    (and --help) included, though a flag takes no value: an empty metavar shows nothing. A list
-    shows as `<list[str]>`: it becomes `<str>...`."""
+    """Empty paths and run ids refused (`refuse_empty`), and readable help placeholders: typer
+    shows `<bool>` on every option without a metavar, flags (and --help) included, though a flag
+    takes no value: an empty metavar shows nothing. A list shows as `<list[str]>`: it becomes
+    `<str>...`."""
     for param in command.params:
+        refuse_empty(param)
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
         elif hasattr(param, "display_type_rich"):

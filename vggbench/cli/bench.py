@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-import typer
-
+from vggbench.checks import MAX_BATCH
 from vggbench.cli.common import (
     EVALUATION,
-    FORMAT_HELP,
     MODEL,
     OUTPUT,
     RECIPE,
     RUN_CONTROL,
+    at_most_cores,
+    device_param,
     echo,
     examples,
+    format_param,
+    option,
+    results_dir_param,
+    with_params,
     wrote,
 )
+from vggbench.errors import VggbenchError
 from vggbench.fs import writable_folder
+from vggbench.recipe import Rule
 from vggbench.render import check_format
 
 EPILOG = examples(
@@ -28,54 +35,42 @@ EPILOG = examples(
 )
 
 
-def bench(
-    config: list[str] = typer.Option(
-        ["A"],
-        "--config",
-        help="nets to measure (repeat or comma list), e.g. A,D",
-        rich_help_panel=MODEL,
-        metavar="NETS",
-    ),
-    width: list[str] = typer.Option(
-        ["0.125"],
-        "--width",
-        help="width multipliers (repeat or comma list)",
-        rich_help_panel=MODEL,
-        metavar="WIDTHS",
-    ),
-    crop: list[str] = typer.Option(
-        ["32"],
-        "--crop",
-        help="crops in pixels, multiples of 32 (repeat or comma list)",
-        rich_help_panel=MODEL,
-        metavar="PIXELS",
-    ),
-    classes: int = typer.Option(10, help="number of classes of the measured nets", rich_help_panel=MODEL),
-    batch: list[str] = typer.Option(
-        ["64"],
-        "--batch",
-        help="batch sizes (repeat or comma list); halved on out-of-memory",
-        rich_help_panel=RECIPE,
-        metavar="SIZES",
-    ),
-    parts: list[str] = typer.Option(
+def _grid(name: str, default: str, help: str, metavar: str, panel: str = MODEL) -> Any:
+    """One axis of the measured grid: values repeated or in a comma list."""
+    return option(name, list[str], [default], f"--{name}", help=help, rich_help_panel=panel, metavar=metavar)
+
+
+def _measure(name: str, kind: type, default: Any, help: str, check: Rule | None = None) -> Any:
+    return option(name, kind, default, help=help, rich_help_panel=EVALUATION, check=check)
+
+
+_PARAMS = [
+    _grid("config", "A", "nets to measure (repeat or comma list), e.g. A,D", "NETS"),
+    _grid("width", "0.125", "width multipliers (repeat or comma list)", "WIDTHS"),
+    _grid("crop", "32", "crops in pixels, multiples of 32 (repeat or comma list)", "PIXELS"),
+    option("classes", int, 10, help="number of classes of the measured nets", rich_help_panel=MODEL),
+    _grid("batch", "64", "batch sizes (repeat or comma list); halved on out-of-memory", "SIZES", RECIPE),
+    option(
+        "parts",
+        list[str],
         None,
         "--parts",
         help="train, infer, overhead, data, eval (default: all)",
         rich_help_panel=EVALUATION,
         metavar="PARTS",
     ),
-    steps: int = typer.Option(10, help="timed steps per measurement", rich_help_panel=EVALUATION),
-    warmup: int = typer.Option(3, help="untimed warm-up steps before timing", rich_help_panel=EVALUATION),
-    repeats: int = typer.Option(
+    _measure("steps", int, 10, "timed steps per measurement"),
+    _measure("warmup", int, 3, "untimed warm-up steps before timing"),
+    _measure(
+        "repeats",
+        int,
         3,
-        help="overhead: steps x repeats interleaved step pairs; evaluation: timed passes (median)",
-        rich_help_panel=EVALUATION,
+        "overhead: steps x repeats interleaved step pairs; evaluation: timed passes (median)",
     ),
-    eval_images: int = typer.Option(
-        8, help="images per evaluation-cost measurement", rich_help_panel=EVALUATION
-    ),
-    data_folder: list[str] = typer.Option(
+    _measure("eval_images", int, 8, "images per evaluation-cost measurement"),
+    option(
+        "data_folder",
+        list[str],
         None,
         "--data-folder",
         help="data: an ImageFolder to stream and cache (repeatable; default: generated JPEG folders, "
@@ -83,66 +78,69 @@ def bench(
         rich_help_panel=EVALUATION,
         metavar="PATH",
     ),
-    workers: int = typer.Option(
+    _measure(
+        "workers",
+        int,
         None,
-        help="data: DataLoader workers of a streamed folder (default: the cores, at most 8)",
-        rich_help_panel=EVALUATION,
+        "data: DataLoader workers of a streamed folder (default: the cores, at most 8)",
+        at_most_cores("workers"),
     ),
-    device: str = typer.Option(
-        "auto", help="auto (cuda if available), cpu or cuda", rich_help_panel=RUN_CONTROL
-    ),
-    channels_last: bool = typer.Option(
+    device_param("auto (cuda if available), cpu or cuda"),
+    option(
+        "channels_last",
+        bool,
         True,
         "--channels-last/--no-channels-last",
         help="channels_last memory format (model and input), as train's default",
         rich_help_panel=RUN_CONTROL,
     ),
-    bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast", rich_help_panel=RUN_CONTROL),
-    compile_: bool = typer.Option(
-        False, "--compile", help="torch.compile the model", rich_help_panel=RUN_CONTROL
+    option("bf16", bool, False, "--bf16", help="bf16 autocast", rich_help_panel=RUN_CONTROL),
+    option("compile", bool, False, "--compile", help="torch.compile the model", rich_help_panel=RUN_CONTROL),
+    option(
+        "threads",
+        int,
+        None,
+        help="torch CPU threads (default: torch's)",
+        rich_help_panel=RUN_CONTROL,
+        check=at_most_cores("threads"),
     ),
-    threads: int = typer.Option(
-        None, help="torch CPU threads (default: torch's)", rich_help_panel=RUN_CONTROL
+    format_param(),
+    results_dir_param("the results store (the record goes to <dir>/bench/)"),
+    option(
+        "save",
+        bool,
+        True,
+        "--save/--no-save",
+        help="store the record under <results-dir>/bench/",
+        rich_help_panel=OUTPUT,
     ),
-    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP, rich_help_panel=OUTPUT),
-    results_dir: Path = typer.Option(
-        Path("results"), help="the results store (the record goes to <dir>/bench/)", rich_help_panel=OUTPUT
-    ),
-    save: bool = typer.Option(
-        True, "--save/--no-save", help="store the record under <results-dir>/bench/", rich_help_panel=OUTPUT
-    ),
-) -> None:
+]
+
+
+@with_params(_PARAMS)
+def bench(**given: Any) -> None:
     """Throughput, our loop's overhead, data and evaluation cost, MFU on GPUs (see `vggbench.bench`)."""
     # lazy: keeps CLI start-up fast
     from vggbench.bench import measure, tables
     from vggbench.bench import run as bench_run
 
+    fmt, results_dir, save, folders = given["fmt"], given["results_dir"], given["save"], given["data_folder"]
     check_format(fmt, tables.BENCH_FORMATS)
+    passed_on = ("device", "channels_last", "bf16", "compile", "threads", "steps", "warmup", "repeats")
     options = measure.BenchOptions(
-        device=device,
-        channels_last=channels_last,
-        bf16=bf16,
-        compile=compile_,
-        threads=threads,
-        steps=steps,
-        warmup=warmup,
-        repeats=repeats,
-        classes=classes,
-        eval_images=eval_images,
-        folders=None if not data_folder else tuple(f for f in data_folder if f != "none"),
-        workers=workers,
+        **{name: given[name] for name in passed_on + ("classes", "eval_images", "workers")},
+        folders=None if not folders else tuple(f for f in folders if f != "none"),
     ).check()
-    points = bench_run.cases(
-        bench_run.parse_list(config, str, "config"),
-        bench_run.parse_list(width, float, "width"),
-        bench_run.parse_list(crop, int, "crop"),
-        bench_run.parse_list(batch, int, "batch"),
-        classes,
-    )
+    grid = [("config", str), ("width", float), ("crop", int), ("batch", int)]
+    configs, widths, crops, batches = (bench_run.parse_list(given[name], kind, name) for name, kind in grid)
+    for batch in batches:
+        if batch > MAX_BATCH:
+            raise VggbenchError(f"--batch {batch} must be at most {MAX_BATCH}")
+    points = bench_run.cases(configs, widths, crops, batches, given["classes"])
     if save:  # before minutes of measuring, not after
         writable_folder(Path(results_dir) / tables.KIND)
     record = bench_run.run_bench(
-        points, options, parts, progress=lambda line: sys.stderr.write(f"bench: {line}\n")
+        points, options, given["parts"], progress=lambda line: sys.stderr.write(f"bench: {line}\n")
     )
     echo(tables.render_bench(record, fmt))
     if save:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import signal
 import sys
 from collections.abc import Callable
@@ -14,7 +15,9 @@ from typing import Any
 
 import typer
 
-from vggbench.recipe import DATA, EVALUATION, MODEL, OUTPUT, RECIPE, RUN_CONTROL, Setting
+from vggbench.checks import cores, device_problem
+from vggbench.errors import VggbenchError
+from vggbench.recipe import DATA, EVALUATION, MODEL, OUTPUT, RECIPE, RUN_CONTROL, Rule, Setting
 from vggbench.render import FORMATS
 from vggbench.signals import signum_of
 
@@ -49,14 +52,6 @@ def _continued(line: str) -> list[str]:
         else:
             out[-1] += f" {group}"
     return out
-
-
-def results_dir_option(help: str = "the results store") -> Path:
-    return typer.Option(Path("results"), "--results-dir", help=help, rich_help_panel=OUTPUT)
-
-
-def format_option(default: str = "table", help: str = FORMAT_HELP) -> str:
-    return typer.Option(default, "--format", help=help, rich_help_panel=OUTPUT)
 
 
 def echo(text: str) -> None:
@@ -118,9 +113,12 @@ class Param:
     default: Any
 
 
-def setting_param(setting: Setting, help: str | None = None, default: Any = None) -> Param:
+def setting_param(
+    setting: Setting, help: str | None = None, default: Any = None, check: Rule | None = None
+) -> Param:
     """A recipe setting as an option: train's (its default, help and flag) or, with `help`, an
-    override of another command (default None: the command's own value applies)."""
+    override of another command (default None: the command's own value applies); `check` as for
+    `option`."""
     if help is None:
         default = setting.default if setting.shown else None
     elif setting.type is bool:
@@ -131,8 +129,66 @@ def setting_param(setting: Setting, help: str | None = None, default: Any = None
         help=help or setting.help,
         rich_help_panel=setting.panel,
         metavar=setting.metavar,
+        callback=None if check is None else _checked(check),
     )
     return Param(setting.name, setting.cli_type or setting.type, option)
+
+
+def option(
+    name: str, kind: Any, default: Any, *decls: str, check: Rule | None = None, **options: Any
+) -> Param:
+    """A command's own option (not a recipe setting): `decls` and `options` as typer.Option's;
+    `check`, a range its values must meet (None passes), checked as the command line is parsed."""
+    if check is not None:
+        options["callback"] = _checked(check)
+    return Param(name, kind, typer.Option(default, *decls, **options))
+
+
+def _checked(rule: Rule) -> Callable[..., Any]:
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        for one in value if isinstance(value, (list, tuple)) else [value]:
+            if one is not None and not rule.ok(one):
+                raise VggbenchError(f"{param.opts[0]} {one} must be {rule.says}")
+        return value
+
+    return check
+
+
+def at_most(high: int, why: str) -> Rule:
+    """A number of at most `high` (`why`: where the bound comes from); its lower bound, and inf and
+    nan, are refused where the value is used."""
+    return Rule(lambda v: not math.isfinite(v) or v <= high, f"at most {high:g} ({why})", f"at most {high:g}")
+
+
+def at_most_cores(what: str) -> Rule:
+    """At most the cores this process may run on: more `what` than cores only share them."""
+    return at_most(cores(), f"the cores here; more {what} than cores only share them")
+
+
+def results_dir_param(help: str = "the results store") -> Param:
+    return option("results_dir", Path, Path("results"), "--results-dir", help=help, rich_help_panel=OUTPUT)
+
+
+def format_param(default: str = "table", help: str = FORMAT_HELP) -> Param:
+    return option("fmt", str, default, "--format", help=help, rich_help_panel=OUTPUT)
+
+
+def quiet_param(help: str = "no progress output", *decls: str) -> Param:
+    return option("quiet", bool, False, *decls, help=help, rich_help_panel=OUTPUT)
+
+
+def device_param(help: str) -> Param:
+    """--device, checked as it is parsed: auto, cpu, cuda or cuda:N."""
+    return option(
+        "device", str, "auto", "--device", help=help, rich_help_panel=RUN_CONTROL, callback=_known_device
+    )
+
+
+def _known_device(value: str) -> str:
+    problem = device_problem(value)
+    if problem:
+        raise VggbenchError(problem)
+    return value
 
 
 def with_params(params: list[Param]) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -151,3 +207,46 @@ def with_params(params: list[Param]) -> Callable[[Callable[..., None]], Callable
         return command
 
     return give
+
+
+# --- Empty paths and run ids, refused for every command ---------------------------------------------
+
+#: Options (and arguments) whose value names a file or folder, beside those typed as paths.
+PATH_NAMES = frozenset({"data_root", "checkpoint", "data_folder", "name"})
+#: Options (and arguments) whose value names a stored run.
+RUN_NAMES = frozenset({"init_from", "preinit_from", "run_option", "runs", "run_id", "run_ids"})
+
+
+def refuse_empty(param: Any) -> None:
+    """Make `param` refuse an empty (or blank) value, as the command line is parsed: an empty path
+    would mean the current folder, an empty run id every run."""
+    if param.name in RUN_NAMES:
+        empty = "an empty run id"
+        fix = "give a stored run id or a unique prefix of one (vggbench runs list shows them)"
+    elif param.name in PATH_NAMES or _typed_path(param):
+        default = param.default if isinstance(param.default, (str, Path)) and str(param.default) else None
+        empty, fix = "an empty path", "name a file or folder"
+        if default:
+            fix += f", e.g. {_called(param)} {default}"
+    else:
+        return
+    process = param.process_value  # checked before conversion: a path type turns '' into '.'
+
+    def check(ctx: Any, value: Any) -> Any:
+        for one in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(one, str) and not one.strip():
+                raise VggbenchError(f"{_called(param)} {one!r} is {empty}; {fix}")
+        return process(ctx, value)
+
+    param.process_value = check
+
+
+def _typed_path(param: Any) -> bool:
+    """Whether the parameter's annotation is a Path (typer's record of it), or its click type is."""
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    return annotation is Path or type(getattr(param, "type", None)).__name__ == "Path"
+
+
+def _called(param: Any) -> str:
+    """An option's flag, or an argument's placeholder."""
+    return param.opts[0] if param.param_type_name == "option" else (param.metavar or param.name or "")

@@ -13,9 +13,15 @@ from vggbench.cli.common import (
     RECIPE,
     RUN_CONTROL,
     Param,
+    device_param,
     echo,
     examples,
+    format_param,
     gpu_scale_note,
+    note,
+    option,
+    quiet_param,
+    results_dir_param,
     resumable,
     setting_param,
     with_params,
@@ -67,41 +73,22 @@ _OWN = {
         ),
     ],
     "max_device_batch": [
-        Param(
-            "results_dir",
-            Path,
-            typer.Option(Path("results"), help="the results store", rich_help_panel=OUTPUT),
-        ),
-        Param(
-            "fmt",
-            str,
-            typer.Option(
-                "text", "--format", help="text (one line) or json (the run record)", rich_help_panel=OUTPUT
-            ),
-        ),
-        Param("as_json", bool, typer.Option(False, "--json", hidden=True, help="same as --format json")),
-        Param(
-            "quiet", bool, typer.Option(False, "--quiet", help="no progress output", rich_help_panel=OUTPUT)
-        ),
+        results_dir_param(),
+        format_param("text", "text (one line) or json (the run record)"),
+        option("as_json", bool, False, "--json", hidden=True, help="same as --format json"),
+        quiet_param("no progress output", "--quiet"),
         Param("tensorboard", Path, TENSORBOARD_OPTION),
-        Param(
+        option(
             "preset",
             str,
-            typer.Option(
-                None,
-                help="start from an ablation preset's budget (smoke, quick, gpu, paper: data, width, crop, "
-                "batch, limits, epochs, lr, stopping rule); flags given override it",
-                rich_help_panel=RECIPE,
-            ),
+            None,
+            "--preset",
+            help="start from an ablation preset's budget (smoke, quick, gpu, paper: data, width, crop, "
+            "batch, limits, epochs, lr, stopping rule); flags given override it",
+            rich_help_panel=RECIPE,
         ),
         Param("ctx", typer.Context, None),
-        Param(
-            "device",
-            str,
-            typer.Option(
-                "auto", help="auto (cuda if available), cpu, cuda or cuda:N", rich_help_panel=RUN_CONTROL
-            ),
-        ),
+        device_param("auto (cuda if available), cpu, cuda or cuda:N"),
     ],
     "compile": [
         Param(
@@ -142,6 +129,7 @@ def train(**given: Any) -> None:
     from vggbench import store
     from vggbench import train as training
     from vggbench.data.cache import CacheOptions
+    from vggbench.runtime import distributed_from_env
     from vggbench.tracking import TensorBoard, chain
 
     fmt, results_dir, quiet, device = given["fmt"], given["results_dir"], given["quiet"], given["device"]
@@ -160,14 +148,15 @@ def train(**given: Any) -> None:
     options = {s.name: given[s.name] for s in SETTINGS if given[s.name] is not None}
     if "data_root" in options:
         options["data_root"] = str(options["data_root"])
-    settings = training.TrainConfig(**options)
+    say = None if quiet or not distributed_from_env().is_main else note
+    resolved = training.resolve(training.TrainConfig(**options), say, fresh=True)
+    stored = not force and store.read_run(results_dir, resolved.id) is not None
     board = TensorBoard(given["tensorboard"]) if given["tensorboard"] else None
-    stored = not force and store.read_run(results_dir, settings.run_id) is not None
     if not stored:
-        gpu_scale_note(settings.crop, settings.width, device)
+        gpu_scale_note(resolved.config.crop, resolved.config.width, device)
     with resumable("--resume"), TrainBars(quiet) as bars:
         record = training.train(
-            settings,
+            resolved,
             results_dir=results_dir,
             device=device,
             resume=given["resume"],
@@ -175,7 +164,8 @@ def train(**given: Any) -> None:
             quiet=quiet,
             progress=bars.progress,
             on_epoch_end=chain(
-                bars.on_epoch_end, board and board.follow(settings.net, settings.seed, settings.run_id)
+                bars.on_epoch_end,
+                board and board.follow(resolved.config.net, resolved.config.seed, resolved.id),
             ),
             cache=cache,
         )

@@ -103,6 +103,15 @@ def _stream(
     )
 
 
+def check_one_batch(images: int, batch_size: int, world_size: int) -> None:
+    """A training set holds at least one global batch (an epoch drops the last, partial one)."""
+    if images == 0 or images < batch_size * world_size:
+        raise VggbenchError(
+            f"the training set has {images} images, fewer than one batch of {batch_size * world_size} "
+            f"({batch_size} per process x {world_size}); lower the batch size or use more data"
+        )
+
+
 class TrainLoader:
     """Augmented training batches for one rank; see the module docstring."""
 
@@ -137,11 +146,8 @@ class TrainLoader:
         self.gpu_decode = gpu_decode  # False: a GPU's streamed batches are decoded by the workers (bench)
         self.global_batch = batch_size * world_size
         n = len(imageset)
-        if n == 0 or (drop_last and n < self.global_batch):
-            raise VggbenchError(
-                f"the training set has {n} images, fewer than one batch of {self.global_batch} "
-                f"({batch_size} per process x {world_size}); lower the batch size or use more data"
-            )
+        if n == 0 or drop_last:
+            check_one_batch(n, batch_size, world_size)
         self.batches_per_epoch = n // self.global_batch if drop_last else math.ceil(n / self.global_batch)
         self.data_time = 0.0
         self.skipped = 0  # unreadable files dropped from batches (streamed sets in skip mode)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from vggbench import paper, store
+from vggbench.architectures import get_architecture
 from vggbench.checks import positive
 from vggbench.data import DATA_SEED, Dataset, stratified_subset
 from vggbench.data.fingerprint import changed_since_training
@@ -133,6 +134,8 @@ def find_sources(options: EvalOptions) -> list[ModelSource]:
             )
         ids = select_runs(options.results_dir, options.net, options.scale, options.data)
     _check_named_once(options.results_dir, ids)
+    if options.runs:
+        _check_runs_match(options.results_dir, ids, options.net, options.scale)
     sources = [run_source(*load_run(options.results_dir, run_id)) for run_id in ids]
     if options.norm == "imagenet":
         for source in sources:
@@ -150,6 +153,25 @@ def _check_named_once(results_dir: str, ids: list[str]) -> None:
                 f"run {run_id} is named twice ({named[run_id]!r} and {given!r}); name each run once"
             )
         named[run_id] = given
+
+
+def _check_runs_match(results_dir: str, ids: list[str], net: str | None, scale: str | None) -> None:
+    """--config and --scale select stored runs when none is named; beside named runs they must
+    describe them, or the filter would be ignored without a word."""
+    for given in ids:
+        run = store.read_run(Path(results_dir), store.find_run(Path(results_dir), given))
+        if run is None:
+            continue
+        if scale is not None and parse_train_scale(scale) != parse_train_scale(run.train_scale):
+            raise VggbenchError(
+                f"run {run.id} was trained at S={run.train_scale}, not --scale {scale}; drop --scale "
+                "(it selects stored runs when none is named) or name a run of that scale"
+            )
+        if net is not None and get_architecture(net).name != run.net:
+            raise VggbenchError(
+                f"run {run.id} is net {run.net}, not --config {net}; drop --config (it selects stored "
+                "runs when none is named) or name a run of that net"
+            )
 
 
 def _groups(options: EvalOptions, found: list[ModelSource]) -> list[list[ModelSource]]:

@@ -13,6 +13,7 @@ import math
 import random
 import signal
 import subprocess
+import sys
 import threading
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -23,11 +24,11 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from vggbench import store
+from vggbench import fs, store
 from vggbench.errors import VggbenchError
 from vggbench.signals import STOP_SIGNALS, Stopped
 from vggbench.store import EpochMetrics, InitInfo
-from vggbench.train.config import TrainConfig
+from vggbench.train.config import ResolvedConfig, TrainConfig, identity, resolve
 from vggbench.train.loop import PlateauSchedule
 
 CHECKPOINTS = "checkpoints"
@@ -168,29 +169,29 @@ def checkpoint_dir(results_dir: Path, run_id: str) -> Path:
     return Path(results_dir) / CHECKPOINTS / run_id
 
 
-def has_checkpoint(results_dir: Path, config: TrainConfig) -> bool:
-    """Whether an interrupted run of this config can be resumed (`train(..., resume=True)`)."""
-    return (checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT).exists()
+def has_checkpoint(results_dir: Path, run_id: str) -> bool:
+    """Whether an interrupted run of this id can be resumed (`train(..., resume=True)`)."""
+    return (checkpoint_dir(results_dir, run_id) / LAST_CHECKPOINT).exists()
 
 
-def checkpoint_to_resume(results_dir: Path, config: TrainConfig, resume: bool) -> Checkpoint | None:
+def checkpoint_to_resume(results_dir: Path, resolved: ResolvedConfig, resume: bool) -> Checkpoint | None:
     """The checkpoint of this config's interrupted run, when `resume` asks for it. A leftover
     checkpoint without `resume` is an error (so that it is never overwritten by accident), and so is
     `resume` without a checkpoint, or with one of another config."""
-    last = checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT
+    last = checkpoint_dir(results_dir, resolved.id) / LAST_CHECKPOINT
     if not last.exists():
         if resume:
-            raise _no_checkpoint_error(results_dir, config)
+            raise _no_checkpoint_error(results_dir, resolved)
         return None
     checkpoint = Checkpoint.load(last)
     if not resume:
         raise VggbenchError(
-            f"run {config.run_id} has a checkpoint from epoch {checkpoint.epoch} of {config.epochs} "
+            f"run {resolved.id} has a checkpoint from epoch {checkpoint.epoch} of {resolved.config.epochs} "
             f"({last}); pass --resume to continue it or --force to start over"
         )
-    stored = TrainConfig.from_dict(checkpoint.config).identity()
-    if stored != config.identity():
-        differences = "; ".join(_differences(config.identity(), stored)[:3])
+    stored, mine = _stored_identity(checkpoint), identity(resolved.config)
+    if stored != mine:
+        differences = "; ".join(_differences(mine, stored)[:3])
         raise VggbenchError(
             f"checkpoint {last} is of another config ({differences}); "
             "rerun without --resume or with --force to start over"
@@ -203,23 +204,46 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return [f"{k} {a.get(k)!r} here, {b.get(k)!r} there" for k in keys if a.get(k) != b.get(k)]
 
 
-def _no_checkpoint_error(results_dir: Path, config: TrainConfig) -> VggbenchError:
+def _stored_identity(checkpoint: Checkpoint) -> dict[str, Any]:
+    """The identity of a checkpoint's config (resolved when it was saved: no I/O)."""
+    return identity(resolve(TrainConfig.from_dict(checkpoint.config)).config)
+
+
+def _no_checkpoint_error(results_dir: Path, resolved: ResolvedConfig) -> VggbenchError:
     """--resume without a checkpoint of this config: name the closest other checkpoint's differences."""
-    mine = config.identity()
+    mine = identity(resolved.config)
     folder = Path(results_dir) / CHECKPOINTS
     best: tuple[int, str, list[str]] | None = None
     for path in sorted(folder.glob(f"*/{LAST_CHECKPOINT}")):
         try:
-            other = TrainConfig.from_dict(Checkpoint.load(path).config).identity()
+            other = _stored_identity(Checkpoint.load(path))
         except (VggbenchError, TypeError):
             continue
         diff = _differences(mine, other)
         if best is None or len(diff) < best[0]:
             best = (len(diff), path.parent.name, diff)
-    message = f"nothing to resume: no checkpoint of this config (run {config.run_id}) in {folder}"
+    message = f"nothing to resume: no checkpoint of this config (run {resolved.id}) in {folder}"
     if best:
         message += f"; checkpoint {best[1]} is of another config ({'; '.join(best[2][:3])})"
     return VggbenchError(message + "; rerun without --resume to start it")
+
+
+def remove_stale_checkpoint(results_dir: Path, run_id: str, last: Path, quiet: bool) -> None:
+    """Remove a complete run's last.pt when it is older than the record (`train`'s rule); say
+    how to continue a newer one, an interrupted --force run's."""
+    record = Path(results_dir) / store.RUNS / f"{run_id}.json"
+    with fs.reading(last):
+        if not last.exists():
+            return
+        stale = last.stat().st_mtime_ns <= record.stat().st_mtime_ns
+    if stale:
+        with fs.writing(last):
+            last.unlink(missing_ok=True)
+    elif not quiet:
+        sys.stderr.write(
+            f"note: run {run_id} is stored, and a --force run of it left a checkpoint ({last}); "
+            "--resume --force continues that run, --force starts over\n"
+        )
 
 
 def code_version() -> str:

@@ -1,10 +1,10 @@
 """The config that defines a training run (TrainConfig, its fields and checks from
-`vggbench.recipe`'s settings) and its id."""
+`vggbench.recipe`'s settings), the config resolved against its data (`resolve`) and the run id."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, field, fields, make_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, make_dataclass, replace
 from typing import Any
 
 from vggbench import paper, store
@@ -12,14 +12,14 @@ from vggbench.data.sources import beyond_split, check_data_options, data_fingerp
 from vggbench.errors import VggbenchError
 from vggbench.models import ModelSpec
 from vggbench.recipe import SETTINGS, schedule_problem
-from vggbench.scales import TrainScale, parse_train_scale
+from vggbench.scales import TrainScale, parse_train_scale, test_scales, to_pixels
 
 
 class _TrainConfig:
     """Everything that defines a training run: one field per setting of `recipe.SETTINGS`, and
-    `data_fingerprint`. `run_id` hashes the identity fields (the settings that enter the run id) of
-    the config `resolved` against its data: with the data's fingerprint, so that changed images make
-    another run, and without limits that take a whole split."""
+    `data_fingerprint`. A run resolves its config once against its data (`resolve`); the run id is a
+    hash of the resolved config's identity (`run_id`): with the data's fingerprint, so that changed
+    images make another run, and without limits that take a whole split."""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -73,25 +73,8 @@ class _TrainConfig:
         return parse_train_scale(self.scale)
 
     def resolved(self, say: Callable[[str], None] | None = None, *, fresh: bool = False) -> TrainConfig:
-        """This config with its data resolved against the files: `data_fingerprint` set (a folder
-        rescanned when `fresh`), and a --limit-train / --limit-val of at least its split's size
-        dropped, since the subset would be the whole split (`say` hears when a limit exceeds it;
-        the run is that of no limit). A config with a fingerprint is resolved already."""
-        if self.data_fingerprint is not None:
-            return self
-        found = data_fingerprint(
-            self.data, self.data_root, val_split=self.val_split, download=self.download, fresh=fresh
-        )
-        limits: dict[str, int | None] = {}
-        if self.limit_train is not None or self.limit_val is not None:
-            sizes = split_sizes(self.data, self.data_root, self.val_split, self.skip_bad_images, found)
-            for split, size in zip(("train", "val"), sizes):
-                limit = getattr(self, f"limit_{split}")
-                if limit is not None and limit >= size:
-                    limits[f"limit_{split}"] = None
-                    if limit > size and say:
-                        say(beyond_split(split, limit, size, self.data, "run"))
-        return replace(self, data_fingerprint=found, **limits)
+        """This config resolved against its data (`resolve`)."""
+        return resolve(self, say, fresh=fresh).config
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config's fields (what records and checkpoints store)."""
@@ -103,23 +86,14 @@ class _TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def identity(self) -> dict[str, Any]:
-        """The fields of the resolved config that define the result: the settings that enter the run
-        id (for this config), and the data's fingerprint; an image folder's location is left out (its
-        fingerprint says which files it holds)."""
-        resolved = self.resolved()
-        out = {
-            s.name: getattr(resolved, s.name)
-            for s in SETTINGS
-            if (s.identity(self) if callable(s.identity) else s.identity)
-        }
-        out["data_fingerprint"] = resolved.data_fingerprint
-        if data_kind(out["data"]) == "imagefolder":
-            out["data"] = "imagefolder"
-        return out
+        """The identity of the resolved config (`identity`)."""
+        return identity(self.resolved())
 
     @property
     def run_id(self) -> str:
-        return store.record_id(self.identity())
+        """The id of the resolved config. For callers that ask once: a run resolves its config once
+        (`resolve`) and reads the id it holds."""
+        return resolve(self).id
 
 
 def _field(setting: Any) -> tuple[str, Any, Any]:
@@ -141,3 +115,81 @@ TrainConfig = make_dataclass(
 )
 TrainConfig.__module__ = __name__
 TrainConfig.__doc__ = _TrainConfig.__doc__
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A config resolved once against its data (`resolve`): what a run's id, folders and record read.
+
+    `config` has its data's fingerprint, and no --limit-train / --limit-val that takes a whole split;
+    `id` is `run_id(config)`; `train_pixels` is S in pixels (min, max) and `test_scale` the single
+    test scale Q that validation uses, in the paper's units and (at least the crop) in pixels."""
+
+    config: TrainConfig
+    id: str
+    train_pixels: tuple[int, int]
+    test_scale: int
+    test_pixels: int
+
+
+def resolve(
+    config: TrainConfig | ResolvedConfig, say: Callable[[str], None] | None = None, *, fresh: bool = False
+) -> ResolvedConfig:
+    """The config with its data resolved against the files: the fingerprint set (a folder rescanned
+    when `fresh`; one the config holds already is kept, so a stored config stays the run it was), and
+    a limit of at least its split's size dropped, since the subset would be the whole split (`say`
+    hears when a limit exceeds it: the run is that of no limit). Counting a split's images loads it,
+    so that happens only for a limit. A ResolvedConfig is returned as it is."""
+    if isinstance(config, ResolvedConfig):
+        return config
+    if config.data_fingerprint is None:
+        found = data_fingerprint(
+            config.data, config.data_root, val_split=config.val_split, download=config.download, fresh=fresh
+        )
+        config = replace(config, data_fingerprint=found, **_limits_within(config, found, say))
+    scale = config.train_scale
+    q_paper = test_scales("single", scale)[0]
+    return ResolvedConfig(
+        config,
+        run_id(config),
+        scale.pixels(config.crop),
+        q_paper,
+        max(config.crop, to_pixels(q_paper, config.crop)),
+    )
+
+
+def _limits_within(config: TrainConfig, found: str, say: Callable[[str], None] | None) -> dict[str, None]:
+    """The limits to drop: those of at least their split's size."""
+    if config.limit_train is None and config.limit_val is None:
+        return {}
+    dropped: dict[str, None] = {}
+    sizes = split_sizes(config.data, config.data_root, config.val_split, config.skip_bad_images, found)
+    for split, size in zip(("train", "val"), sizes):
+        limit = getattr(config, f"limit_{split}")
+        if limit is not None and limit >= size:
+            dropped[f"limit_{split}"] = None
+            if limit > size and say:
+                say(beyond_split(split, limit, size, config.data, "run"))
+    return dropped
+
+
+def identity(config: TrainConfig) -> dict[str, Any]:
+    """The fields of a config with its data's fingerprint that define the result: the settings that
+    enter the run id (for this config), and the fingerprint; an image folder's location is left out
+    (its fingerprint says which files it holds)."""
+    if config.data_fingerprint is None:
+        raise ValueError("identity() of a config without its data's fingerprint: resolve() it first")
+    out = {
+        s.name: getattr(config, s.name)
+        for s in SETTINGS
+        if (s.identity(config) if callable(s.identity) else s.identity)
+    }
+    out["data_fingerprint"] = config.data_fingerprint
+    if data_kind(out["data"]) == "imagefolder":
+        out["data"] = "imagefolder"
+    return out
+
+
+def run_id(config: TrainConfig) -> str:
+    """The run id of a config with its data's fingerprint: a hash of its identity (no I/O)."""
+    return store.record_id(identity(config))

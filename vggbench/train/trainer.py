@@ -1,15 +1,14 @@
-"""The training run: `train()` (the library entry point), `Trainer` (one run from setup to its
-record), what callers see during a run (`StepProgress`, `EpochEnd`) and the log."""
+"""The training run: `train()` (the library entry point) and `Trainer` (one run from setup to its
+record). What callers see during a run is in `events`, the recipe's stop rules in `recipe`."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,7 +17,7 @@ import torch.distributed as td
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from vggbench import fs, store
+from vggbench import store
 from vggbench.data import (
     DATA_SEED,
     TrainAugment,
@@ -29,11 +28,19 @@ from vggbench.data import (
     rgb_statistics,
 )
 from vggbench.data.cache import CacheOptions, TrainSet, cached_train_set
+from vggbench.data.loaders import check_one_batch
 from vggbench.errors import VggbenchError
 from vggbench.evaluate.sources import load_run
 from vggbench.locks import run_lock
 from vggbench.models import VGG, init_weights, load_state, paper_layer_stds, preinit_from
-from vggbench.recipe import NOT_LEARNING_EPOCHS, STALLED_EPOCHS, at_chance
+from vggbench.recipe import (
+    NOT_LEARNING,
+    NOT_LEARNING_EPOCHS,
+    STALLED_EPOCHS,
+    not_learning,
+    stalled,
+    val_slope,
+)
 from vggbench.runtime import (
     Distributed,
     autocast,
@@ -47,7 +54,6 @@ from vggbench.runtime import (
     synchronize,
     utc_now,
 )
-from vggbench.scales import test_scales, to_pixels
 from vggbench.signals import signum_of
 from vggbench.store import EpochMetrics, InitInfo, Recipe, RunRecord
 from vggbench.tracking import current_command, package_version, write_epochs_csv
@@ -61,127 +67,40 @@ from vggbench.train.checkpoint import (
     checkpoint_dir,
     checkpoint_to_resume,
     code_version,
+    remove_stale_checkpoint,
     restore,
     rng_state,
     save_torch,
     set_rng_state,
 )
-from vggbench.train.config import TrainConfig
+from vggbench.train.config import ResolvedConfig, TrainConfig, resolve
+from vggbench.train.events import EpochEnd, EpochHook, Interval, Log, Progress, StepProgress
 from vggbench.train.loop import PlateauSchedule, StepLoop, micro_batches, validate
 
-NOT_LEARNING = "the run is not learning"  # starts that warning; ablations count such runs as stalled
-CHANCE_MARGIN = 1.5  # "at chance": top-1 accuracy below 1.5x the accuracy of guessing
 EXPLODING_LOSS = 50.0  # x ln(classes): a mean training loss above this is divergence
-SLOPE_EPOCHS = 3  # the val error's slope is fitted over the last this many epochs
-
-
-# --- What callers see during a run -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepProgress:
-    """What `progress` sees every `loop.LOG_EVERY` steps and at the last step of an epoch."""
-
-    epoch: int  # 1-based, the epoch in progress
-    epochs: int
-    step: int  # steps done in this epoch
-    steps: int  # steps per epoch
-    loss: float  # the mean training loss since the previous report
-    images_per_s: float  # since the previous report
-
-
-@dataclass
-class EpochEnd:
-    """What `on_epoch_end` sees after each epoch (after the checkpoint is written)."""
-
-    epoch: int  # 1-based, completed
-    metrics: EpochMetrics
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: PlateauSchedule
-
-
-Progress = Callable[[StepProgress], None]
-EpochHook = Callable[[EpochEnd], None]
-
-
-class _Log:
-    """Prints (rank 0, not quiet) and forwards progress reports."""
-
-    def __init__(self, dist: Distributed, quiet: bool, progress: Progress | None) -> None:
-        self.active = dist.is_main
-        self.quiet = quiet
-        self.progress = progress if dist.is_main else None
-
-    def line(self, text: str) -> None:
-        if self.active and not self.quiet:
-            sys.stderr.write(text.rstrip("\n") + "\n")
-            sys.stderr.flush()
-
-    def warning(self, text: str) -> None:
-        """A one-line warning (rank 0), shown even when quiet."""
-        if self.active:
-            sys.stderr.write(f"warning: {text}\n")
-            sys.stderr.flush()
-
-    def step(self, report: StepProgress) -> None:
-        if self.progress is not None:
-            self.progress(report)
-
-
-class _Interval:
-    """Images per second between two progress reports."""
-
-    def __init__(self, done: int) -> None:
-        self.start, self.done = time.perf_counter(), done
-
-    def images_per_s(self, done: int, batch_size: int) -> float:
-        now = time.perf_counter()
-        rate = (done - self.done) * batch_size / max(now - self.start, 1e-9)
-        self.start, self.done = now, done
-        return rate
-
-
-def val_slope(errors: list[float], last: int = SLOPE_EPOCHS) -> float | None:
-    """The least-squares slope of the last `last` validation errors, in points per epoch (negative:
-    still falling); None with fewer than two epochs."""
-    tail = errors[-last:]
-    n = len(tail)
-    if n < 2:
-        return None
-    mean_x, mean_y = (n - 1) / 2, sum(tail) / n
-    return sum((x - mean_x) * (y - mean_y) for x, y in enumerate(tail)) / sum(
-        (x - mean_x) ** 2 for x in range(n)
-    )
 
 
 # --- The entry point -------------------------------------------------------------------------------
 
 
-def _one_process_per_run(train_run: Callable[..., RunRecord]) -> Callable[..., RunRecord]:
-    """Hold the run's lock (checkpoints/<id>/lock) around `train`, from the stored-record check to
-    the record write, so that two processes sharing a store never train one run: a second one
-    waits, says so once, and then finds the run stored. Under torchrun rank 0 holds it."""
-
-    @functools.wraps(train_run)
-    def locked(config: TrainConfig, *, results_dir: Path = store.DEFAULT_ROOT, **options) -> RunRecord:
-        if not distributed_from_env().is_main:
-            return train_run(config, results_dir=results_dir, **options)
-        lock = run_lock(checkpoint_dir(Path(results_dir), config.run_id))
-        lock.acquire(
-            lambda holder: sys.stderr.write(f"run {config.run_id} is being trained by {holder}; waiting\n")
-        )
-        try:
-            return train_run(config, results_dir=results_dir, **options)
-        finally:
-            lock.release()
-
-    return locked
+@contextlib.contextmanager
+def _one_process_per_run(results_dir: Path, run_id: str, dist: Distributed) -> Iterator[None]:
+    """Hold the run's lock (checkpoints/<id>/lock) from the stored-record check to the record write,
+    so that two processes sharing a store never train one run: a second one waits, says so once,
+    and then finds the run stored. Under torchrun rank 0 holds it."""
+    if not dist.is_main:
+        yield
+        return
+    lock = run_lock(checkpoint_dir(results_dir, run_id))
+    lock.acquire(lambda holder: sys.stderr.write(f"run {run_id} is being trained by {holder}; waiting\n"))
+    try:
+        yield
+    finally:
+        lock.release()
 
 
-@_one_process_per_run
 def train(
-    config: TrainConfig,
+    config: TrainConfig | ResolvedConfig,
     *,
     results_dir: Path = store.DEFAULT_ROOT,
     device: str = "auto",
@@ -206,26 +125,30 @@ def train(
     epoch's checkpoint (raising KeyboardInterrupt there stops the run with the checkpoint intact).
     Ctrl-C saves a checkpoint and raises TrainingInterrupted. `cache` says where an image folder's
     decoded training images are cached (data.cache); it changes how the run executes, not its id.
-    The config is first resolved against its data (`TrainConfig.resolved`, the folder rescanned), so
-    the run is that of the files as they are now: changed images train a new run.
+    The config is resolved once against its data (`resolve`, the folder rescanned; a ResolvedConfig
+    is not resolved again), so the run is that of the files as they are now: changed images train a
+    new run. What the run needs (its device, the runs it starts from) is checked before its lock and
+    folder are made, so that bad input leaves nothing behind.
     """
     results_dir = Path(results_dir)
     dist = distributed_from_env()
-    log = _Log(dist, quiet, progress)
-    config = config.resolved(lambda text: log.line(f"note: {text}"), fresh=True)
-    last = checkpoint_dir(results_dir, config.run_id) / LAST_CHECKPOINT
-    if not force:
-        stored = store.read_run(results_dir, config.run_id)
-        if stored is not None and stored.status == "complete":
-            _remove_stale_checkpoint(results_dir, config.run_id, last, quiet)
-            return stored
-    checkpoint = checkpoint_to_resume(results_dir, config, resume) if resume or not force else None
+    log = Log(dist, quiet, progress)
+    resolved = resolve(config, lambda text: log.line(f"note: {text}"), fresh=True)
     target = resolve_device(device, dist)
-    check_device_options(target, config.bf16, config.compile)
+    check_device_options(target, resolved.config.bf16, resolved.config.compile)
+    check_sources(results_dir, resolved.config)
+    last = checkpoint_dir(results_dir, resolved.id) / LAST_CHECKPOINT
+
+    def trainer() -> Trainer:
+        return prepared or Trainer(resolved, results_dir, target, dist, log, on_epoch_end, cache)
+
     try:
-        with process_group(dist, target), determinism(config.deterministic, target):
-            trainer = Trainer(config, results_dir, target, dist, log, on_epoch_end, cache)
-            return trainer.run(checkpoint)
+        prepared = None
+        if force or not _stored(results_dir, resolved.id):
+            prepared = trainer()
+            prepared.prepare()  # the data, checked against the recipe before anything is written
+        with _one_process_per_run(results_dir, resolved.id, dist):
+            return _train_locked(results_dir, resolved, log.quiet, force, resume, trainer)
     except TrainingInterrupted:
         raise
     except KeyboardInterrupt as interrupt:
@@ -233,22 +156,48 @@ def train(
         raise TrainingInterrupted(f"interrupted; {kept}", signum_of(interrupt)) from None
 
 
-def _remove_stale_checkpoint(results_dir: Path, run_id: str, last: Path, quiet: bool) -> None:
-    """Remove a complete run's last.pt when it is older than the record (`train`'s rule); say
-    how to continue a newer one, an interrupted --force run's."""
-    record = Path(results_dir) / store.RUNS / f"{run_id}.json"
-    with fs.reading(last):
-        if not last.exists():
-            return
-        stale = last.stat().st_mtime_ns <= record.stat().st_mtime_ns
-    if stale:
-        with fs.writing(last):
-            last.unlink(missing_ok=True)
-    elif not quiet:
-        sys.stderr.write(
-            f"note: run {run_id} is stored, and a --force run of it left a checkpoint ({last}); "
-            "--resume --force continues that run, --force starts over\n"
-        )
+def _stored(results_dir: Path, run_id: str) -> bool:
+    stored = store.read_run(results_dir, run_id)
+    return stored is not None and stored.status == "complete"
+
+
+def _train_locked(
+    results_dir: Path,
+    resolved: ResolvedConfig,
+    quiet: bool,
+    force: bool,
+    resume: bool,
+    trainer: Callable[[], Trainer],
+) -> RunRecord:
+    """`train` under the run's lock: the stored run, or the run trained (from its checkpoint) by
+    `trainer()`."""
+    last = checkpoint_dir(results_dir, resolved.id) / LAST_CHECKPOINT
+    stored = None if force else store.read_run(results_dir, resolved.id)
+    if stored is not None and stored.status == "complete":
+        remove_stale_checkpoint(results_dir, resolved.id, last, quiet)
+        return stored
+    checkpoint = checkpoint_to_resume(results_dir, resolved, resume) if resume or not force else None
+    run = trainer()
+    with process_group(run.dist, run.device), determinism(resolved.config.deterministic, run.device):
+        return run.run(checkpoint)
+
+
+def check_sources(results_dir: Path, config: TrainConfig) -> None:
+    """The stored runs that --init-from and --preinit-from name exist, completed and have their
+    weights (which load later, with the data)."""
+    for flag, name in (("--init-from", config.init_from), ("--preinit-from", config.preinit_from)):
+        if name:
+            try:
+                run = store.read_run(results_dir, store.find_run(results_dir, name))
+            except VggbenchError as error:
+                raise VggbenchError(f"{flag} {name}: {error}") from None
+            if run is None or run.status != "complete":
+                raise VggbenchError(f"{flag} {name}: that run did not complete; resume it with --resume")
+            if not (results_dir / run.checkpoint).is_file():
+                raise VggbenchError(
+                    f"{flag} {name}: the weights of run {run.id} ({results_dir / run.checkpoint}) are "
+                    "missing; retrain it with --force"
+                )
 
 
 # --- One run ---------------------------------------------------------------------------------------
@@ -260,20 +209,21 @@ class Trainer:
 
     def __init__(
         self,
-        config: TrainConfig,
+        resolved: ResolvedConfig,
         results_dir: Path,
         device: torch.device,
         dist: Distributed,
-        log: _Log,
+        log: Log,
         on_epoch_end: EpochHook | None,
         cache: CacheOptions = CacheOptions(),
     ) -> None:
-        self.config, self.results_dir, self.device, self.dist = config, results_dir, device, dist
+        self.resolved, self.config, self.run_id = resolved, resolved.config, resolved.id
+        self.results_dir, self.device, self.dist = results_dir, device, dist
         self.cache = cache
         self.log, self.on_epoch_end, self.flag = log, on_epoch_end, InterruptFlag()
-        self.run_id = config.run_id
         self.folder = checkpoint_dir(results_dir, self.run_id)
-        self.channels_last = config.channels_last
+        self.channels_last = resolved.config.channels_last
+        self.prepared = False
 
     def run(self, checkpoint: Checkpoint | None) -> RunRecord:
         self.code_version = code_version()  # of the code that starts (or resumes) the run
@@ -302,9 +252,8 @@ class Trainer:
         return "epoch cap" if len(self.epochs) >= c.epochs else None
 
     def _stalled(self, epochs: int) -> bool:
-        """Whether the last `epochs` epochs' val top-1 error was within CHANCE_POINTS of guessing's."""
-        recent = self.epochs[-epochs:]
-        return len(recent) == epochs and all(at_chance(e.val_top1_err, self.num_classes) for e in recent)
+        """The recipe's rule (`recipe.stalled`): the last `epochs` epochs' val top-1 error at chance."""
+        return stalled([e.val_top1_err for e in self.epochs], self.num_classes, epochs)
 
     def _end_reason(self) -> str:
         """What the record says ended the run: a run whose last epochs were at chance is "stalled",
@@ -315,7 +264,11 @@ class Trainer:
 
     # -- setup ----------------------------------------------------------------------------------
 
-    def _load_data(self) -> None:
+    def prepare(self) -> None:
+        """Load the data and check it against the recipe (a batch per epoch, the classes of the run
+        it fine-tunes); nothing is written, so that bad input leaves nothing behind."""
+        if self.prepared:
+            return
         c, dist = self.config, self.dist
         if c.batch_size % dist.world_size:
             raise VggbenchError(
@@ -335,10 +288,22 @@ class Trainer:
             skip_bad_images=c.skip_bad_images,
         )
         self.num_classes = self.dataset.num_classes
+        check_one_batch(len(self.dataset.train), self.per_rank_batch, dist.world_size)
+        if c.init_from:
+            source = store.read_run(self.results_dir, store.find_run(self.results_dir, c.init_from))
+            if source is not None and source.num_classes != self.num_classes:
+                raise VggbenchError(
+                    f"--init-from {source.id}: that run has {source.num_classes} classes, this dataset "
+                    f"{self.num_classes}; fine-tune from a run on the same classes"
+                )
+        self.prepared = True
+
+    def _load_data(self) -> None:
+        c, dist = self.config, self.dist
+        self.prepare()
         self.stats = rgb_statistics(self.dataset.train, self.results_dir / "cache")
         self.scale = c.train_scale
-        self.q_paper = test_scales("single", self.scale)[0]
-        self.q_pixels = max(c.crop, to_pixels(self.q_paper, c.crop))
+        self.q_paper, self.q_pixels = self.resolved.test_scale, self.resolved.test_pixels
         # The loader's batch is per process; its draws depend on (seed, epoch, batch) only, so resuming
         # and data parallelism see the same crops, flips and colour shifts as one uninterrupted process.
         self.train_set = self._train_set()
@@ -363,7 +328,7 @@ class Trainer:
             td.barrier()
         train_set = cached_train_set(
             self.dataset.train,
-            self.scale.pixels(c.crop)[1],
+            self.resolved.train_pixels[1],
             self.cache,
             device=self.device,
             threads=c.workers or None,
@@ -445,11 +410,6 @@ class Trainer:
     def _load_init_from(self) -> str:
         """Start from a stored run's weights (fine-tuning); returns the init scheme's name."""
         record, source = load_run(self.results_dir, self.config.init_from)
-        if record.num_classes != self.num_classes:
-            raise VggbenchError(
-                f"--init-from {record.id}: that run has {record.num_classes} classes, this dataset "
-                f"{self.num_classes}; fine-tune from a run on the same classes"
-            )
         try:
             load_state(self.model, source.state_dict())
         except VggbenchError as error:
@@ -524,7 +484,7 @@ class Trainer:
             loop.loss_sum += partial.loss_sum.to(self.device)
         self.model.train()
         started = time.perf_counter()
-        interval = _Interval(resume_step)
+        interval = Interval(resume_step)
         batches = self.loader.epoch(epoch)
         for step, (x, y) in enumerate(batches):
             if step < resume_step:  # drawn again so that the loader's RNG moves as it did before
@@ -664,27 +624,22 @@ class Trainer:
         return top1, top5
 
     def _warn_if_not_learning(self) -> None:
-        recent = self.epochs[-NOT_LEARNING_EPOCHS:]
-        chance_err = 100.0 * (1 - min(1.0, CHANCE_MARGIN / self.num_classes))
-        if (
-            len(recent) == NOT_LEARNING_EPOCHS
-            and self.num_classes > 1
-            and not self.warnings
-            and all(e.val_top1_err >= chance_err for e in recent)
-        ):
-            fix = (
-                "VGG without batch norm often stalls with the paper's small normal init: try --init glorot "
-                "(the default), or --init preinit from a trained A as the paper did"
-                if self.config.init == "paper"
-                else f"try a lower --lr (e.g. {self.config.lr / 3:g}), more data or more epochs"
-            )
-            message = (
-                f"{NOT_LEARNING}: validation top-1 error has stayed at chance "
-                f"({100 * (1 - 1 / self.num_classes):.0f}%) for {NOT_LEARNING_EPOCHS} epochs; {fix}"
-            )
-            self.warnings.append(message)
-            if self.log.active:
-                sys.stderr.write(f"warning: {message}\n")
+        """Warn once when the run is not learning (the recipe's rule, `recipe.not_learning`)."""
+        if self.warnings or not not_learning([e.val_top1_err for e in self.epochs], self.num_classes):
+            return
+        fix = (
+            "VGG without batch norm often stalls with the paper's small normal init: try --init glorot "
+            "(the default), or --init preinit from a trained A as the paper did"
+            if self.config.init == "paper"
+            else f"try a lower --lr (e.g. {self.config.lr / 3:g}), more data or more epochs"
+        )
+        message = (
+            f"{NOT_LEARNING}: validation top-1 error has stayed at chance "
+            f"({100 * (1 - 1 / self.num_classes):.0f}%) for {NOT_LEARNING_EPOCHS} epochs; {fix}"
+        )
+        self.warnings.append(message)
+        if self.log.active:
+            sys.stderr.write(f"warning: {message}\n")
 
     def _save(self, epoch: int, step: int, partial: PartialEpoch | None = None) -> Path:
         """Write the checkpoint (rank 0); `epoch` epochs and `step` steps of the next are done."""
@@ -692,7 +647,7 @@ class Trainer:
         if self.dist.is_main:
             Checkpoint(
                 run_id=self.run_id,
-                config=self.config.to_dict(),
+                config=dataclasses.asdict(self.config),
                 epoch=epoch,
                 step=step,
                 model=self.model.state_dict(),
@@ -729,7 +684,7 @@ class Trainer:
             id=self.run_id,
             net=c.net,
             model=self.spec.to_dict(),
-            config=c.to_dict(),
+            config=dataclasses.asdict(c),
             data=c.data_source(),
             data_fingerprint=c.data_fingerprint,
             dataset=self.dataset.name,
@@ -741,7 +696,7 @@ class Trainer:
             width=c.width,
             crop=c.crop,
             train_scale=c.scale,
-            train_scale_pixels=list(self.scale.pixels(c.crop)),
+            train_scale_pixels=list(self.resolved.train_pixels),
             input_range=c.input_range,
             val_scale=self.q_paper,
             val_scale_pixels=self.q_pixels,
