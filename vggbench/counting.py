@@ -391,7 +391,7 @@ def shipped(kind: str, net: str, num_classes: int, width: float, size: int) -> A
 
 def shipped_counts() -> dict[str, dict[str, Any]]:
     """What SHIPPED holds, counted afresh by fvcore: every net's summary and layer breakdown."""
-    from vggbench.architectures import ARCHITECTURES
+    from vggbench.architectures import ARCHITECTURES  # lazy: only `make counts` and its test need it
 
     def spec(net: str) -> ModelSpec:
         return _spec(net, paper.NUM_CLASSES, 1.0, paper.PAPER_CROP)
