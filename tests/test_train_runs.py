@@ -246,6 +246,18 @@ def test_a_leftover_checkpoint_needs_resume_or_force_and_resume_checks_the_confi
 # --- Bad input and failures ---------------------------------------------------------------------------
 
 
+def test_a_stored_fine_tuned_run_is_reused_without_its_sources_weights(tmp_path):
+    """A copy of a store without checkpoints (results/ as committed): the fine-tuned run is found in
+    the store; only training it again would need its source's weights, and then that is the error."""
+    source = run_tiny(tmp_path)
+    tuned = run_tiny(tmp_path, config=tiny(init_from=source.id, epochs=1))
+    for run in (source, tuned):
+        (tmp_path / run.checkpoint).unlink()
+    assert run_tiny(tmp_path, config=tiny(init_from=source.id, epochs=1)) == tuned
+    with pytest.raises(VggbenchError, match=f"--init-from {source.id}: the weights of run .* are missing"):
+        run_tiny(tmp_path, config=tiny(init_from=source.id, epochs=1), force=True)
+
+
 def test_init_from_a_run_whose_shapes_do_not_fit_is_an_error(stored):
     root, record = stored
     with pytest.raises(VggbenchError, match=f"--init-from {record.id}.*width"):

@@ -136,7 +136,8 @@ def train(
     resolved = resolve(config, lambda text: log.line(f"note: {text}"), fresh=True)
     target = resolve_device(device, dist)
     check_device_options(target, resolved.config.bf16, resolved.config.compile)
-    check_sources(results_dir, resolved.config)
+    if force or not _stored(results_dir, resolved.id):  # a stored run needs no source weights
+        check_sources(results_dir, resolved.config)
     last = checkpoint_dir(results_dir, resolved.id) / LAST_CHECKPOINT
 
     def trainer() -> Trainer:
