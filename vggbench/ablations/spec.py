@@ -6,9 +6,6 @@ ablations/ folder, which a wheel copies), found with importlib.resources."""
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -18,16 +15,21 @@ import tomllib
 
 from vggbench import paper
 from vggbench.ablations import testability
-from vggbench.checks import in_range
+from vggbench.ablations.keys import (
+    Key,
+    at_least_key,
+    check_table,
+    described,
+    not_empty_key,
+    one_of_key,
+    positive_key,
+    setting_key,
+)
 from vggbench.errors import VggbenchError
 from vggbench.recipe import (
     DEFAULT_PATIENCE,
-    POSITIVE,
     SETTINGS,
     TEST_METHODS,
-    Setting,
-    at_least,
-    one_of,
     parses,
     preset_settings,
     schedule_problem,
@@ -220,13 +222,12 @@ def load_spec(
     `chain = false` when `chain` is None, drops every arm's init_from: each arm trains from scratch."""
     path = _spec_path(name_or_path, spec_dir)
     raw = _read_toml(path)
-    _check_table(raw, _SPEC_SCHEMA, "", path)
+    check_table(raw, _SPEC_SCHEMA, "", path)
     choices = tuple(raw["choices"])
     default = raw.get("default", choices[0])
     if default not in choices:
         raise VggbenchError(
-            f"{path}: default: expected one of the choices ({', '.join(choices)}), "
-            f"found {_described(default)}"
+            f"{path}: default: expected one of the choices ({', '.join(choices)}), found {described(default)}"
         )
     chosen = _chosen_net(net or default, choices, path)
     spec_chain = raw.get("chain", True)
@@ -333,95 +334,12 @@ def arm_epochs(arm: Arm, budget: Budget) -> int:
 # --- The schema: every key a spec or preset table may set, its type and its range ----------------
 
 
-@dataclass(frozen=True)
-class Key:
-    """One key of a spec's table: its TOML type (a kind of _KINDS), whether the table must set it,
-    the range or choices a value of that type must meet (`ok`, said by `expected`), and the fix."""
-
-    kind: str
-    required: bool = False
-    ok: Callable[[Any], bool] = lambda value: True
-    expected: str = ""  # what `ok` asks for; empty: the kind's own words
-    fix: str = ""
-
-    @property
-    def described(self) -> str:
-        return self.expected or _KINDS[self.kind][0]
-
-    def accepts(self, value: Any) -> bool:
-        return _KINDS[self.kind][1](value) and self.ok(value)
-
-
-def _is_number(value: Any) -> bool:
-    """TOML's true is an int to Python, and inf and nan are floats: a number is neither."""
-    return in_range(value)
-
-
-def _is_whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_list_of(item: type) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, list) and all(isinstance(v, item) for v in value)
-
-
-#: kind -> (its words in an error, its test, the type of a list's items where it is a list)
-_KINDS: dict[str, tuple[str, Callable[[Any], bool], type | None]] = {
-    "string": ("a string", lambda v: isinstance(v, str), None),
-    "number": ("a number", _is_number, None),
-    "whole": ("a whole number", _is_whole, None),
-    "boolean": ("true or false", lambda v: isinstance(v, bool), None),
-    "strings": ("a list of strings", _is_list_of(str), str),
-    "table": ("a table", lambda v: isinstance(v, dict), None),
-    "tables": ("an array of tables", _is_list_of(dict), dict),
-    "named tables": (
-        "a table of tables",
-        lambda v: isinstance(v, dict) and _is_list_of(dict)(list(v.values())),
-        None,
-    ),
-}
-
-
-#: A setting's type -> its kind in a spec.
-_SETTING_KINDS = {str: "string", float: "number", int: "whole", bool: "boolean"}
-
-
-def setting_key(setting: Setting, required: bool = False) -> Key:
-    """The key of a spec's table that sets a recipe setting: its type, range and fix."""
-    rule = setting.rule
-    return Key(
-        _SETTING_KINDS[setting.type],
-        required,
-        rule.ok if rule else lambda value: True,
-        rule.expected if rule else "",
-        setting.fix,
-    )
-
-
-def _positive(fix: str) -> Key:
-    return Key("number", ok=POSITIVE.ok, expected=POSITIVE.expected, fix=fix)
-
-
-def _at_least(low: int, fix: str = "") -> Key:
-    rule = at_least(low)
-    return Key("whole", ok=rule.ok, expected=rule.expected, fix=fix)
-
-
-def _one_of(choices: tuple[str, ...], fix: str = "", required: bool = False) -> Key:
-    rule = one_of(choices)
-    return Key("string", required, rule.ok, rule.expected, fix)
-
-
-def _not_empty(kind: str, fix: str = "", required: bool = True) -> Key:
-    return Key(kind, required, lambda v: len(v) > 0, expected=f"{_KINDS[kind][0]}, not empty", fix=fix)
-
-
 #: A preset's keys (presets.toml's tables, a spec's [presets.NAME] tables, `ablate`'s overrides): the
 #: fields of Budget, the recipe's preset settings and the fine-tuning of chained arms.
 BUDGET_SCHEMA = {
     **{s.preset: setting_key(s) for s in preset_settings()},
-    "finetune_lr": _positive("the paper fine-tunes at 1e-3 (leave it out for lr / 10)"),
-    "finetune_epochs": _at_least(1, "leave it out for the preset's epochs"),
+    "finetune_lr": positive_key("the paper fine-tunes at 1e-3 (leave it out for lr / 10)"),
+    "finetune_epochs": at_least_key(1, "leave it out for the preset's epochs"),
 }
 PRESET_KEYS = set(BUDGET_SCHEMA)
 #: A preset's declaration of the claims it cannot test: { scale = "why", dense = "why" }.
@@ -439,20 +357,20 @@ _PRESET_SCHEMA = {
 _ARM_SETTINGS = {s.name: setting_key(s, required=s.name in ("net", "scale")) for s in SETTINGS if s.arm}
 
 _SPEC_SCHEMA = {
-    "title": _not_empty("string"),
+    "title": not_empty_key("string"),
     "section": Key("string"),
-    "claim": _not_empty("string"),
-    "choices": _not_empty("strings", 'e.g. choices = ["D", "E"]'),
+    "claim": not_empty_key("string"),
+    "choices": not_empty_key("strings", 'e.g. choices = ["D", "E"]'),
     "default": Key("string"),
     "paper_top1_gap": Key("string", expected="the name of a number in vggbench/paper.py"),
-    "arms": _not_empty("tables", "write each arm as an [[arms]] table"),
-    "evaluations": _not_empty("tables", "write each evaluation as an [[evaluations]] table"),
-    "comparisons": _not_empty("tables", "write each comparison as a [[comparisons]] table"),
+    "arms": not_empty_key("tables", "write each arm as an [[arms]] table"),
+    "evaluations": not_empty_key("tables", "write each evaluation as an [[evaluations]] table"),
+    "comparisons": not_empty_key("tables", "write each comparison as a [[comparisons]] table"),
     "presets": Key("named tables", fix="write each as a [presets.NAME] table, e.g. [presets.smoke]"),
     "chain": Key("boolean"),
 }
 _ARM_SCHEMA = {
-    "name": _not_empty("string"),
+    "name": not_empty_key("string"),
     **_ARM_SETTINGS,
     "preinit_from": Key("string", expected="the name of an arm above"),
     "init_from": Key("string", expected="the name of an arm above"),
@@ -465,22 +383,22 @@ _PAPER_REF_SCHEMA = {
     "scale": Key("string", required=True),
 }
 _EVALUATION_SCHEMA = {
-    "name": _not_empty("string"),
-    "method": _one_of(TEST_METHODS, required=True),
+    "name": not_empty_key("string"),
+    "method": one_of_key(TEST_METHODS, required=True),
     "scales": Key(
         "string",
         required=True,
         ok=parses(lambda v: test_scales(v, TrainScale(256, 256))),
         expected=QSET_HELP,
     ),
-    "max_images": _at_least(1, "e.g. 2000, or leave it out for the whole validation split"),
-    "arms": _not_empty("strings", "name arms of the spec, or leave it out for every arm", required=False),
+    "max_images": at_least_key(1, "e.g. 2000, or leave it out for the whole validation split"),
+    "arms": not_empty_key("strings", "name arms of the spec, or leave it out for every arm", required=False),
 }
 _COMPARISON_SCHEMA = {
     "baseline": Key("string", required=True, expected="the name of an arm"),
     "treatment": Key("string", required=True, expected="the name of an arm"),
     "evaluation": Key("string", required=True, expected="the name of an evaluation"),
-    "expect": _one_of(EXPECTATIONS, required=True),
+    "expect": one_of_key(EXPECTATIONS, required=True),
     "margin": Key(
         "number", ok=lambda v: v >= 0, expected="a number of at least 0", fix="percentage points, e.g. 1.0"
     ),
@@ -490,30 +408,6 @@ _COMPARISON_SCHEMA = {
 }
 
 
-def _check_table(
-    table: dict[str, Any], schema: dict[str, Key], where: str, path: Path, prefix: str = ""
-) -> None:
-    """Every key of `table` is in `schema`, every required one is set, and every value has its
-    key's type and range; `where` is the table's place in the file (e.g. "[[arms]] 2")."""
-    at, table_at = (f"{where} ", f"{where}: ") if where else ("", "")
-    unknown = sorted(set(table) - set(schema))
-    if unknown:
-        raise VggbenchError(
-            f"{path}: {table_at}unknown key {prefix + unknown[0]!r}; "
-            f"allowed keys: {', '.join(sorted(schema))}"
-        )
-    for key, rule in schema.items():
-        if key not in table:
-            if rule.required:
-                raise VggbenchError(
-                    f"{path}: {table_at}missing key {prefix + key!r} ({rule.described}); add it"
-                )
-        elif not rule.accepts(table[key]):
-            fix = f"; {rule.fix}" if rule.fix else ""
-            found = _described(table[key], _KINDS[rule.kind][2])
-            raise VggbenchError(f"{path}: {at}{prefix}{key}: expected {rule.described}, found {found}{fix}")
-
-
 def _check_overrides(values: dict[str, Any]) -> None:
     """The command line's budget keys (typer has their types; the ranges are the presets')."""
     for key, value in values.items():
@@ -521,47 +415,6 @@ def _check_overrides(values: dict[str, Any]) -> None:
         if not rule.accepts(value):
             fix = f"; {rule.fix}" if rule.fix else ""
             raise VggbenchError(f"--{key.replace('_', '-')} {value} must be {rule.described}{fix}")
-
-
-def _described(value: Any, item: type | None = None) -> str:
-    """A value as TOML writes it and its type, e.g. '"big" (a string)'; for a list whose items
-    should be `item`, the first item that is not."""
-    kind = _kind_of(value)
-    if item is not None and isinstance(value, list):
-        odd = next((i for i, v in enumerate(value, 1) if not isinstance(v, item)), None)
-        if odd is not None:
-            kind = f"{kind} whose item {odd} is {_kind_of(value[odd - 1])}"
-    text = _toml(value)
-    return f"{text if len(text) <= 60 else text[:57] + '...'} ({kind})"
-
-
-def _kind_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a whole number"
-    if isinstance(value, float):
-        return "a float" if math.isfinite(value) else "not a finite number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date or time"
-
-
-def _toml(value: Any) -> str:
-    """A value on one line as TOML writes it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }" if value else "{}"
-    return str(value)
 
 
 # --- Reading a spec, one part at a time ----------------------------------------------------------
@@ -658,7 +511,7 @@ def _arms(tables: list[dict[str, Any]], path: Path) -> tuple[Arm, ...]:
 
 
 def _arm(table: dict[str, Any], where: str, path: Path) -> Arm:
-    _check_table(table, _ARM_SCHEMA, where, path)
+    check_table(table, _ARM_SCHEMA, where, path)
     if ("preinit_from" in table) != (table.get("init") == "preinit"):
         raise VggbenchError(
             f'{path}: {where}: init = "preinit" and preinit_from go together; set both or neither'
@@ -666,7 +519,7 @@ def _arm(table: dict[str, Any], where: str, path: Path) -> Arm:
     refs = {}
     for key in ("paper", "paper_multi"):
         if key in table:
-            _check_table(table[key], _PAPER_REF_SCHEMA, where, path, prefix=f"{key}.")
+            check_table(table[key], _PAPER_REF_SCHEMA, where, path, prefix=f"{key}.")
             refs[key] = PaperRef(**table[key])
             if refs[key].result() is None:
                 raise VggbenchError(
@@ -681,7 +534,7 @@ def _evaluations(tables: list[dict[str, Any]], arms: tuple[Arm, ...], path: Path
     protocols = []
     for index, table in enumerate(tables, 1):
         where = f"[[evaluations]] {index}"
-        _check_table(table, _EVALUATION_SCHEMA, where, path)
+        check_table(table, _EVALUATION_SCHEMA, where, path)
         only = table.get("arms")
         if only is not None:
             unknown = [a for a in only if a not in names]
@@ -703,7 +556,7 @@ def _comparisons(
     comparisons = []
     for index, table in enumerate(tables, 1):
         where = f"[[comparisons]] {index}"
-        _check_table(table, _COMPARISON_SCHEMA, where, path)
+        check_table(table, _COMPARISON_SCHEMA, where, path)
         comparison = Comparison(**table)
         unknown = {comparison.baseline, comparison.treatment} - arm_names
         if unknown:
@@ -760,13 +613,13 @@ def _check_presets(presets: dict[str, dict[str, Any]], table: str, path: Path) -
     for preset, values in presets.items():
         if not isinstance(values, dict):
             raise VggbenchError(
-                f"{path}: {table}{preset}: expected a table [{table}{preset}], found {_described(values)}"
+                f"{path}: {table}{preset}: expected a table [{table}{preset}], found {described(values)}"
             )
         if preset not in PRESETS:
             raise VggbenchError(
                 f"{path}: [{table}{preset}]: unknown preset {preset!r}; name one of {', '.join(PRESETS)}"
             )
-        _check_table(values, _PRESET_SCHEMA, f"[{table}{preset}]", path)
+        check_table(values, _PRESET_SCHEMA, f"[{table}{preset}]", path)
     return presets
 
 
