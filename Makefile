@@ -28,7 +28,8 @@ data-if-possible:
 # It trains into build/demo (6 runs to the paper's stopping rule) rather than reusing results/, one
 # torch thread per run as results/ was trained (a run's float rounding depends on its thread count):
 # one worker per core (at most the 6 runs), each pinned to a core of its own by the affinity mask,
-# and ends with one line comparing its runs with results/'s runs of the same ids.
+# and ends with one line comparing its runs with results/'s runs of the same ids (13.5 minutes on
+# the 2-core VM; see docs/testing.md).
 DEMO := build/demo
 DEMO_CPUS := $(shell python3 -c "import os; print(','.join(map(str, sorted(os.sched_getaffinity(0))[:6])))")
 DEMO_JOBS := $(words $(subst $(comma), ,$(DEMO_CPUS)))
