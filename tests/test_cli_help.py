@@ -413,3 +413,23 @@ def test_bad_params_values_still_fail_in_one_line_with_a_warm_cache(cli, monkeyp
     assert cli("params", "--width", "0.125", "--size", "32", "--classes", "10").code == 0
     assert_one_line_error(cli("params", "--width", "0", "--size", "32"), "width", "positive")
     assert_one_line_error(cli("params", "--filters", "--channels", "0"), "channels 0 must be at least 1")
+
+
+def test_the_sweeps_eta_falls_as_the_current_runs_epochs_finish():
+    from vggbench.ablations.sweep import SweepStep
+    from vggbench.train.trainer import EpochEnd
+
+    fake, now = _FakeBar(), [0.0]
+    bars = SweepBars(quiet=True, name="lrn")
+    bars.bar, bars.clock, bars.started = fake, (lambda: now[0]), 0.0  # a bar as on a terminal
+    bars.run_bars = None
+    now[0] = 60.0  # the first run took a minute; 3 of 4 are left
+    bars.on_run(SweepStep(2, 4, "A-LRN", 0, "77e0aa11bb22", False))
+    assert fake.tasks[0]["info"] == "about 3 min left (from 1 run so far)"
+    bars.run_bars = None  # the run's own bar is TrainBars' (tested above)
+    now[0] = 90.0  # half a run later, at an epoch's end: 150 s left, said in minutes
+    bars.on_epoch_end(EpochEnd(1, None, None, None, None))
+    assert fake.tasks[0]["info"] == "about 2 min left (from 1 run so far)"
+    now[0] = 500.0  # a slow run never makes the ETA negative
+    bars.on_epoch_end(EpochEnd(2, None, None, None, None))
+    assert fake.tasks[0]["info"] == "about 0 s left (from 1 run so far)"

@@ -160,7 +160,7 @@ class SweepBars:
 
         self.quiet, self.name, self.clock = quiet, name, time.perf_counter
         self.results_dir, self.running = results_dir, None
-        self.started = self.clock()
+        self.started = self.run_started = self.clock()
         self.bar = None
         self.done = 0
         if _live(quiet):
@@ -182,16 +182,18 @@ class SweepBars:
         return self
 
     def eta(self, index: int, total: int) -> str:
-        """The time left, from the mean of the runs done so far (stored runs count as done fast)."""
+        """The time left: the mean of the runs done so far (stored runs count as done fast) for each
+        run not done, less the time the current run has taken (so it falls as its epochs finish)."""
         done = index - 1
         if not done:
             return "ETA after the first run"
-        left = (self.clock() - self.started) / done * (total - done)
+        per_run = (self.run_started - self.started) / done
+        left = max(0.0, per_run * (total - done) - (self.clock() - self.run_started))
         return f"about {_duration(left)} left (from {done} run{'s' if done > 1 else ''} so far)"
 
     def on_run(self, step: SweepStep) -> None:
         self.finished()
-        self.running = step
+        self.running, self.run_started = step, self.clock()
         what = f"arm {step.arm!r}, seed {step.seed} (run {step.run_id}{', stored' if step.stored else ''})"
         if self.bar is None:
             if not self.quiet:
@@ -216,7 +218,14 @@ class SweepBars:
 
     @property
     def on_epoch_end(self) -> Callable[[EpochEnd], None] | None:
-        return None if self.bar is None else lambda end: self.run_bars and self.run_bars._epoch_end(end)
+        return None if self.bar is None else self._epoch_end
+
+    def _epoch_end(self, end: EpochEnd) -> None:
+        """The run's bar, and the sweep's ETA refreshed as each epoch finishes (not only between runs)."""
+        if self.run_bars is not None:
+            self.run_bars._epoch_end(end)
+        if self.task is not None and self.running is not None:
+            self.bar.update(self.task, info=self.eta(self.running.index, self.running.total))
 
     def finished(self) -> None:
         """One line for the run that ran last, once it is stored: how it stopped and its errors."""
