@@ -98,3 +98,15 @@ def test_a_bad_untestable_declaration_is_a_spec_error(tmp_path, value, found):
     message = str(error.value)
     assert "[smoke] untestable: expected a table of scale and dense claims, each a reason" in message
     assert found in message and "e.g. untestable = {" in message
+
+
+def test_the_torch_free_data_kinds_name_the_cifar_sets_the_loader_reads():
+    from vggbench.data.sources import CIFAR
+    from vggbench.options import CIFAR_SETS, data_kind
+
+    assert set(CIFAR) == set(CIFAR_SETS)
+    assert [data_kind(s) for s in ("FashionMNIST", " cifar100 ", "imagefolder:/x")] == [
+        "fashion-mnist",
+        "cifar100",
+        "imagefolder",
+    ]

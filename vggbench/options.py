@@ -15,6 +15,24 @@ DATASETS_HELP = (
     "under --data-root), or imagefolder:PATH (PATH/train and PATH/val, one folder per class)"
 )
 
+#: The packaged CIFAR sets a data spec may name (their file layouts are data.sources.CIFAR's).
+CIFAR_SETS = ("cifar10", "cifar100")
+
+
+def data_kind(spec: str) -> str:
+    """synthetic, fashion-mnist, cifar10, cifar100 or imagefolder (a bad spec is a one-line error).
+    Torch-free, so that reading a spec's budget (ablations.testability) needs no data code."""
+    lowered = spec.strip().lower()
+    if lowered in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
+        return "fashion-mnist"
+    if lowered in ("synthetic", *CIFAR_SETS):
+        return lowered
+    if lowered.startswith("imagefolder:"):
+        if not spec.strip().split(":", 1)[1]:
+            raise VggbenchError("imagefolder: needs a path, e.g. imagefolder:/data/imagenet")
+        return "imagefolder"
+    raise VggbenchError(f"unknown dataset {spec!r}; valid: {DATASETS_HELP}")
+
 
 def parse_choices(
     specs: Iterable[str],

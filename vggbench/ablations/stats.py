@@ -157,6 +157,11 @@ def paper_gap(diff: Difference, paper_top1: float | None) -> str | None:
     return "larger" if beyond else "smaller"
 
 
+def read_paper_gap(verdict: str, diff: Difference, paper_top1: float | None) -> str | None:
+    """`paper_gap` where the comparison is read: never for a stalled or untestable one."""
+    return None if verdict in (STALLED, UNTESTABLE) else paper_gap(diff, paper_top1)
+
+
 def at_budget(judged: str, arms: list[ArmResult]) -> tuple[str, str | None]:
     """A verdict qualified by convergence: about the paper's claim when every seed of both arms
     ended by its stopping rule, else "... at this budget" with what had not converged."""

@@ -41,8 +41,8 @@ from vggbench.ablations.stats import (
     difference,
     fine_tune_chain,
     paper_difference,
-    paper_gap,
     power_target,
+    read_paper_gap,
     seeds_for,
     summarize,
     verdict,
@@ -548,7 +548,7 @@ def _comparison_result(
         seeds_note=seeds_note,
         seeds_target=target,
         converged=base_arm.converged and treat_arm.converged,
-        paper_gap=None if judged in (STALLED, UNTESTABLE) else paper_gap(diff, gap),
+        paper_gap=read_paper_gap(judged, diff, gap),
         paper_gap_top1=gap,
         test_scales=[
             list(q) for q in comparison_scales(comparison, protocol, {a.name: a for a in spec.arms})

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from vggbench.options import data_kind
+
 SCALE = "scale"
 DENSE = "dense"
 KINDS = (SCALE, DENSE)
@@ -43,11 +45,6 @@ def claim_kinds(arm_scales: Iterable[str], method: str) -> frozenset[str]:
     if "dense" in method:
         kinds.add(DENSE)
     return frozenset(kinds)
-
-
-def data_kind(data: str) -> str:
-    """A data spec's dataset, as NO_SCALE_VARIATION names it (imagefolder:PATH is "imagefolder")."""
-    return data.split(":", 1)[0].strip().lower().replace("_", "-")
 
 
 def untestable_reason(

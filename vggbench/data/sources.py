@@ -19,7 +19,7 @@ from vggbench import capabilities
 from vggbench.data import fingerprint, synthetic
 from vggbench.data.imagesets import FolderImages, ImageSet, TensorImages, stratified_split, stratified_subset
 from vggbench.errors import VggbenchError
-from vggbench.options import DATASETS_HELP
+from vggbench.options import data_kind
 
 DATA_SEED = 0  # the dataset (synthetic images, subsets, val split) is the same for every training seed
 SYNTHETIC_SIZE, SYNTHETIC_CLASSES, SYNTHETIC_COUNT = 64, 10, (512, 128)  # `synthetic`: 64 px, 10 classes
@@ -392,20 +392,6 @@ def load_imagefolder(path: Path, skip_bad_images: bool, val_split: float | None)
 
 
 # --- Which data a spec names, and its fingerprint -----------------------------------------------
-
-
-def data_kind(spec: str) -> str:
-    """synthetic, fashion-mnist, cifar10, cifar100 or imagefolder (a bad spec is a one-line error)."""
-    lowered = spec.strip().lower()
-    if lowered in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
-        return "fashion-mnist"
-    if lowered in ("synthetic", *CIFAR):
-        return lowered
-    if lowered.startswith("imagefolder:"):
-        if not spec.strip().split(":", 1)[1]:
-            raise VggbenchError("imagefolder: needs a path, e.g. imagefolder:/data/imagenet")
-        return "imagefolder"
-    raise VggbenchError(f"unknown dataset {spec!r}; valid: {DATASETS_HELP}")
 
 
 def check_data_options(

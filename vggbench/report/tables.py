@@ -25,7 +25,7 @@ from vggbench.ablations.stats import (
     chain_epochs,
     chain_labels,
     fine_tune_chain,
-    paper_gap,
+    read_paper_gap,
     top5_comparable,
 )
 from vggbench.errors import VggbenchError
@@ -410,9 +410,10 @@ def scale_splits(record: AblationRecord) -> list[str]:
     followed by one at a single Q from B (C - B), their sum C - A splits into the test scale's
     change and the training's: one sentence per such pair, with each part in points."""
     lines = []
+    methods = {arm.evaluation: arm.method for arm in record.arms}
     for first in record.comparisons:
-        if not first.test_scale_in_treatment or "center" not in first.evaluation:
-            continue
+        if not first.test_scale_in_treatment or methods.get(first.evaluation) != "center":
+            continue  # dense sees the whole image: there the test scale is the paper's treatment
         for second in record.comparisons:
             if second.baseline != first.treatment or second.test_scale_in_treatment:
                 continue
@@ -429,11 +430,8 @@ def scale_splits(record: AblationRecord) -> list[str]:
 
 def gap_of(c: ComparisonResult) -> str | None:
     """Where the paper's difference falls against our interval (`stats.paper_gap`), as recorded, or
-    computed from paper_top1 for records made before it was recorded; None for stalled and
-    untestable comparisons, which are not read."""
-    if c.verdict in (STALLED, UNTESTABLE):
-        return None
-    return c.paper_gap or paper_gap(c.difference, c.paper_top1)
+    computed from paper_top1 for records made before it was recorded."""
+    return c.paper_gap or read_paper_gap(c.verdict, c.difference, c.paper_top1)
 
 
 def _paper_number(c: ComparisonResult) -> str:
