@@ -136,7 +136,8 @@ def train(
     resolved = resolve(config, lambda text: log.line(f"note: {text}"), fresh=True)
     target = resolve_device(device, dist)
     check_device_options(target, resolved.config.bf16, resolved.config.compile)
-    if force or not _stored(results_dir, resolved.id):  # a stored run needs no source weights
+    to_train = force or not _stored(results_dir, resolved.id)
+    if to_train:  # a stored run needs no source weights
         check_sources(results_dir, resolved.config)
     last = checkpoint_dir(results_dir, resolved.id) / LAST_CHECKPOINT
 
@@ -145,7 +146,7 @@ def train(
 
     try:
         prepared = None
-        if force or not _stored(results_dir, resolved.id):
+        if to_train:
             prepared = trainer()
             prepared.prepare()  # the data, checked against the recipe before anything is written
         with _one_process_per_run(results_dir, resolved.id, dist):
